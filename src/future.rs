@@ -1,0 +1,276 @@
+//! [`ResponseFuture`]: the pipeline after the header checks, one state per
+//! arrow of the diagram in the crate docs.
+//!
+//! ```text
+//! Collect ─► (verify, parse) ─► Claim ─► Call ─► Finish
+//!    │                │           │                 └─ complete on 2xx, else release
+//!    └─ 413 / 400     └─ 401/400  └─ 200 duplicate / 409 / 503
+//! ```
+//!
+//! A claim taken in `Claim` is held by [`Guard`] until `Call` ends. If the
+//! future is dropped before that (the client went away, or a panic unwound
+//! through the inner service), the guard's `Drop` releases the claim, so the
+//! sender's retry is processed.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::Full;
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use crate::body::{Collector, ResponseBody};
+use crate::layer::Config;
+use crate::secret::Signature;
+use crate::store::{Claim, IdempotencyKey, IdempotencyStore};
+use crate::{Rejection, Scheme};
+
+/// What a request carries from the header checks to the body's arrival.
+struct Pending<S> {
+    parts: Parts,
+    signature: Signature,
+    inner: S,
+}
+
+/// What a verified request carries while its key is claimed.
+struct Verified<S, E> {
+    parts: Parts,
+    body: Bytes,
+    event: E,
+    inner: S,
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<B, S, F, E, CF, FF, R> {
+        Reject { rejection: Option<Rejection> },
+        Collect { #[pin] body: B, collector: Collector, pending: Option<Pending<S>> },
+        Claim { claim: CF, verified: Option<Verified<S, E>> },
+        Call { #[pin] future: F },
+        Finish { finish: FF, result: Option<R> },
+    }
+}
+
+/// Holds the claim while the inner service runs; releases it if dropped
+/// still holding it.
+struct Guard<Sc, St: IdempotencyStore> {
+    config: Arc<Config<Sc, St>>,
+    lease: Option<St::Lease>,
+}
+
+impl<Sc, St: IdempotencyStore> Drop for Guard<Sc, St> {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            self.config.store.release_abandoned(lease);
+        }
+    }
+}
+
+type Output<S> = Result<
+    <S as Service<Request<Full<Bytes>>>>::Response,
+    <S as Service<Request<Full<Bytes>>>>::Error,
+>;
+
+pin_project! {
+    /// The response future of [`Webhook`](crate::Webhook).
+    pub struct ResponseFuture<S, B, Sc, St>
+    where
+        S: Service<Request<Full<Bytes>>>,
+        Sc: Scheme,
+        St: IdempotencyStore,
+    {
+        #[pin]
+        state: State<B, S, S::Future, Sc::Event, St::ClaimFuture, St::FinishFuture, Output<S>>,
+        guard: Guard<Sc, St>,
+    }
+}
+
+impl<S, B, Sc, St> ResponseFuture<S, B, Sc, St>
+where
+    S: Service<Request<Full<Bytes>>>,
+    Sc: Scheme,
+    St: IdempotencyStore,
+{
+    pub(crate) fn rejected(config: Arc<Config<Sc, St>>, rejection: Rejection) -> Self {
+        Self {
+            state: State::Reject {
+                rejection: Some(rejection),
+            },
+            guard: Guard {
+                config,
+                lease: None,
+            },
+        }
+    }
+
+    pub(crate) fn collecting(
+        config: Arc<Config<Sc, St>>,
+        inner: S,
+        parts: Parts,
+        body: B,
+        collector: Collector,
+        signature: Signature,
+    ) -> Self {
+        Self {
+            state: State::Collect {
+                body,
+                collector,
+                pending: Some(Pending {
+                    parts,
+                    signature,
+                    inner,
+                }),
+            },
+            guard: Guard {
+                config,
+                lease: None,
+            },
+        }
+    }
+}
+
+impl<S, B, Sc, St, ResBody> Future for ResponseFuture<S, B, Sc, St>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
+    B: Body<Data = Bytes>,
+    Sc: Scheme,
+    St: IdempotencyStore,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let guard = this.guard;
+        loop {
+            let next = match this.state.as_mut().project() {
+                StateProj::Reject { rejection } => {
+                    let rejection = rejection.take().expect("polled after completion");
+                    return Poll::Ready(Ok(reject(&guard.config, rejection)));
+                }
+                StateProj::Collect {
+                    body,
+                    collector,
+                    pending,
+                } => {
+                    let collected = ready!(collector.poll_collect(body, cx));
+                    let pending = pending.take().expect("polled after completion");
+                    match collected.and_then(|body| verify_and_parse(&guard.config, pending, body))
+                    {
+                        Ok((verified, key)) => State::Claim {
+                            claim: guard.config.store.claim(&key, guard.config.lease),
+                            verified: Some(verified),
+                        },
+                        Err(rejection) => State::Reject {
+                            rejection: Some(rejection),
+                        },
+                    }
+                }
+                StateProj::Claim { claim, verified } => {
+                    let retry_after = guard.config.retry_after;
+                    match ready!(Pin::new(claim).poll(cx)) {
+                        Ok(Claim::New(lease)) => {
+                            guard.lease = Some(lease);
+                            let Verified {
+                                mut parts,
+                                body,
+                                event,
+                                mut inner,
+                            } = verified.take().expect("polled after completion");
+                            parts.extensions.insert(event);
+                            let request = Request::from_parts(parts, Full::new(body));
+                            State::Call {
+                                future: inner.call(request),
+                            }
+                        }
+                        Ok(Claim::Done) => State::Reject {
+                            rejection: Some(Rejection::Duplicate),
+                        },
+                        Ok(Claim::InFlight) => State::Reject {
+                            rejection: Some(Rejection::InFlight { retry_after }),
+                        },
+                        Err(error) => {
+                            store_failed("claim", &error);
+                            State::Reject {
+                                rejection: Some(Rejection::StoreUnavailable { retry_after }),
+                            }
+                        }
+                    }
+                }
+                StateProj::Call { future } => {
+                    let result = ready!(future.poll(cx));
+                    let lease = guard.lease.take().expect("a call always holds a lease");
+                    let store = &guard.config.store;
+                    let finish = match &result {
+                        Ok(response) if response.status().is_success() => {
+                            store.complete(lease, guard.config.done_ttl)
+                        }
+                        _ => store.release(lease),
+                    };
+                    State::Finish {
+                        finish,
+                        result: Some(result),
+                    }
+                }
+                StateProj::Finish { finish, result } => {
+                    if let Err(error) = ready!(Pin::new(finish).poll(cx)) {
+                        // The handler's answer stands: turning a processed
+                        // event into a 5xx would make the sender run it again.
+                        store_failed("complete or release", &error);
+                    }
+                    let result = result.take().expect("polled after completion");
+                    return Poll::Ready(result.map(|r| r.map(ResponseBody::inner)));
+                }
+            };
+            this.state.set(next);
+        }
+    }
+}
+
+fn reject<Sc: Scheme, St, B>(
+    config: &Config<Sc, St>,
+    rejection: Rejection,
+) -> Response<ResponseBody<B>> {
+    config.respond(rejection).map(ResponseBody::layer)
+}
+
+/// Verifies the raw bytes, then parses them; returns the request ready to
+/// claim and its key.
+fn verify_and_parse<S, Sc: Scheme, St>(
+    config: &Config<Sc, St>,
+    pending: Pending<S>,
+    body: Bytes,
+) -> Result<(Verified<S, Sc::Event>, IdempotencyKey), Rejection> {
+    let Pending {
+        parts,
+        signature,
+        inner,
+    } = pending;
+    config
+        .secrets
+        .verify(&signature, &body)
+        .map_err(|_| Rejection::SignatureMismatch)?;
+    let parsed = config.scheme.parse(&parts.headers, &body)?;
+    let key = IdempotencyKey::new(config.scheme.name(), &parsed.id);
+    Ok((
+        Verified {
+            parts,
+            body,
+            event: parsed.event,
+            inner,
+        },
+        key,
+    ))
+}
+
+fn store_failed(operation: &str, error: &crate::store::StoreError) {
+    #[cfg(feature = "tracing")]
+    tracing::error!(operation, %error, "idempotency store call failed");
+    #[cfg(not(feature = "tracing"))]
+    let _ = (operation, error);
+}

@@ -1,0 +1,254 @@
+//! [`WebhookLayer`] and its builder.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::Full;
+use tower_layer::Layer;
+
+use crate::secret::{SecretError, SecretSet, check_secret_text};
+use crate::service::Webhook;
+use crate::store::{IdempotencyStore, MemoryStore};
+use crate::{Rejection, Scheme};
+
+/// Default body cap: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default time a processed event stays done: 72 hours, longer than the
+/// providers' 24-hour retry horizon.
+pub const DEFAULT_DONE_TTL: Duration = Duration::from_secs(72 * 3600);
+/// Default lease of an in-flight claim: 5 minutes. A process that crashes
+/// mid-request blocks its event for at most this long.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
+/// Default `Retry-After` for 409 (in flight) and 503 (store unavailable).
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+type Responder = dyn Fn(Rejection) -> Response<Full<Bytes>> + Send + Sync;
+
+/// Everything a request needs, built once and shared by every clone.
+pub(crate) struct Config<Sc, St> {
+    pub(crate) scheme: Sc,
+    pub(crate) secrets: SecretSet,
+    pub(crate) store: St,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) done_ttl: Duration,
+    pub(crate) lease: Duration,
+    pub(crate) retry_after: Duration,
+    responder: Option<Arc<Responder>>,
+}
+
+impl<Sc: Scheme, St> Config<Sc, St> {
+    /// The response for a delivery the layer answers itself.
+    pub(crate) fn respond(&self, rejection: Rejection) -> Response<Full<Bytes>> {
+        crate::rejection::trace(self.scheme.name(), &rejection);
+        match &self.responder {
+            Some(responder) => responder(rejection),
+            None => rejection.into_response(),
+        }
+    }
+}
+
+/// Verifies, bounds, deduplicates and types the webhooks of one scheme.
+///
+/// Built with [`WebhookLayer::builder`]; cheap to clone (one `Arc`).
+pub struct WebhookLayer<Sc, St = MemoryStore> {
+    config: Arc<Config<Sc, St>>,
+}
+
+impl<Sc, St> Clone for WebhookLayer<Sc, St> {
+    fn clone(&self) -> Self {
+        Self {
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<Sc: fmt::Debug, St: fmt::Debug> fmt::Debug for WebhookLayer<Sc, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        f.debug_struct("WebhookLayer")
+            .field("scheme", &c.scheme)
+            .field("secrets", &c.secrets)
+            .field("store", &c.store)
+            .field("max_body_bytes", &c.max_body_bytes)
+            .field("done_ttl", &c.done_ttl)
+            .field("lease", &c.lease)
+            .field("retry_after", &c.retry_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Sc: Scheme> WebhookLayer<Sc, MemoryStore> {
+    /// Starts a builder for `scheme`, with the in-memory store and the
+    /// defaults above.
+    pub fn builder(scheme: Sc) -> WebhookLayerBuilder<Sc, MemoryStore> {
+        WebhookLayerBuilder {
+            scheme,
+            secrets: Vec::new(),
+            store: MemoryStore::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            done_ttl: DEFAULT_DONE_TTL,
+            lease: DEFAULT_LEASE,
+            retry_after: DEFAULT_RETRY_AFTER,
+            responder: None,
+        }
+    }
+
+    /// A layer for `scheme` with one secret and every default.
+    ///
+    /// # Errors
+    ///
+    /// [`SecretError`] when the secret is empty, holds whitespace, or the
+    /// scheme cannot decode it.
+    pub fn new(scheme: Sc, secret: impl Into<String>) -> Result<Self, SecretError> {
+        Self::builder(scheme).secret(secret).build()
+    }
+}
+
+impl<Sc, St> WebhookLayer<Sc, St> {
+    /// The store this layer records claims in.
+    pub fn store(&self) -> &St {
+        &self.config.store
+    }
+}
+
+impl<S, Sc, St> Layer<S> for WebhookLayer<Sc, St> {
+    type Service = Webhook<S, Sc, St>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Webhook::new(inner, Arc::clone(&self.config))
+    }
+}
+
+/// Configures a [`WebhookLayer`]; [`WebhookLayerBuilder::build`] checks the
+/// secrets.
+pub struct WebhookLayerBuilder<Sc, St> {
+    scheme: Sc,
+    secrets: Vec<String>,
+    store: St,
+    max_body_bytes: usize,
+    done_ttl: Duration,
+    lease: Duration,
+    retry_after: Duration,
+    responder: Option<Arc<Responder>>,
+}
+
+impl<Sc: fmt::Debug, St: fmt::Debug> fmt::Debug for WebhookLayerBuilder<Sc, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookLayerBuilder")
+            .field("scheme", &self.scheme)
+            .field("secrets", &self.secrets.len())
+            .field("store", &self.store)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
+    /// Adds a secret, as the provider shows it. Add several during a
+    /// rotation: any one of them verifies.
+    #[must_use]
+    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+        self.secrets.push(secret.into());
+        self
+    }
+
+    /// Adds several secrets (see [`WebhookLayerBuilder::secret`]).
+    #[must_use]
+    pub fn secrets<I, T>(mut self, secrets: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.secrets.extend(secrets.into_iter().map(Into::into));
+        self
+    }
+
+    /// Largest body accepted, in bytes (default 1 MiB). Larger → 413.
+    #[must_use]
+    pub fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
+    /// How long a processed event stays done (default 72 h).
+    #[must_use]
+    pub fn done_ttl(mut self, ttl: Duration) -> Self {
+        self.done_ttl = ttl;
+        self
+    }
+
+    /// How long an in-flight claim holds its key before another delivery may
+    /// take it over (default 5 min). Set it longer than your slowest handler.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// The `Retry-After` sent with 409 and 503 (default 5 s).
+    #[must_use]
+    pub fn retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = wait;
+        self
+    }
+
+    /// Replaces the response for deliveries the layer answers itself. The
+    /// default is [`Rejection::into_response`]; keep its statuses unless you
+    /// know your sender: a 5xx for a sender's fault makes it retry for a day.
+    #[must_use]
+    pub fn rejection_response<F>(mut self, respond: F) -> Self
+    where
+        F: Fn(Rejection) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    {
+        self.responder = Some(Arc::new(respond));
+        self
+    }
+
+    /// Uses `store` for claims instead of the in-memory default.
+    pub fn store<St2: IdempotencyStore>(self, store: St2) -> WebhookLayerBuilder<Sc, St2> {
+        WebhookLayerBuilder {
+            scheme: self.scheme,
+            secrets: self.secrets,
+            store,
+            max_body_bytes: self.max_body_bytes,
+            done_ttl: self.done_ttl,
+            lease: self.lease,
+            retry_after: self.retry_after,
+            responder: self.responder,
+        }
+    }
+
+    /// Checks and keys the secrets and builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// [`SecretError`] when no secret was given, or one is empty, holds
+    /// whitespace, or cannot be decoded by the scheme.
+    pub fn build(self) -> Result<WebhookLayer<Sc, St>, SecretError> {
+        let mut keys = Vec::with_capacity(self.secrets.len());
+        for (index, secret) in self.secrets.iter().enumerate() {
+            check_secret_text(index, secret)?;
+            let key = self
+                .scheme
+                .decode_secret(secret)
+                .map_err(|expected| SecretError::Undecodable { index, expected })?;
+            keys.push(key);
+        }
+        let secrets = SecretSet::from_keys(&keys)?;
+        Ok(WebhookLayer {
+            config: Arc::new(Config {
+                scheme: self.scheme,
+                secrets,
+                store: self.store,
+                max_body_bytes: self.max_body_bytes,
+                done_ttl: self.done_ttl,
+                lease: self.lease,
+                retry_after: self.retry_after,
+                responder: self.responder,
+            }),
+        })
+    }
+}

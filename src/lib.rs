@@ -1,0 +1,120 @@
+//! One [`tower`](https://docs.rs/tower) layer that turns an untrusted webhook
+//! delivery into a verified, deduplicated, typed event, for axum and hyper.
+//!
+//! ```text
+//! request ─► early checks ─► bounded body ─► HMAC verify ─► typed event ─► claim key ─► inner service ─► complete / release
+//!            (headers only)  (raw Bytes)     (raw bytes,     (from the      (store)       (raw body +      (2xx: done,
+//!             413 / 401       413 / 400       constant time)  signed bytes)                event in         else released)
+//!                                             401             400                          extensions)
+//! ```
+//!
+//! * The signature is checked over the bytes that arrived, never over
+//!   re-serialised JSON, against every configured secret (rotation), with a
+//!   constant-time compare of exactly 32 bytes. Each secret's keyed HMAC state
+//!   is computed once, when the layer is built.
+//! * The body is read under a hard cap; a body that arrives as one frame
+//!   reaches the handler as the same `Bytes`, uncopied.
+//! * Each event's idempotency key is claimed atomically before the handler
+//!   runs, so retries and duplicate deliveries run it once.
+//!
+//! # Status codes
+//!
+//! | outcome | status | inner service runs | store afterwards |
+//! |---|---|---|---|
+//! | verified, new, inner answers 2xx | inner's | yes | done (TTL, default 72 h) |
+//! | verified, new, inner answers non-2xx / errors / panics / is dropped | inner's | yes | released |
+//! | verified, already done | 200 `{"status":"duplicate"}` | no | unchanged |
+//! | verified, in flight elsewhere | 409 + `Retry-After` | no | unchanged |
+//! | missing / repeated / malformed / wrong signature | 401 | no | untouched |
+//! | body over the cap (declared or streamed) | 413 | no | untouched |
+//! | verified, but not JSON / not UTF-8 / no or ambiguous id / unsigned id disagrees | 400 | no | untouched |
+//! | store unreachable | 503 + `Retry-After` | no | untouched |
+//!
+//! A sender's fault never gets a 5xx (a 5xx makes senders retry for a day),
+//! and a 2xx is never sent while the event may still be lost. Rejections
+//! carry `{"error":"<reason_code>"}` ([`Rejection::code`]); replace them with
+//! [`WebhookLayerBuilder::rejection_response`].
+//!
+//! # Example (axum)
+//!
+//! ```
+//! use axum::{Router, routing::post, body::Body};
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt as _;
+//! use tower_webhook::numero::{Numero, NumeroEvent};
+//! use tower_webhook::{VerifiedEvent, WebhookLayer};
+//!
+//! async fn on_numero(VerifiedEvent(event): VerifiedEvent<NumeroEvent>) -> StatusCode {
+//!     println!("processing {}", event.id); // runs once per event
+//!     StatusCode::OK
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let secret = "whsec_abcdefghijklmnopqrstuvwxyz123456789";
+//! let app = Router::new().route(
+//!     "/webhooks/numero",
+//!     post(on_numero).layer(WebhookLayer::new(Numero, secret)?),
+//! );
+//!
+//! // A sender: sign the raw body, post it twice.
+//! let body = r#"{"id":"evt_1","event":"PAYOUT_NOTIFICATION","data":{"amount":5000.00}}"#;
+//! let signature = tower_webhook::sign::numero(secret.as_bytes(), body.as_bytes());
+//! let deliver = || {
+//!     Request::post("/webhooks/numero")
+//!         .header("x-webhook-signature", &signature)
+//!         .body(Body::from(body))
+//!         .unwrap()
+//! };
+//! let first = app.clone().oneshot(deliver()).await?;
+//! assert_eq!(first.status(), StatusCode::OK);
+//! let again = app.clone().oneshot(deliver()).await?;
+//! let again = axum::body::to_bytes(again.into_body(), 1024).await?;
+//! assert_eq!(&again[..], br#"{"status":"duplicate"}"#);
+//!
+//! // A forged delivery never reaches the handler.
+//! let forged = Request::post("/webhooks/numero")
+//!     .header("x-webhook-signature", &signature)
+//!     .body(Body::from(body.replace("5000", "9000")))?;
+//! assert_eq!(app.oneshot(forged).await?.status(), StatusCode::UNAUTHORIZED);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! With hyper alone, wrap a `service_fn` in the layer and read the event
+//! with `request.extensions().get::<NumeroEvent>()`; see `examples/hyper.rs`.
+//!
+//! # Features
+//!
+//! * `axum` (default): the [`VerifiedEvent`] extractor.
+//! * `tracing`: a `tracing` event for every rejection, carrying its reason
+//!   code, and for every failed store call.
+
+mod body;
+mod future;
+mod layer;
+mod rejection;
+mod secret;
+mod service;
+
+#[cfg(feature = "axum")]
+mod extract;
+
+pub mod scheme;
+pub mod sign;
+pub mod store;
+
+pub use body::ResponseBody;
+pub use future::ResponseFuture;
+pub use layer::{
+    DEFAULT_DONE_TTL, DEFAULT_LEASE, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRY_AFTER, WebhookLayer,
+    WebhookLayerBuilder,
+};
+pub use rejection::Rejection;
+pub use scheme::{EventId, Parsed, Scheme, numberotp, numero};
+pub use secret::{InvalidTag, MacMismatch, SecretError, SecretSet, Signature, TAG_LEN, Tag};
+pub use service::Webhook;
+pub use store::{Claim, IdempotencyKey, IdempotencyStore, MemoryStore, StoreError};
+
+#[cfg(feature = "axum")]
+pub use extract::{MissingVerifiedEvent, VerifiedEvent};

@@ -1,0 +1,197 @@
+//! How one provider signs and shapes its webhooks.
+//!
+//! A [`Scheme`] answers three questions for the layer, each at its place in
+//! the pipeline:
+//!
+//! 1. From the headers alone: what tags does the sender claim, and what did it
+//!    sign before the body? ([`Scheme::signature`]) — malformed → 401 before
+//!    any body is read.
+//! 2. How is a secret, as the provider shows it, turned into key bytes?
+//!    ([`Scheme::decode_secret`]) — once, when the layer is built.
+//! 3. From the verified bytes: what is the typed event, and what identifies it
+//!    across redeliveries? ([`Scheme::parse`]) — malformed → 400.
+//!
+//! The HMAC itself, the body cap and the store stay in the layer, so a new
+//! provider is one small `impl` and cannot get them wrong.
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http::header::HeaderName;
+
+use crate::Rejection;
+use crate::secret::Signature;
+
+pub mod numberotp;
+pub mod numero;
+
+mod envelope;
+
+pub use numberotp::NumberOtp;
+pub use numero::Numero;
+
+/// Longest event id (or id part) accepted, in bytes. Longer → 400.
+pub const MAX_ID_LEN: usize = 255;
+
+/// One provider's signature format and event shape.
+pub trait Scheme: Send + Sync + 'static {
+    /// The typed event handed to the inner service in the request extensions.
+    type Event: Clone + Send + Sync + 'static;
+
+    /// Short lower-case name; namespaces idempotency keys and labels logs.
+    fn name(&self) -> &'static str;
+
+    /// Turns a secret, as the provider shows it, into HMAC key bytes.
+    ///
+    /// The default uses the string's bytes as they are. The layer has already
+    /// refused empty secrets and secrets containing whitespace.
+    ///
+    /// # Errors
+    ///
+    /// A few words saying what the scheme expected, when it cannot decode.
+    fn decode_secret(&self, secret: &str) -> Result<Vec<u8>, &'static str> {
+        Ok(secret.as_bytes().to_vec())
+    }
+
+    /// Reads the sender's claimed tags (and any signed prefix) from the
+    /// headers, before any body is read.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejection::MissingSignature`], [`Rejection::RepeatedSignature`],
+    /// [`Rejection::MalformedSignature`] or [`Rejection::StaleTimestamp`].
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection>;
+
+    /// Parses the verified body into the typed event and its id.
+    ///
+    /// # Errors
+    ///
+    /// A 400 rejection: not UTF-8, not JSON, no or ambiguous id, an unsigned
+    /// header that disagrees with the body.
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<Self::Event>, Rejection>;
+}
+
+/// A typed event and the id that stays the same across its redeliveries.
+#[derive(Debug, Clone)]
+pub struct Parsed<E> {
+    /// The typed event.
+    pub event: E,
+    /// What identifies the event across redeliveries.
+    pub id: EventId,
+}
+
+/// What identifies one event across redeliveries, within one scheme.
+///
+/// Either one part, kept as it is ([`EventId::new`]), or several parts, each
+/// length-prefixed ([`EventId::from_parts`]) so that no choice of part
+/// contents makes two different lists collide. A scheme uses one form for all
+/// its events, and keys are namespaced by scheme, so the two forms never meet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventId(String);
+
+impl EventId {
+    /// An id made of a single part, kept as it is.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejection::InvalidId`] when the part is empty or longer than
+    /// [`MAX_ID_LEN`].
+    pub fn new(id: &str) -> Result<Self, Rejection> {
+        if id.is_empty() || id.len() > MAX_ID_LEN {
+            return Err(Rejection::InvalidId);
+        }
+        Ok(Self(id.to_owned()))
+    }
+
+    /// An id made of several parts, written `<len>:<part>` one after the
+    /// other; `None` marks an absent part (written `-`), distinct from every
+    /// present one, the empty string included.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejection::InvalidId`] when the first part is absent or empty, or
+    /// any part is longer than [`MAX_ID_LEN`].
+    pub fn from_parts<'a, I>(parts: I) -> Result<Self, Rejection>
+    where
+        I: IntoIterator<Item = Option<&'a str>>,
+    {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        for (i, part) in parts.into_iter().enumerate() {
+            match part {
+                Some(p) if p.len() > MAX_ID_LEN || (i == 0 && p.is_empty()) => {
+                    return Err(Rejection::InvalidId);
+                }
+                Some(p) => {
+                    let _ = write!(out, "{}:{p}", p.len());
+                }
+                None if i == 0 => return Err(Rejection::InvalidId),
+                None => out.push('-'),
+            }
+        }
+        if out.is_empty() {
+            return Err(Rejection::InvalidId);
+        }
+        Ok(Self(out))
+    }
+
+    /// The id as text, as it appears in the store key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The single value of a header that must appear at most once.
+///
+/// `Ok(None)` when absent; `Err(RepeatedSignature)` when repeated.
+pub(crate) fn single_header<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'h http::HeaderValue>, Rejection> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Rejection::RepeatedSignature);
+    }
+    Ok(first)
+}
+
+/// The single signature header value, or the 401 reason it cannot be used.
+pub(crate) fn signature_header<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+) -> Result<&'h [u8], Rejection> {
+    single_header(headers, name)?
+        .map(http::HeaderValue::as_bytes)
+        .ok_or(Rejection::MissingSignature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_id_parts_never_collide() {
+        let a = EventId::from_parts([Some("a1:b")]).unwrap();
+        let b = EventId::from_parts([Some("a"), Some("b")]).unwrap();
+        let c = EventId::from_parts([Some("a"), None]).unwrap();
+        let d = EventId::from_parts([Some("a"), Some("-")]).unwrap();
+        let e = EventId::from_parts([Some("a"), Some("")]).unwrap();
+        let all = [&a, &b, &c, &d, &e];
+        for (i, x) in all.iter().enumerate() {
+            for y in &all[i + 1..] {
+                assert_ne!(x, y);
+            }
+        }
+        assert_eq!(EventId::new("evt_1").unwrap().as_str(), "evt_1");
+    }
+
+    #[test]
+    fn event_id_length_is_capped() {
+        assert!(EventId::new(&"x".repeat(MAX_ID_LEN)).is_ok());
+        assert_eq!(
+            EventId::new(&"x".repeat(MAX_ID_LEN + 1)),
+            Err(Rejection::InvalidId)
+        );
+        assert_eq!(EventId::new(""), Err(Rejection::InvalidId));
+    }
+}

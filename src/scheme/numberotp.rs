@@ -1,0 +1,171 @@
+//! NumberOTP: `x-numberotp-signature: sha256=<64 hex>` over the raw body.
+//!
+//! NumberOTP's payload carries no event id: its `id` is the *activation*. One
+//! activation can receive several codes, so the idempotency key is activation
+//! `id` + `status` + `otp`: a second code is a new event, a redelivery of the
+//! same code is not.
+//!
+//! NumberOTP's own Node example hashes `JSON.stringify(req.body)`, a
+//! re-serialisation that breaks on whitespace, key order and escapes. This
+//! scheme hashes the bytes that arrived, nothing else.
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http::header::HeaderName;
+use serde::Serialize;
+
+use super::{EventId, Parsed, Scheme, envelope, signature_header};
+use crate::Rejection;
+use crate::secret::{Signature, Tag};
+
+/// The signature header NumberOTP sends.
+pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-numberotp-signature");
+
+/// The prefix of the signature value.
+pub const SIGNATURE_PREFIX: &str = "sha256=";
+
+/// The NumberOTP scheme. Secrets are the raw bytes of the dashboard's
+/// Webhook Secret.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NumberOtp;
+
+/// An SMS NumberOTP caught for one of your activations.
+///
+/// Every field but `id` may be absent; numbers sent unquoted are kept as
+/// their JSON text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct NumberOtpEvent {
+    /// The activation id (`act_…`), not an event id.
+    pub id: String,
+    /// The virtual number that received the SMS.
+    pub phone_number: Option<String>,
+    /// Service code (`wa` for WhatsApp, …).
+    pub service: Option<String>,
+    /// Country code.
+    pub country: Option<String>,
+    /// The code extracted from the SMS.
+    pub otp: Option<String>,
+    /// The whole SMS text.
+    pub full_sms: Option<String>,
+    /// Activation status (`received`, …).
+    pub status: Option<String>,
+}
+
+const ID: usize = 0;
+const PHONE: usize = 1;
+const SERVICE: usize = 2;
+const COUNTRY: usize = 3;
+const OTP: usize = 4;
+const FULL_SMS: usize = 5;
+const STATUS: usize = 6;
+
+const FIELDS: &[(&str, usize)] = &[
+    ("id", ID),
+    ("phone_number", PHONE),
+    ("service", SERVICE),
+    ("country", COUNTRY),
+    ("otp", OTP),
+    ("full_sms", FULL_SMS),
+    ("status", STATUS),
+];
+
+impl Scheme for NumberOtp {
+    type Event = NumberOtpEvent;
+
+    fn name(&self) -> &'static str {
+        "numberotp"
+    }
+
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+        let value = signature_header(headers, &SIGNATURE_HEADER)?;
+        let hex = value
+            .strip_prefix(SIGNATURE_PREFIX.as_bytes())
+            .ok_or(Rejection::MalformedSignature)?;
+        let tag = Tag::from_hex(hex).map_err(|_| Rejection::MalformedSignature)?;
+        Ok(Signature::over_body(tag))
+    }
+
+    fn parse(
+        &self,
+        _headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Parsed<NumberOtpEvent>, Rejection> {
+        let slots = envelope::read::<7>(body, FIELDS).map_err(|e| match e {
+            envelope::EnvelopeError::Invalid(reason) => reason,
+            // id, status and otp together identify the event.
+            envelope::EnvelopeError::Repeated(ID | STATUS | OTP) => Rejection::AmbiguousId,
+            envelope::EnvelopeError::Repeated(_) => Rejection::InvalidPayload,
+        })?;
+        let event = NumberOtpEvent {
+            id: envelope::id(slots[ID])?,
+            phone_number: envelope::text(slots[PHONE])?,
+            service: envelope::text(slots[SERVICE])?,
+            country: envelope::text(slots[COUNTRY])?,
+            otp: envelope::text(slots[OTP])?,
+            full_sms: envelope::text(slots[FULL_SMS])?,
+            status: envelope::text(slots[STATUS])?,
+        };
+        let id = EventId::from_parts([
+            Some(event.id.as_str()),
+            event.status.as_deref(),
+            event.otp.as_deref(),
+        ])?;
+        Ok(Parsed { event, id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<Parsed<NumberOtpEvent>, Rejection> {
+        NumberOtp.parse(&HeaderMap::new(), &Bytes::copy_from_slice(body.as_bytes()))
+    }
+
+    #[test]
+    fn documented_payload_parses() {
+        let parsed = parse(
+            r#"{"id":"act_8f7d98x","phone_number":"14155552671","service":"wa","country":"67",
+                "otp":"482910","full_sms":"Your WhatsApp code is 482910.","status":"received"}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.event.id, "act_8f7d98x");
+        assert_eq!(parsed.event.otp.as_deref(), Some("482910"));
+        assert_eq!(parsed.id.as_str(), "11:act_8f7d98x8:received6:482910");
+    }
+
+    #[test]
+    fn second_code_is_a_new_event_redelivery_is_not() {
+        let first = parse(r#"{"id":"act_1","otp":"111111","status":"received"}"#).unwrap();
+        let again = parse(r#"{"status":"received","otp":"111111","id":"act_1"}"#).unwrap();
+        let second = parse(r#"{"id":"act_1","otp":"222222","status":"received"}"#).unwrap();
+        assert_eq!(first.id, again.id);
+        assert_ne!(first.id, second.id);
+    }
+
+    #[test]
+    fn header_format_is_exact() {
+        let sig = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(SIGNATURE_HEADER, v.parse().unwrap());
+            NumberOtp.signature(&h).map(|_| ())
+        };
+        let hex = "ab".repeat(32);
+        assert!(sig(&format!("sha256={hex}")).is_ok());
+        assert!(sig(&format!("sha256={}", hex.to_uppercase())).is_ok());
+        assert_eq!(sig(&hex), Err(Rejection::MalformedSignature));
+        assert_eq!(
+            sig(&format!("SHA256={hex}")),
+            Err(Rejection::MalformedSignature)
+        );
+        assert_eq!(
+            sig(&format!("sha256={hex}0")),
+            Err(Rejection::MalformedSignature)
+        );
+        assert_eq!(
+            sig(&format!("sha256= {hex}")),
+            Err(Rejection::MalformedSignature)
+        );
+    }
+}

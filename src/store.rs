@@ -1,0 +1,129 @@
+//! The idempotency store: where the layer records which events are being
+//! processed and which are done.
+//!
+//! A store answers three calls, each atomic on its own:
+//!
+//! * [`IdempotencyStore::claim`]: take the key for a lease if nobody holds it
+//!   and it is not done ([`Claim::New`]), or say why not ([`Claim::Done`],
+//!   [`Claim::InFlight`]);
+//! * [`IdempotencyStore::complete`]: the inner service answered 2xx, so mark
+//!   the key done for a TTL, only if this claim still holds it;
+//! * [`IdempotencyStore::release`]: the inner service failed, so forget the
+//!   key, only if this claim still holds it, so the sender's retry runs.
+//!
+//! "Only if this claim still holds it" is what the [`IdempotencyStore::Lease`]
+//! carries: a claim whose lease expired must never overwrite or delete a
+//! newer claim of the same key.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+pub mod memory;
+
+pub use memory::MemoryStore;
+
+/// A store key: the scheme's name and the event's id.
+///
+/// Written `<scheme>:<event id>`, so equal ids from two providers never
+/// collide.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(Box<str>);
+
+impl IdempotencyKey {
+    /// The key of event `id` of `scheme`.
+    pub fn new(scheme: &str, id: &crate::EventId) -> Self {
+        let id = id.as_str();
+        let mut key = String::with_capacity(scheme.len() + 1 + id.len());
+        key.push_str(scheme);
+        key.push(':');
+        key.push_str(id);
+        Self(key.into_boxed_str())
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The answer to a claim.
+#[derive(Debug)]
+pub enum Claim<L> {
+    /// Nobody held the key: it is now held by this lease until completed,
+    /// released, or the lease runs out.
+    New(L),
+    /// The event was processed before, within the done TTL.
+    Done,
+    /// Another claim holds the key and its lease has not run out.
+    InFlight,
+}
+
+/// The store could not answer; the layer fails closed (503, inner service
+/// not called) unless the store decides otherwise.
+#[derive(Debug)]
+pub struct StoreError {
+    message: Box<str>,
+}
+
+impl StoreError {
+    /// A store failure described in one sentence.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into().into_boxed_str(),
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "idempotency store unavailable: {}", self.message)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Where claims live. Cloning must share the same underlying store.
+///
+/// The futures are associated types so that a store answering synchronously
+/// (the in-memory one) costs no allocation; a network store returns a boxed
+/// future.
+pub trait IdempotencyStore: Clone + Send + Sync + 'static {
+    /// Proof of one claim: what `complete` and `release` check against.
+    type Lease: Send + Sync + 'static;
+    /// The future of [`IdempotencyStore::claim`].
+    type ClaimFuture: Future<Output = Result<Claim<Self::Lease>, StoreError>>
+        + Send
+        + Unpin
+        + 'static;
+    /// The future of [`IdempotencyStore::complete`] and
+    /// [`IdempotencyStore::release`].
+    type FinishFuture: Future<Output = Result<(), StoreError>> + Send + Unpin + 'static;
+
+    /// Atomically claims `key` for `lease`, unless it is done or held.
+    fn claim(&self, key: &IdempotencyKey, lease: Duration) -> Self::ClaimFuture;
+
+    /// Marks the claimed key done for `ttl`, if the lease still holds it.
+    fn complete(&self, lease: Self::Lease, ttl: Duration) -> Self::FinishFuture;
+
+    /// Forgets the claimed key, if the lease still holds it.
+    fn release(&self, lease: Self::Lease) -> Self::FinishFuture;
+
+    /// Releases a claim whose request was abandoned: its response future was
+    /// dropped (the client went away) or a panic unwound through it. Nobody
+    /// can wait for this, so a store must start the release now (run it, or
+    /// spawn it); if it cannot, the lease running out frees the key.
+    fn release_abandoned(&self, lease: Self::Lease);
+}
