@@ -1,0 +1,359 @@
+//! A real axum server on 127.0.0.1 with both schemes mounted, handlers whose
+//! behaviour a test controls, and real clients (hyper, and raw TCP for
+//! malformed HTTP). Every wait is bounded.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing;
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tower_webhook::numberotp::{NumberOtp, NumberOtpEvent};
+use tower_webhook::numero::{Numero, NumeroEvent};
+use tower_webhook::{EventId, IdempotencyKey, MemoryStore, VerifiedEvent, WebhookLayer};
+
+pub const NUMERO_SECRET: &str = "whsec_abcdefghijklmnopqrstuvwxyz123456789";
+pub const NUMBEROTP_SECRET: &str = "notp_whk_5f2b9c0e7a";
+/// Every wait in these tests ends by itself.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// How the handlers answer; a test switches it between deliveries.
+#[derive(Clone)]
+pub enum Mode {
+    Ok,
+    Status(StatusCode),
+    /// Signal `started`, then wait for `release` (at most [`PATIENCE`]).
+    Hold {
+        started: Arc<Notify>,
+        release: Arc<Notify>,
+    },
+    Panic,
+}
+
+/// What the handlers saw.
+pub struct Seen {
+    pub runs: AtomicUsize,
+    pub ids: Mutex<Vec<String>>,
+    pub bodies: Mutex<Vec<Bytes>>,
+    pub probe_headers: Mutex<Vec<String>>,
+    pub mode: Mutex<Mode>,
+}
+
+impl Seen {
+    pub fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+    pub fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+}
+
+/// A running receiver.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    pub seen: Arc<Seen>,
+    pub store: MemoryStore,
+}
+
+impl Receiver {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// What the store holds for a Numero event: Some(true) done,
+    /// Some(false) in flight, None nothing.
+    pub fn numero_state(&self, id: &str) -> Option<bool> {
+        self.store
+            .status(&IdempotencyKey::new("numero", &EventId::new(id).unwrap()))
+    }
+
+    /// Waits until the store holds `want` for a Numero event.
+    pub async fn wait_numero_state(&self, id: &str, want: Option<bool>) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.numero_state(id) != want {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "store never reached {want:?} for {id}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Layer settings a test may change.
+pub struct Settings {
+    pub numero_secrets: Vec<&'static str>,
+    pub max_body_bytes: usize,
+    pub store: MemoryStore,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            numero_secrets: vec![NUMERO_SECRET],
+            max_body_bytes: 64 * 1024,
+            store: MemoryStore::new(),
+        }
+    }
+}
+
+/// Starts a receiver with both schemes, sharing one store.
+pub async fn start() -> Receiver {
+    start_with(Settings::default()).await
+}
+
+pub async fn start_with(settings: Settings) -> Receiver {
+    let seen = Arc::new(Seen {
+        runs: AtomicUsize::new(0),
+        ids: Mutex::default(),
+        bodies: Mutex::default(),
+        probe_headers: Mutex::default(),
+        mode: Mutex::new(Mode::Ok),
+    });
+    let numero = WebhookLayer::builder(Numero)
+        .secrets(settings.numero_secrets)
+        .max_body_bytes(settings.max_body_bytes)
+        .retry_after(Duration::from_secs(7))
+        .store(settings.store.clone())
+        .build()
+        .unwrap();
+    let numberotp = WebhookLayer::builder(NumberOtp)
+        .secret(NUMBEROTP_SECRET)
+        .max_body_bytes(settings.max_body_bytes)
+        .store(settings.store.clone())
+        .build()
+        .unwrap();
+    let (s1, s2) = (seen.clone(), seen.clone());
+    let app = Router::new()
+        .route(
+            "/numero",
+            routing::post(
+                move |VerifiedEvent(event): VerifiedEvent<NumeroEvent>,
+                      headers: HeaderMap,
+                      body: Bytes| { handle(s1.clone(), event.id, headers, body) },
+            )
+            .layer(numero),
+        )
+        .route(
+            "/numberotp",
+            routing::post(
+                move |VerifiedEvent(event): VerifiedEvent<NumberOtpEvent>,
+                      headers: HeaderMap,
+                      body: Bytes| { handle(s2.clone(), event.id, headers, body) },
+            )
+            .layer(numberotp),
+        )
+        // The extractor on a route without the layer.
+        .route(
+            "/unlayered",
+            routing::post(|VerifiedEvent(_): VerifiedEvent<NumeroEvent>| async { "unreachable" }),
+        );
+    let addr = serve(app).await;
+    Receiver {
+        addr,
+        seen,
+        store: settings.store,
+    }
+}
+
+async fn handle(seen: Arc<Seen>, id: String, headers: HeaderMap, body: Bytes) -> StatusCode {
+    seen.runs.fetch_add(1, Ordering::SeqCst);
+    seen.ids.lock().unwrap().push(id);
+    seen.bodies.lock().unwrap().push(body);
+    if let Some(probe) = headers.get("x-probe") {
+        let probe = probe.to_str().unwrap_or_default().to_owned();
+        seen.probe_headers.lock().unwrap().push(probe);
+    }
+    let mode = seen.mode.lock().unwrap().clone();
+    match mode {
+        Mode::Ok => StatusCode::OK,
+        Mode::Status(status) => status,
+        Mode::Hold { started, release } => {
+            started.notify_one();
+            let _ = tokio::time::timeout(PATIENCE, release.notified()).await;
+            StatusCode::OK
+        }
+        Mode::Panic => panic!("handler panicked on purpose"),
+    }
+}
+
+/// Serves `app` on a fresh 127.0.0.1 port until the test's runtime ends.
+pub async fn serve(app: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+pub fn numero_body(id: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","event":"TRANSFER_NOTIFICATION","created_at":"2025-07-10T05:10:55Z","data":{{"TrxAmount":1000.0,"Reference":"T4898"}}}}"#
+    )
+}
+
+pub fn numberotp_body(id: &str, otp: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","phone_number":"14155552671","service":"wa","country":"67","otp":"{otp}","full_sms":"Your code is {otp}.","status":"received"}}"#
+    )
+}
+
+pub fn numero_signature(body: &[u8]) -> String {
+    tower_webhook::sign::numero(NUMERO_SECRET.as_bytes(), body)
+}
+
+pub fn numberotp_signature(body: &[u8]) -> String {
+    tower_webhook::sign::numberotp(NUMBEROTP_SECRET.as_bytes(), body)
+}
+
+/// A response as the client saw it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).unwrap()
+    }
+    /// The reason code of a rejection body, `{"error":"<code>"}`.
+    pub fn error(&self) -> String {
+        let v: serde_json::Value = serde_json::from_slice(&self.body).unwrap();
+        v["error"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// POSTs `body` with `headers` through a real HTTP client.
+pub async fn post(url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+    post_with(&client(), url, headers, body).await
+}
+
+pub async fn post_with(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
+    let mut request = Request::post(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(body.into())).unwrap();
+    let response = tokio::time::timeout(PATIENCE, client.request(request))
+        .await
+        .expect("no answer in time")
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// Posts a correctly signed Numero delivery.
+pub async fn deliver_numero(receiver: &Receiver, body: &str) -> Reply {
+    let sig = numero_signature(body.as_bytes());
+    post(
+        &receiver.url("/numero"),
+        &[
+            ("x-webhook-signature", &sig),
+            ("content-type", "application/json"),
+        ],
+        body.to_owned(),
+    )
+    .await
+}
+
+/// Writes raw bytes to the receiver and reads the status line's code,
+/// the whole response text, until the server closes or answers.
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    read_response(&mut stream).await
+}
+
+/// Reads one response (head + `Content-Length` body) from `stream`.
+pub async fn read_response(stream: &mut TcpStream) -> (u16, String) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let read = async {
+        loop {
+            let n = stream.read(&mut chunk).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(head_end) = find(&buf, b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if buf.len() >= head_end + 4 + len {
+                    break;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, read)
+        .await
+        .expect("no answer in time");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A body sent frame by frame with no declared length, so hyper's client
+/// sends it chunked.
+pub struct Frames(std::collections::VecDeque<Bytes>);
+
+impl Frames {
+    pub fn new<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        Self(chunks.into_iter().map(Bytes::copy_from_slice).collect())
+    }
+}
+
+impl http_body::Body for Frames {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(
+            self.get_mut()
+                .0
+                .pop_front()
+                .map(|b| Ok(http_body::Frame::data(b))),
+        )
+    }
+}
