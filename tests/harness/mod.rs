@@ -97,6 +97,8 @@ pub struct Settings {
     pub numero_secrets: Vec<&'static str>,
     pub max_body_bytes: usize,
     pub store: MemoryStore,
+    pub done_ttl: Duration,
+    pub lease: Duration,
 }
 
 impl Default for Settings {
@@ -105,6 +107,8 @@ impl Default for Settings {
             numero_secrets: vec![NUMERO_SECRET],
             max_body_bytes: 64 * 1024,
             store: MemoryStore::new(),
+            done_ttl: tower_webhook::DEFAULT_DONE_TTL,
+            lease: tower_webhook::DEFAULT_LEASE,
         }
     }
 }
@@ -126,6 +130,8 @@ pub async fn start_with(settings: Settings) -> Receiver {
         .secrets(settings.numero_secrets)
         .max_body_bytes(settings.max_body_bytes)
         .retry_after(Duration::from_secs(7))
+        .done_ttl(settings.done_ttl)
+        .lease(settings.lease)
         .store(settings.store.clone())
         .build()
         .unwrap();
@@ -135,7 +141,7 @@ pub async fn start_with(settings: Settings) -> Receiver {
         .store(settings.store.clone())
         .build()
         .unwrap();
-    let (s1, s2) = (seen.clone(), seen.clone());
+    let (s1, s2, s3) = (seen.clone(), seen.clone(), seen.clone());
     let app = Router::new()
         .route(
             "/numero",
@@ -144,6 +150,18 @@ pub async fn start_with(settings: Settings) -> Receiver {
                       headers: HeaderMap,
                       body: Bytes| { handle(s1.clone(), event.id, headers, body) },
             )
+            .layer(numero.clone()),
+        )
+        // The same layer (and store) with a catch-panic layer inside it, so
+        // a panicking handler becomes a 500 the layer sees.
+        .route(
+            "/numero/caught",
+            routing::post(
+                move |VerifiedEvent(event): VerifiedEvent<NumeroEvent>,
+                      headers: HeaderMap,
+                      body: Bytes| { handle(s3.clone(), event.id, headers, body) },
+            )
+            .layer::<_, std::convert::Infallible>(tower_http::catch_panic::CatchPanicLayer::new())
             .layer(numero),
         )
         .route(
