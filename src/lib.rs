@@ -114,6 +114,7 @@ pub use rejection::Rejection;
 pub use scheme::{EventId, Parsed, Scheme, numberotp, numero};
 pub use secret::{InvalidTag, MacMismatch, SecretError, SecretSet, Signature, TAG_LEN, Tag};
 pub use service::Webhook;
+pub use scheme::{custom, github, standard, stripe};
 pub use store::{Claim, IdempotencyKey, IdempotencyStore, MemoryStore, StoreError};
 
 #[cfg(feature = "axum")]

@@ -21,13 +21,22 @@ use http::header::HeaderName;
 use crate::Rejection;
 use crate::secret::Signature;
 
+pub mod custom;
+pub mod github;
 pub mod numberotp;
 pub mod numero;
+pub mod standard;
+pub mod stripe;
 
 mod envelope;
+mod support;
 
+pub use custom::Custom;
+pub use github::GitHub;
 pub use numberotp::NumberOtp;
 pub use numero::Numero;
+pub use standard::Standard;
+pub use stripe::Stripe;
 
 /// Longest event id (or id part) accepted, in bytes. Longer → 400.
 pub const MAX_ID_LEN: usize = 255;

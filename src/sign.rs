@@ -33,3 +33,43 @@ pub fn numero(secret: &[u8], body: &[u8]) -> String {
 pub fn numero_hex(secret: &[u8], body: &[u8]) -> String {
     tag(secret, body).to_hex()
 }
+
+/// `X-Hub-Signature-256` for `body` (GitHub): `sha256=<lower-case hex>`.
+pub fn github(secret: &[u8], body: &[u8]) -> String {
+    format!("sha256={}", tag(secret, body).to_hex())
+}
+
+/// A `webhook-signature` entry (Standard Webhooks, Svix) for message `id`
+/// sent at `timestamp` (Unix seconds): `v1,<base64>` over
+/// `{id}.{timestamp}.{body}`. `key` is the decoded secret: see
+/// [`standard::decode_secret`](crate::standard::decode_secret) and
+/// [`standard_secret`].
+pub fn standard(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
+    let content = [format!("{id}.{timestamp}.").as_bytes(), body].concat();
+    format!("v1,{}", tag(key, &content).to_base64())
+}
+
+/// A Standard Webhooks secret as providers show it: `whsec_` + base64 of
+/// `key` (which should be 24 to 64 random bytes).
+pub fn standard_secret(key: &[u8]) -> String {
+    use base64::Engine as _;
+    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key))
+}
+
+/// `Stripe-Signature` for `body` sent at `timestamp` (Unix seconds):
+/// `t=<timestamp>,v1=<hex>` over `{timestamp}.{body}`.
+pub fn stripe(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+    let content = [format!("{timestamp}.").as_bytes(), body].concat();
+    format!("t={timestamp},v1={}", tag(secret, &content).to_hex())
+}
+
+/// The signature header value a [`Custom`](crate::custom::Custom) scheme
+/// expects for `body`: its prefix, then the tag in its encoding.
+pub fn custom(scheme: &crate::custom::Custom, secret: &[u8], body: &[u8]) -> String {
+    let tag = tag(secret, body);
+    let encoded = match scheme.encoding() {
+        crate::custom::Encoding::Hex => tag.to_hex(),
+        crate::custom::Encoding::Base64 => tag.to_base64(),
+    };
+    format!("{}{encoded}", scheme.prefix())
+}

@@ -1,0 +1,226 @@
+//! GitHub: `X-Hub-Signature-256: sha256=<64 hex>` over the raw body.
+//!
+//! GitHub signs the body alone, with the webhook's secret used as raw bytes.
+//! The legacy `X-Hub-Signature` (HMAC-SHA1) header is ignored: only the
+//! SHA-256 header is read, and its absence is a 401 even when the SHA-1 one
+//! is present.
+//!
+//! # The idempotency key
+//!
+//! GitHub signs no id. `X-GitHub-Delivery` (a GUID, kept the same when you
+//! redeliver) is a header outside the signature: anyone who captured one
+//! signed delivery could replay it under a fresh GUID and have it processed
+//! again. So the key is the SHA-256 digest (lower-case hex) of the signed
+//! bytes, and `X-GitHub-Delivery` is only reported on the event. A
+//! redelivery is byte-identical and deduplicates; two events whose payloads
+//! are byte-for-byte equal count as one.
+//!
+//! # Unsigned headers
+//!
+//! [`GitHubEvent::event_type`] (from `X-GitHub-Event`) and
+//! [`GitHubEvent::delivery`] come from headers GitHub does **not** sign:
+//! treat them as hints. The payload's signed `action` is on the event too.
+//! Either header given twice, or not visible ASCII, is a 400
+//! ([`Rejection::HeaderMismatch`]) rather than a guess between two values.
+//!
+//! # Content type
+//!
+//! Configure the webhook with content type `application/json`: the body must
+//! be a JSON object (else 400). The `application/x-www-form-urlencoded`
+//! form (`payload=…`) is refused.
+//!
+//! # Secrets
+//!
+//! GitHub lets you type any secret, spaces included (its own documentation
+//! example is `It's a Secret to Everybody`), but the layer refuses secrets
+//! that contain whitespace, to catch a stray newline from a file or an
+//! environment variable. Give GitHub a random secret without whitespace,
+//! such as the output of `openssl rand -hex 32`.
+//!
+//! ```
+//! use tower_webhook::{WebhookLayer, github::GitHub};
+//!
+//! let layer = WebhookLayer::new(GitHub, "3f1c9a0e5b7d2c4e")?;
+//!
+//! // GitHub's published example, signed with its documented secret.
+//! let header = tower_webhook::sign::github(b"It's a Secret to Everybody", b"Hello, World!");
+//! assert_eq!(
+//!     header,
+//!     "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+//! );
+//! // That secret itself holds spaces, which the layer refuses.
+//! assert!(WebhookLayer::new(GitHub, "It's a Secret to Everybody").is_err());
+//! # Ok::<(), tower_webhook::SecretError>(())
+//! ```
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http::header::HeaderName;
+use serde::Serialize;
+
+use super::{EventId, Parsed, Scheme, envelope, single_header, support};
+use crate::Rejection;
+use crate::secret::Signature;
+
+/// The signature header GitHub sends.
+pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-hub-signature-256");
+/// The prefix of the signature value.
+pub const SIGNATURE_PREFIX: &str = "sha256=";
+/// GitHub's delivery GUID header: unsigned, reported, never the key.
+pub const DELIVERY_HEADER: HeaderName = HeaderName::from_static("x-github-delivery");
+/// GitHub's event-type header (`push`, `pull_request`, …): unsigned.
+pub const EVENT_HEADER: HeaderName = HeaderName::from_static("x-github-event");
+
+/// The GitHub scheme. Secrets are the raw bytes of the webhook's secret.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GitHub;
+
+/// A GitHub webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct GitHubEvent {
+    /// SHA-256 (lower-case hex) of the signed body: the idempotency key.
+    pub digest: String,
+    /// `X-GitHub-Event`, such as `push`. **Unsigned**: a hint for routing,
+    /// not proof of what the payload is.
+    pub event_type: Option<String>,
+    /// `X-GitHub-Delivery`, the delivery GUID. **Unsigned**; never the key.
+    pub delivery: Option<String>,
+    /// The payload's top-level `action` (`opened`, `created`, …), signed;
+    /// absent for events without one, such as `push`.
+    pub action: Option<String>,
+}
+
+const ACTION: usize = 0;
+const FIELDS: &[(&str, usize)] = &[("action", ACTION)];
+
+impl Scheme for GitHub {
+    type Event = GitHubEvent;
+
+    fn name(&self) -> &'static str {
+        "github"
+    }
+
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+        support::prefixed_tag(
+            headers,
+            &SIGNATURE_HEADER,
+            SIGNATURE_PREFIX.as_bytes(),
+            support::TagEncoding::Hex,
+        )
+    }
+
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<GitHubEvent>, Rejection> {
+        let slots = envelope::read::<1>(body, FIELDS).map_err(|e| match e {
+            envelope::EnvelopeError::Invalid(reason) => reason,
+            envelope::EnvelopeError::Repeated(_) => Rejection::InvalidPayload,
+        })?;
+        let digest = support::digest_hex(body);
+        Ok(Parsed {
+            id: EventId::new(&digest)?,
+            event: GitHubEvent {
+                digest,
+                event_type: unsigned(headers, &EVENT_HEADER)?,
+                delivery: unsigned(headers, &DELIVERY_HEADER)?,
+                action: envelope::text(slots[ACTION])?,
+            },
+        })
+    }
+}
+
+/// An unsigned informational header: absent → `None`; repeated or not
+/// visible ASCII → 400.
+fn unsigned(headers: &HeaderMap, name: &HeaderName) -> Result<Option<String>, Rejection> {
+    match single_header(headers, name) {
+        Ok(None) => Ok(None),
+        Ok(Some(value)) => value
+            .to_str()
+            .map(|text| Some(text.to_owned()))
+            .map_err(|_| Rejection::HeaderMismatch),
+        Err(_) => Err(Rejection::HeaderMismatch),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"It's a Secret to Everybody";
+
+    fn headers(pairs: &[(&HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(*name, value.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn published_vector_verifies() {
+        let header = crate::sign::github(SECRET, b"Hello, World!");
+        assert_eq!(
+            header,
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        );
+        let signature = GitHub
+            .signature(&headers(&[(&SIGNATURE_HEADER, &header)]))
+            .unwrap();
+        assert!(signature.prefix().is_empty());
+        let set = crate::SecretSet::from_keys([SECRET]).unwrap();
+        assert!(set.verify(&signature, b"Hello, World!").is_ok());
+        assert!(set.verify(&signature, b"Hello, World?").is_err());
+    }
+
+    #[test]
+    fn header_format_is_exact() {
+        let sig = |v: &str| {
+            GitHub
+                .signature(&headers(&[(&SIGNATURE_HEADER, v)]))
+                .map(|_| ())
+        };
+        let hex = "ab".repeat(32);
+        assert!(sig(&format!("sha256={hex}")).is_ok());
+        assert!(sig(&format!("sha256={}", hex.to_uppercase())).is_ok());
+        for bad in [hex.clone(), format!("sha1={hex}"), format!("sha256={hex}0")] {
+            assert_eq!(sig(&bad), Err(Rejection::MalformedSignature), "{bad}");
+        }
+        let sha1_only = headers(&[(&HeaderName::from_static("x-hub-signature"), "sha1=00")]);
+        assert_eq!(
+            GitHub.signature(&sha1_only).unwrap_err(),
+            Rejection::MissingSignature
+        );
+    }
+
+    #[test]
+    fn key_is_the_body_digest_never_the_delivery_header() {
+        let body = Bytes::from_static(br#"{"action":"opened","number":1}"#);
+        let a = headers(&[
+            (&DELIVERY_HEADER, "guid-1"),
+            (&EVENT_HEADER, "pull_request"),
+        ]);
+        let b = headers(&[(&DELIVERY_HEADER, "guid-2")]);
+        let first = GitHub.parse(&a, &body).unwrap();
+        let replay = GitHub.parse(&b, &body).unwrap();
+        assert_eq!(first.id, replay.id);
+        assert_eq!(first.id.as_str(), support::digest_hex(&body));
+        assert_eq!(first.event.delivery.as_deref(), Some("guid-1"));
+        assert_eq!(first.event.event_type.as_deref(), Some("pull_request"));
+        assert_eq!(first.event.action.as_deref(), Some("opened"));
+        assert_eq!(replay.event.event_type, None);
+    }
+
+    #[test]
+    fn unsigned_headers_are_single_and_body_is_json() {
+        let body = Bytes::from_static(b"{}");
+        let twice = headers(&[(&EVENT_HEADER, "push"), (&EVENT_HEADER, "ping")]);
+        assert_eq!(
+            GitHub.parse(&twice, &body).unwrap_err(),
+            Rejection::HeaderMismatch
+        );
+        let form = Bytes::from_static(b"payload=%7B%7D");
+        assert_eq!(
+            GitHub.parse(&HeaderMap::new(), &form).unwrap_err(),
+            Rejection::InvalidJson
+        );
+    }
+}

@@ -1,0 +1,469 @@
+//! Standard Webhooks (and Svix, which follows it): `webhook-id`,
+//! `webhook-timestamp` and `webhook-signature` headers, or the same three
+//! under the `svix-` prefix.
+//!
+//! # Format
+//!
+//! * The signed content is `{id}.{timestamp}.{body}`: the id and the
+//!   timestamp are signed, so the id is the idempotency key and the
+//!   timestamp guards against replays.
+//! * `webhook-signature` is a space-separated list of `<version>,<value>`
+//!   entries. Every `v1` entry is a candidate (standard padded base64 of the
+//!   32-byte HMAC-SHA256) and any one that verifies passes; entries of other
+//!   versions (`v1a` is Ed25519) are ignored.
+//! * Secrets are `whsec_` + base64 (the prefix may be left out) and are
+//!   decoded into key bytes when the layer is built; a key shorter than
+//!   [`MIN_SECRET_LEN`] bytes is refused then.
+//! * The timestamp must be within the tolerance ([`DEFAULT_TOLERANCE`],
+//!   5 minutes, either way, bounds included) of the scheme's clock, else 401
+//!   `stale_timestamp`. Tests inject a clock with [`Standard::clock`].
+//!
+//! # Points the specification leaves open, resolved the strict way
+//!
+//! * `webhook-*` and `svix-*` headers may both be sent (Svix can send both);
+//!   they must then carry the same three values, else 401. Each header must
+//!   appear at most once.
+//! * The timestamp is 1 to 19 ASCII digits; the id is 1 to
+//!   [`MAX_ID_LEN`] visible ASCII characters **without a
+//!   `.`**: with both `.`-free, the signed content splits into id,
+//!   timestamp and body one way only, so a signature cannot be replayed
+//!   under a different id. Anything else is a 401 before the body is read.
+//! * Every `v1` entry must be well-formed, an entry without a `,` is
+//!   malformed, at most 32 `v1` entries are read, and a header with no `v1`
+//!   entry at all is malformed: all 401.
+//! * The body must be a JSON object (else 400); its top-level `type`, when
+//!   present, is the event type.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_webhook::{WebhookLayer, standard::Standard};
+//!
+//! let scheme = Standard::new().tolerance(Duration::from_secs(60));
+//! let layer = WebhookLayer::new(scheme, "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")?;
+//! // Too short once decoded: refused when the layer is built.
+//! assert!(WebhookLayer::new(Standard::new(), "whsec_c2hvcnQ=").is_err());
+//! # Ok::<(), tower_webhook::SecretError>(())
+//! ```
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use bytes::Bytes;
+use http::HeaderMap;
+use http::header::HeaderName;
+use serde::Serialize;
+
+use super::support::{self, Freshness, MAX_TAGS};
+use super::{EventId, MAX_ID_LEN, Parsed, Scheme, envelope, single_header};
+use crate::Rejection;
+use crate::secret::{Signature, Tag};
+
+/// The id header.
+pub const ID_HEADER: HeaderName = HeaderName::from_static("webhook-id");
+/// The timestamp header (Unix seconds).
+pub const TIMESTAMP_HEADER: HeaderName = HeaderName::from_static("webhook-timestamp");
+/// The signature header.
+pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("webhook-signature");
+/// Svix's name for [`ID_HEADER`].
+pub const SVIX_ID_HEADER: HeaderName = HeaderName::from_static("svix-id");
+/// Svix's name for [`TIMESTAMP_HEADER`].
+pub const SVIX_TIMESTAMP_HEADER: HeaderName = HeaderName::from_static("svix-timestamp");
+/// Svix's name for [`SIGNATURE_HEADER`].
+pub const SVIX_SIGNATURE_HEADER: HeaderName = HeaderName::from_static("svix-signature");
+
+/// The prefix of a secret as providers show it.
+pub const SECRET_PREFIX: &str = "whsec_";
+/// Shortest key accepted, in bytes after decoding.
+pub const MIN_SECRET_LEN: usize = 16;
+/// Default timestamp tolerance: 5 minutes, either way.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5 * 60);
+
+/// Standard base64, with or without padding, canonical.
+const SECRET_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The Standard Webhooks scheme (Svix included).
+///
+/// Its name, and so its keys' namespace, is `standard`.
+#[derive(Debug, Clone)]
+pub struct Standard {
+    freshness: Freshness,
+}
+
+support::timestamped_scheme!(Standard, DEFAULT_TOLERANCE, "5 minutes");
+
+/// A verified Standard Webhooks message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct StandardEvent {
+    /// `webhook-id` (signed): the idempotency key.
+    pub id: String,
+    /// `webhook-timestamp` (signed), Unix seconds.
+    pub timestamp: u64,
+    /// The payload's top-level `type`, such as `invoice.paid`, when present.
+    pub event_type: Option<String>,
+}
+
+/// Decodes a secret as providers show it: `whsec_` (optional) followed by
+/// standard base64, padded or not.
+///
+/// # Errors
+///
+/// A few words saying what was expected, when the text is not base64 or
+/// decodes to fewer than [`MIN_SECRET_LEN`] bytes.
+pub fn decode_secret(secret: &str) -> Result<Vec<u8>, &'static str> {
+    const EXPECTED: &str = "`whsec_` followed by base64 of at least 16 bytes";
+    let encoded = secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret);
+    match SECRET_BASE64.decode(encoded) {
+        Ok(key) if key.len() >= MIN_SECRET_LEN => Ok(key),
+        _ => Err(EXPECTED),
+    }
+}
+
+/// The three headers of one delivery, as sent.
+#[derive(PartialEq, Eq)]
+struct Fields<'h> {
+    id: &'h [u8],
+    timestamp: &'h [u8],
+    signature: &'h [u8],
+}
+
+/// The headers of one family (`webhook-` or `svix-`): `None` when its
+/// signature header is absent.
+fn family<'h>(
+    headers: &'h HeaderMap,
+    [id, timestamp, signature]: [&HeaderName; 3],
+) -> Result<Option<Fields<'h>>, Rejection> {
+    let Some(signature) = single_header(headers, signature)? else {
+        return Ok(None);
+    };
+    let id = single_header(headers, id)?.ok_or(Rejection::MalformedSignature)?;
+    let timestamp = single_header(headers, timestamp)?.ok_or(Rejection::MalformedSignature)?;
+    Ok(Some(Fields {
+        id: id.as_bytes(),
+        timestamp: timestamp.as_bytes(),
+        signature: signature.as_bytes(),
+    }))
+}
+
+/// The delivery's headers, from whichever family was sent (both must agree).
+fn fields(headers: &HeaderMap) -> Result<Fields<'_>, Rejection> {
+    let plain = family(headers, [&ID_HEADER, &TIMESTAMP_HEADER, &SIGNATURE_HEADER])?;
+    let svix = family(
+        headers,
+        [
+            &SVIX_ID_HEADER,
+            &SVIX_TIMESTAMP_HEADER,
+            &SVIX_SIGNATURE_HEADER,
+        ],
+    )?;
+    match (plain, svix) {
+        (Some(plain), Some(svix)) if plain == svix => Ok(plain),
+        (Some(_), Some(_)) => Err(Rejection::MalformedSignature),
+        (Some(one), None) | (None, Some(one)) => Ok(one),
+        (None, None) => Err(Rejection::MissingSignature),
+    }
+}
+
+/// The id: 1 to `MAX_ID_LEN` visible ASCII characters, no `.`.
+fn id(raw: &[u8]) -> Result<&str, Rejection> {
+    let valid = !raw.is_empty()
+        && raw.len() <= MAX_ID_LEN
+        && raw.iter().all(|&b| b.is_ascii_graphic() && b != b'.');
+    if !valid {
+        return Err(Rejection::MalformedSignature);
+    }
+    std::str::from_utf8(raw).map_err(|_| Rejection::MalformedSignature)
+}
+
+/// Every `v1` tag of a space-separated signature list.
+fn tags(list: &[u8]) -> Result<Vec<Tag>, Rejection> {
+    let mut tags = Vec::new();
+    for entry in list.split(|&b| b == b' ').filter(|e| !e.is_empty()) {
+        let comma = entry
+            .iter()
+            .position(|&b| b == b',')
+            .filter(|&at| at > 0)
+            .ok_or(Rejection::MalformedSignature)?;
+        let (version, value) = (&entry[..comma], &entry[comma + 1..]);
+        if version == b"v1" {
+            if tags.len() == MAX_TAGS {
+                return Err(Rejection::MalformedSignature);
+            }
+            tags.push(Tag::from_base64(value).map_err(|_| Rejection::MalformedSignature)?);
+        }
+    }
+    Ok(tags)
+}
+
+impl Scheme for Standard {
+    type Event = StandardEvent;
+
+    fn name(&self) -> &'static str {
+        "standard"
+    }
+
+    fn decode_secret(&self, secret: &str) -> Result<Vec<u8>, &'static str> {
+        decode_secret(secret)
+    }
+
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+        let fields = fields(headers)?;
+        let id = id(fields.id)?;
+        let timestamp = support::parse_timestamp(fields.timestamp)?;
+        let mut tags = tags(fields.signature)?.into_iter();
+        let first = tags.next().ok_or(Rejection::MalformedSignature)?;
+        self.freshness.check(timestamp)?;
+        let prefix = [id.as_bytes(), b".", fields.timestamp, b"."].concat();
+        Ok(tags
+            .fold(Signature::over_body(first), Signature::or_tag)
+            .with_prefix(prefix))
+    }
+
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<StandardEvent>, Rejection> {
+        // The layer verified these headers before reading the body.
+        let fields = fields(headers)?;
+        let id = id(fields.id)?;
+        let timestamp = support::parse_timestamp(fields.timestamp)?;
+        let slots = envelope::read::<1>(body, &[("type", 0)]).map_err(|e| match e {
+            envelope::EnvelopeError::Invalid(reason) => reason,
+            envelope::EnvelopeError::Repeated(_) => Rejection::InvalidPayload,
+        })?;
+        Ok(Parsed {
+            id: EventId::new(id)?,
+            event: StandardEvent {
+                id: id.to_owned(),
+                timestamp,
+                event_type: envelope::text(slots[0])?,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+
+    const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    const ID: &str = "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk";
+    const TS: u64 = 1_649_367_553;
+    const BODY: &[u8] = br#"{"email":"test@example.com","username":"test_user"}"#;
+    const EXPECTED: &str = "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=";
+
+    fn at(secs: u64) -> Standard {
+        Standard::new().clock(move || UNIX_EPOCH + Duration::from_secs(secs))
+    }
+
+    fn headers(family: [&HeaderName; 3], id: &str, ts: &str, sig: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(family[0].clone(), id.parse().unwrap());
+        h.insert(family[1].clone(), ts.parse().unwrap());
+        h.insert(family[2].clone(), sig.parse().unwrap());
+        h
+    }
+
+    fn plain(id: &str, ts: &str, sig: &str) -> HeaderMap {
+        headers(
+            [&ID_HEADER, &TIMESTAMP_HEADER, &SIGNATURE_HEADER],
+            id,
+            ts,
+            sig,
+        )
+    }
+
+    fn verify(scheme: &Standard, h: &HeaderMap, body: &[u8]) -> Result<(), Rejection> {
+        let set = crate::SecretSet::from_keys([decode_secret(SECRET).unwrap()]).unwrap();
+        let signature = scheme.signature(h)?;
+        set.verify(&signature, body)
+            .map_err(|_| Rejection::SignatureMismatch)
+    }
+
+    #[test]
+    fn svix_published_example() {
+        let key = decode_secret(SECRET).unwrap();
+        assert_eq!(key.len(), 24);
+        assert_eq!(crate::sign::standard(&key, ID, TS, BODY), EXPECTED);
+        let scheme = at(TS);
+        assert_eq!(
+            verify(&scheme, &plain(ID, "1649367553", EXPECTED), BODY),
+            Ok(())
+        );
+        let svix = headers(
+            [
+                &SVIX_ID_HEADER,
+                &SVIX_TIMESTAMP_HEADER,
+                &SVIX_SIGNATURE_HEADER,
+            ],
+            ID,
+            "1649367553",
+            EXPECTED,
+        );
+        assert_eq!(verify(&scheme, &svix, BODY), Ok(()));
+        // The id and the timestamp are signed.
+        let other_id = plain("msg_other", "1649367553", EXPECTED);
+        assert_eq!(
+            verify(&scheme, &other_id, BODY),
+            Err(Rejection::SignatureMismatch)
+        );
+        let other_ts = plain(ID, "1649367554", EXPECTED);
+        assert_eq!(
+            verify(&scheme, &other_ts, BODY),
+            Err(Rejection::SignatureMismatch)
+        );
+        let parsed = scheme.parse(&svix, &Bytes::from_static(BODY)).unwrap();
+        assert_eq!(parsed.id.as_str(), ID);
+        assert_eq!(parsed.event.timestamp, TS);
+        assert_eq!(parsed.event.event_type, None);
+    }
+
+    #[test]
+    fn any_v1_entry_passes_other_versions_ignored() {
+        let scheme = at(TS);
+        let wrong = format!("v1,{}", crate::Tag::from_bytes([9; 32]).to_base64());
+        let list = format!("v1a,c29tZSBlZDI1NTE5 {wrong}  {EXPECTED} v2,anything");
+        assert_eq!(
+            verify(&scheme, &plain(ID, "1649367553", &list), BODY),
+            Ok(())
+        );
+        let v1_only_wrong = format!("{wrong} v1a,xyz");
+        assert_eq!(
+            verify(&scheme, &plain(ID, "1649367553", &v1_only_wrong), BODY),
+            Err(Rejection::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn malformed_headers_are_refused_before_the_body() {
+        let scheme = at(TS);
+        let sig =
+            |id: &str, ts: &str, list: &str| scheme.signature(&plain(id, ts, list)).map(|_| ());
+        let bad = [
+            (ID, "1649367553", "v1a,only-other-versions"),
+            (
+                ID,
+                "1649367553",
+                "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw",
+            ),
+            (
+                ID,
+                "1649367553",
+                "tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=",
+            ),
+            (
+                ID,
+                "1649367553",
+                ",tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=",
+            ),
+            (ID, "1649367553.0", EXPECTED),
+            (ID, "-1649367553", EXPECTED),
+            ("msg.1", "1649367553", EXPECTED),
+        ];
+        for (id, ts, list) in bad {
+            assert_eq!(
+                sig(id, ts, list),
+                Err(Rejection::MalformedSignature),
+                "{id} {ts} {list}"
+            );
+        }
+        let too_many = vec![EXPECTED; MAX_TAGS + 1].join(" ");
+        assert_eq!(
+            sig(ID, "1649367553", &too_many),
+            Err(Rejection::MalformedSignature)
+        );
+        assert_eq!(
+            scheme.signature(&HeaderMap::new()).unwrap_err(),
+            Rejection::MissingSignature
+        );
+        let mut no_id = plain(ID, "1649367553", EXPECTED);
+        no_id.remove(ID_HEADER);
+        assert_eq!(
+            scheme.signature(&no_id).unwrap_err(),
+            Rejection::MalformedSignature
+        );
+        let mut twice = plain(ID, "1649367553", EXPECTED);
+        twice.append(SIGNATURE_HEADER, EXPECTED.parse().unwrap());
+        assert_eq!(
+            scheme.signature(&twice).unwrap_err(),
+            Rejection::RepeatedSignature
+        );
+    }
+
+    #[test]
+    fn both_families_must_agree() {
+        let scheme = at(TS);
+        let mut both = plain(ID, "1649367553", EXPECTED);
+        both.insert(SVIX_ID_HEADER, ID.parse().unwrap());
+        both.insert(SVIX_TIMESTAMP_HEADER, "1649367553".parse().unwrap());
+        both.insert(SVIX_SIGNATURE_HEADER, EXPECTED.parse().unwrap());
+        assert_eq!(verify(&scheme, &both, BODY), Ok(()));
+        both.insert(SVIX_ID_HEADER, "msg_other".parse().unwrap());
+        assert_eq!(
+            scheme.signature(&both).unwrap_err(),
+            Rejection::MalformedSignature
+        );
+    }
+
+    #[test]
+    fn timestamp_tolerance_either_way() {
+        let tolerance = |now: u64| {
+            at(now)
+                .signature(&plain(ID, "1649367553", EXPECTED))
+                .map(|_| ())
+        };
+        assert_eq!(tolerance(TS + 300), Ok(()));
+        assert_eq!(tolerance(TS - 300), Ok(()));
+        assert_eq!(tolerance(TS + 301), Err(Rejection::StaleTimestamp));
+        assert_eq!(tolerance(TS - 301), Err(Rejection::StaleTimestamp));
+        let tight = at(TS + 11).tolerance(Duration::from_secs(10));
+        assert_eq!(
+            tight
+                .signature(&plain(ID, "1649367553", EXPECTED))
+                .unwrap_err(),
+            Rejection::StaleTimestamp
+        );
+    }
+
+    #[test]
+    fn secrets_are_decoded_and_short_keys_refused() {
+        assert_eq!(
+            decode_secret("C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
+                .unwrap()
+                .len(),
+            24
+        );
+        // 16 bytes, unpadded and padded.
+        assert_eq!(
+            decode_secret("whsec_AAAAAAAAAAAAAAAAAAAAAA").unwrap().len(),
+            16
+        );
+        assert_eq!(
+            decode_secret("whsec_AAAAAAAAAAAAAAAAAAAAAA==")
+                .unwrap()
+                .len(),
+            16
+        );
+        assert!(decode_secret("whsec_AAAAAAAAAAAAAAAAAAAA").is_err()); // 15 bytes
+        assert!(decode_secret("whsec_not*base64*at*all*not*base64").is_err());
+        let error = crate::WebhookLayer::new(Standard::new(), "whsec_c2hvcnQ=").unwrap_err();
+        assert!(error.to_string().contains("whsec_"), "{error}");
+    }
+
+    #[test]
+    fn event_type_comes_from_the_signed_body() {
+        let h = plain(ID, "1649367553", EXPECTED);
+        let body = Bytes::from_static(br#"{"type":"invoice.paid","data":{}}"#);
+        let parsed = at(TS).parse(&h, &body).unwrap();
+        assert_eq!(parsed.event.event_type.as_deref(), Some("invoice.paid"));
+        let twice = Bytes::from_static(br#"{"type":"a","type":"b"}"#);
+        assert_eq!(
+            at(TS).parse(&h, &twice).unwrap_err(),
+            Rejection::InvalidPayload
+        );
+    }
+}
