@@ -16,7 +16,7 @@ use std::env::VarError;
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
@@ -121,25 +121,28 @@ fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 
 /// Builds the layered service and serves it on `addr` until Ctrl-C.
 async fn serve(addr: SocketAddr) -> Result<(), String> {
-    let layer = WebhookLayer::builder(Numero)
-        .secrets(secrets()?)
-        .build()
-        .map_err(|e| format!("{SECRET_VAR}: {e}"))?;
-    let service = ServiceBuilder::new().layer(layer).service_fn(handle);
-
+    // Bind first, so the hint printed with a demo secret has the real port.
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let layer = WebhookLayer::builder(Numero)
+        .secrets(secrets(addr)?)
+        .build()
+        .map_err(|e| format!("{SECRET_VAR}: {e}"))?;
+    let service = ServiceBuilder::new().layer(layer).service_fn(handle);
+
     println!("listening on http://{addr}/ (every request is a Numero delivery; Ctrl-C stops)");
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
+                    // Such as too many open files: wait rather than spin.
                     eprintln!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
@@ -158,8 +161,9 @@ async fn serve(addr: SocketAddr) -> Result<(), String> {
     }
 }
 
-/// The secrets from [`SECRET_VAR`], or a printed demo secret when it is unset.
-fn secrets() -> Result<Vec<String>, String> {
+/// The secrets from [`SECRET_VAR`]; when it is unset, a demo secret,
+/// printed with a `send` command that posts to `addr`.
+fn secrets(addr: SocketAddr) -> Result<Vec<String>, String> {
     match std::env::var(SECRET_VAR) {
         Ok(value) => Ok(value.split_whitespace().map(str::to_owned).collect()),
         Err(VarError::NotUnicode(_)) => Err(format!("{SECRET_VAR} is not valid UTF-8")),
@@ -167,7 +171,10 @@ fn secrets() -> Result<Vec<String>, String> {
             // Two fresh OS-seeded RandomStates: 128 random bits, std only.
             let word = || RandomState::new().hash_one(SystemTime::now());
             let secret = format!("demo_{:016x}{:016x}", word(), word());
-            println!("{SECRET_VAR} is not set; demo secret for this run: {secret}");
+            println!(
+                "{SECRET_VAR} is not set; demo secret for this run: {secret}\n  \
+                 try: {SECRET_VAR}={secret} cargo run --example send -- numero duplicate --url http://{addr}/"
+            );
             Ok(vec![secret])
         }
     }

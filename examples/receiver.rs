@@ -188,8 +188,8 @@ async fn run(options: Options) -> Result<(), String> {
     let app = app.with_state(EventLog::default());
 
     println!(
-        "listening on {}: POST /webhooks/numberotp, POST /webhooks/numero, GET /events (body cap {} bytes; Ctrl-C stops)",
-        setup.base_url, setup.max_body_bytes
+        "listening on {}; GET /events lists the processed events; Ctrl-C stops",
+        setup.base_url
     );
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
@@ -233,9 +233,10 @@ where
         .max_body_bytes(setup.max_body_bytes)
         .build()
         .map_err(|e| format!("{var}: {e}"))?;
-    if count > 1 {
-        println!("{name}: {count} secrets from {var} (rotation: any one verifies)");
-    }
+    println!(
+        "POST {path}: {name}, {count} secret(s), body cap {} bytes",
+        setup.max_body_bytes
+    );
     let handler = move |State(log): State<EventLog>,
                         VerifiedEvent(event): VerifiedEvent<Sc::Event>| async move {
         let seq = log.record(name, &event);

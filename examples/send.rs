@@ -46,6 +46,9 @@ The secret comes from NUMBEROTP_WEBHOOK_SECRET or NUMERO_WEBHOOK_SECRET, as
 for the receiver (with several, the first signs).
 ";
 
+/// The layer's answer to an event it has already processed.
+const DUPLICATE: &str = r#"{"status":"duplicate"}"#;
+
 /// A provider whose sample this example can send.
 #[derive(Clone, Copy)]
 enum Provider {
@@ -292,7 +295,10 @@ async fn run(args: Args) -> Result<bool, String> {
     println!("POST {url} ({} {id})", provider.name());
     let ok = match mode {
         Mode::Valid => {
-            let (status, _) = deliver(&signed).await?;
+            let (status, body) = deliver(&signed).await?;
+            if body == DUPLICATE {
+                println!("note: this id was processed before, so the handler did not run again");
+            }
             verdict(status.is_success(), "the event was accepted")
         }
         Mode::Duplicate => {
@@ -301,7 +307,7 @@ async fn run(args: Args) -> Result<bool, String> {
             println!("same delivery again:");
             let (_, body) = deliver(&signed).await?;
             verdict(
-                body == r#"{"status":"duplicate"}"#,
+                body == DUPLICATE,
                 "the redelivery was recognised; the handler ran once",
             )
         }
