@@ -35,6 +35,8 @@
 //! curl -i http://127.0.0.1:3000/webhooks/numero -H "X-Webhook-Signature: $sig" -d "${body/5000/9000}"
 //! # → 401 {"error":"signature_mismatch"}
 //!
+//! # NumberOTP: hex after `sha256=`, with the secret the receiver uses or printed.
+//! # Its key is activation id + status + otp: a new otp is a new event.
 //! body='{"id":"act_1","otp":"482910","status":"received"}'
 //! sig=$(printf %s "$body" | openssl dgst -sha256 -hmac "$NUMBEROTP_WEBHOOK_SECRET" -hex | cut -d' ' -f2)
 //! curl -i http://127.0.0.1:3000/webhooks/numberotp -H "x-numberotp-signature: sha256=$sig" -d "$body"
