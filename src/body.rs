@@ -84,10 +84,10 @@ impl Collector {
             match ready!(body.as_mut().poll_frame(cx)) {
                 None => return Poll::Ready(Ok(self.take())),
                 Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        if let Err(rejection) = self.push(data) {
-                            return Poll::Ready(Err(rejection));
-                        }
+                    if let Ok(data) = frame.into_data()
+                        && let Err(rejection) = self.push(data)
+                    {
+                        return Poll::Ready(Err(rejection));
                     }
                 }
                 Some(Err(_)) => return Poll::Ready(Err(Rejection::BodyUnreadable)),

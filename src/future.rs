@@ -29,7 +29,7 @@ use crate::body::{Collector, ResponseBody};
 use crate::layer::Config;
 use crate::secret::Signature;
 use crate::store::{Claim, IdempotencyKey, IdempotencyStore};
-use crate::{Rejection, Scheme};
+use crate::{EventId, Rejection, Scheme};
 
 /// What a request carries from the header checks to the body's arrival.
 struct Pending<S> {
@@ -43,6 +43,7 @@ struct Verified<S, E> {
     parts: Parts,
     body: Bytes,
     event: E,
+    id: EventId,
     inner: S,
 }
 
@@ -180,9 +181,11 @@ where
                                 mut parts,
                                 body,
                                 event,
+                                id,
                                 mut inner,
                             } = verified.take().expect("polled after completion");
                             parts.extensions.insert(event);
+                            parts.extensions.insert(id);
                             let request = Request::from_parts(parts, Full::new(body));
                             State::Call {
                                 future: inner.call(request),
@@ -262,6 +265,7 @@ fn verify_and_parse<S, Sc: Scheme, St>(
             parts,
             body,
             event: parsed.event,
+            id: parsed.id,
             inner,
         },
         key,

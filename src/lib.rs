@@ -54,7 +54,8 @@
 //! let secret = "whsec_abcdefghijklmnopqrstuvwxyz123456789";
 //! let app = Router::new().route(
 //!     "/webhooks/numero",
-//!     post(on_numero).layer(WebhookLayer::new(Numero, secret)?),
+//!     // `route_layer`, not `layer`: a GET is then 405 rather than 401.
+//!     post(on_numero).route_layer(WebhookLayer::new(Numero, secret)?),
 //! );
 //!
 //! // A sender: sign the raw body, post it twice.
@@ -89,6 +90,8 @@
 //! * `axum` (default): the [`VerifiedEvent`] extractor.
 //! * `tracing`: a `tracing` event for every rejection, carrying its reason
 //!   code, and for every failed store call.
+//! * `redis`: [`RedisStore`], one idempotency store shared by several
+//!   replicas (tokio).
 
 mod body;
 mod future;
@@ -112,10 +115,13 @@ pub use layer::{
 };
 pub use rejection::Rejection;
 pub use scheme::{EventId, Parsed, Scheme, numberotp, numero};
+pub use scheme::{custom, github, standard, stripe};
 pub use secret::{InvalidTag, MacMismatch, SecretError, SecretSet, Signature, TAG_LEN, Tag};
 pub use service::Webhook;
-pub use scheme::{custom, github, standard, stripe};
 pub use store::{Claim, IdempotencyKey, IdempotencyStore, MemoryStore, StoreError};
+
+#[cfg(feature = "redis")]
+pub use store::RedisStore;
 
 #[cfg(feature = "axum")]
 pub use extract::{MissingVerifiedEvent, VerifiedEvent};

@@ -21,7 +21,9 @@ use crate::{Rejection, Scheme};
 /// service.
 ///
 /// The inner service receives `Request<Full<Bytes>>`: the original headers,
-/// the raw body, and the typed event in the extensions.
+/// the raw body, and in the extensions the typed event and its
+/// [`EventId`](crate::EventId) (what deduplication keyed on, for logs or a
+/// database-level uniqueness check).
 pub struct Webhook<S, Sc, St> {
     inner: S,
     config: Arc<Config<Sc, St>>,

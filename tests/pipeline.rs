@@ -366,3 +366,37 @@ async fn the_extractor_without_the_layer_is_a_500_naming_the_layer() {
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(reply.text().contains("WebhookLayer"), "{}", reply.text());
 }
+
+#[tokio::test]
+async fn other_methods_on_a_webhook_route_are_405_with_route_layer() {
+    let r = start().await;
+    let (status, text) = raw(
+        r.addr,
+        b"GET /numero HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 405, "{text}");
+    assert_eq!(r.seen.runs(), 0);
+}
+
+#[tokio::test]
+async fn the_handler_can_read_the_event_id_deduplication_keyed_on() {
+    use axum::{Extension, Router, routing};
+    use tower_webhook::{EventId, WebhookLayer, numberotp::NumberOtp};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let layer = WebhookLayer::new(NumberOtp, NUMBEROTP_SECRET).unwrap();
+    let app = Router::new().route(
+        "/numberotp",
+        routing::post(move |Extension(id): Extension<EventId>| async move {
+            tx.send(id.as_str().to_owned()).unwrap();
+        })
+        .route_layer(layer),
+    );
+    let addr = serve(app).await;
+    let body = numberotp_body("act_9", "424242");
+    let sig = numberotp_signature(body.as_bytes());
+    let url = format!("http://{addr}/numberotp");
+    let reply = post(&url, &[("x-numberotp-signature", &sig)], body).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(rx.recv().await.unwrap(), "5:act_98:received6:424242");
+}

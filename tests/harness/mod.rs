@@ -150,7 +150,7 @@ pub async fn start_with(settings: Settings) -> Receiver {
                       headers: HeaderMap,
                       body: Bytes| { handle(s1.clone(), event.id, headers, body) },
             )
-            .layer(numero.clone()),
+            .route_layer(numero.clone()),
         )
         // The same layer (and store) with a catch-panic layer inside it, so
         // a panicking handler becomes a 500 the layer sees.
