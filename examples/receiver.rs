@@ -1,5 +1,6 @@
-//! A webhook receiver: NumberOTP and Numero deliveries verified,
-//! deduplicated and typed by `tower-webhook`, on a real axum server.
+//! A webhook receiver: NumberOTP, Numero, GitHub, Standard Webhooks and
+//! Stripe deliveries verified, deduplicated and typed by `tower-webhook`, on
+//! a real axum server.
 //!
 //! ```text
 //! cargo run --release --example receiver -- [--addr 127.0.0.1:3000] [--max-body-bytes 1048576]
@@ -9,11 +10,17 @@
 //!
 //! * `POST /webhooks/numberotp`: header `x-numberotp-signature: sha256=<hex>`;
 //! * `POST /webhooks/numero`: header `X-Webhook-Signature: <base64 or hex>`;
+//! * `POST /webhooks/github`: header `X-Hub-Signature-256: sha256=<hex>`;
+//! * `POST /webhooks/standard`: Standard Webhooks / Svix headers
+//!   `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`;
+//! * `POST /webhooks/stripe`: header `Stripe-Signature: t=<unix>,v1=<hex>`;
 //! * `GET /events`: a JSON array with one object per time a handler ran
 //!   (`seq`, `scheme`, `id`, and a few fields of the event), so you can see
 //!   that each event was processed exactly once.
 //!
-//! Secrets come from `NUMBEROTP_WEBHOOK_SECRET` and `NUMERO_WEBHOOK_SECRET`.
+//! Secrets come from `NUMBEROTP_WEBHOOK_SECRET`, `NUMERO_WEBHOOK_SECRET`,
+//! `GITHUB_WEBHOOK_SECRET`, `STANDARD_WEBHOOK_SECRET` (`whsec_` + base64)
+//! and `STRIPE_WEBHOOK_SECRET`.
 //! During a rotation put the old and the new secret in the variable,
 //! separated by a space: either one verifies. When a variable is unset the
 //! receiver makes up a demo secret and prints it, with a command for the
@@ -61,13 +68,16 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tower_webhook::github::{GitHub, GitHubEvent};
 use tower_webhook::numberotp::{NumberOtp, NumberOtpEvent};
 use tower_webhook::numero::{Numero, NumeroData, NumeroEvent};
+use tower_webhook::standard::{Standard, StandardEvent};
+use tower_webhook::stripe::{Stripe, StripeEvent};
 use tower_webhook::{DEFAULT_MAX_BODY_BYTES, Scheme, VerifiedEvent, WebhookLayer};
 
 /// `--help` text.
 const USAGE: &str = "\
-Receives NumberOTP and Numero webhooks through tower-webhook.
+Receives NumberOTP, Numero, GitHub, Standard Webhooks and Stripe webhooks through tower-webhook.
 
 Usage: cargo run --release --example receiver -- [OPTIONS]
 
@@ -77,11 +87,12 @@ Options:
   -h, --help               print this help
 
 Environment:
-  NUMBEROTP_WEBHOOK_SECRET, NUMERO_WEBHOOK_SECRET
+  NUMBEROTP_WEBHOOK_SECRET, NUMERO_WEBHOOK_SECRET, GITHUB_WEBHOOK_SECRET,
+  STANDARD_WEBHOOK_SECRET (whsec_ + base64), STRIPE_WEBHOOK_SECRET
       the scheme's secret(s), separated by whitespace during a rotation;
       when unset, a demo secret is generated and printed.
 
-Routes: POST /webhooks/numberotp, POST /webhooks/numero, GET /events
+Routes: POST /webhooks/{numberotp,numero,github,standard,stripe}, GET /events
 ";
 
 /// The address used when `--addr` is not given.
@@ -187,6 +198,9 @@ async fn run(options: Options) -> Result<(), String> {
     let app = Router::new().route("/events", get(list_events));
     let app = mount_webhook(app, NumberOtp, &setup)?;
     let app = mount_webhook(app, Numero, &setup)?;
+    let app = mount_webhook(app, GitHub, &setup)?;
+    let app = mount_webhook(app, Standard::new(), &setup)?;
+    let app = mount_webhook(app, Stripe::new(), &setup)?;
     let app = app.with_state(EventLog::default());
 
     println!(
@@ -262,16 +276,23 @@ fn secrets_from_env(
         Ok(value) => Ok(value.split_whitespace().map(str::to_owned).collect()),
         Err(VarError::NotUnicode(_)) => Err(format!("{var} is not valid UTF-8")),
         Err(VarError::NotPresent) => {
-            let secret = demo_secret();
+            let secret = match scheme {
+                // Standard Webhooks secrets are `whsec_` + base64 of the key.
+                "standard" => tower_webhook::sign::standard_secret(demo_secret().as_bytes()),
+                _ => demo_secret(),
+            };
             let url = if setup.custom_addr {
                 format!(" --url {}{path}", setup.base_url)
             } else {
                 String::new()
             };
-            println!(
-                "{var} is not set; demo secret for this run: {secret}\n  \
-                 try: {var}={secret} cargo run --example send -- {scheme} duplicate{url}"
-            );
+            println!("{var} is not set; demo secret for this run: {secret}");
+            // The send example speaks NumberOTP and Numero only.
+            if matches!(scheme, "numberotp" | "numero") {
+                println!(
+                    "  try: {var}={secret} cargo run --example send -- {scheme} duplicate{url}"
+                );
+            }
             Ok(vec![secret])
         }
     }
@@ -290,7 +311,7 @@ fn demo_secret() -> String {
 struct Record {
     /// 1 for the first handler run, and so on.
     seq: usize,
-    /// The scheme's name (`numberotp`, `numero`).
+    /// The scheme's name (`numberotp`, `numero`, `github`, `standard`, `stripe`).
     scheme: &'static str,
     /// The event's id as the provider sent it.
     id: String,
@@ -385,6 +406,49 @@ impl Shown for NumeroEvent {
             ("amount", amount),
             ("currency", transaction.and_then(|t| t.currency.as_deref())),
             ("status", status),
+        ])
+    }
+}
+
+impl Shown for GitHubEvent {
+    /// The body digest, which is the key: `X-GitHub-Delivery` is unsigned.
+    fn id(&self) -> &str {
+        &self.digest
+    }
+
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        present([
+            ("event_type", self.event_type.as_deref()),
+            ("delivery", self.delivery.as_deref()),
+            ("action", self.action.as_deref()),
+        ])
+    }
+}
+
+impl Shown for StandardEvent {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        let timestamp = self.timestamp.to_string();
+        present([
+            ("event_type", self.event_type.as_deref()),
+            ("timestamp", Some(&timestamp)),
+        ])
+    }
+}
+
+impl Shown for StripeEvent {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        let created = self.created.map(|created| created.to_string());
+        present([
+            ("event_type", self.event_type.as_deref()),
+            ("created", created.as_deref()),
         ])
     }
 }
