@@ -5,7 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # --- set-up: tools the tests start themselves -------------------------------
-# (Redis set-up goes here: the Redis tests start their own redis-server.)
+# Redis: the Redis tests start their own redis-server (a free 127.0.0.1 port,
+# a throwaway directory) and fail when they cannot, so make sure it exists.
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "redis-server not found: installing the Debian package redis-server" >&2
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server
+fi
 
 # --- the suite --------------------------------------------------------------
 cargo test --all-features --all-targets

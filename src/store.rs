@@ -20,8 +20,13 @@ use std::future::Future;
 use std::time::Duration;
 
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 pub use memory::MemoryStore;
+
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisStore, RedisStoreBuilder};
 
 /// A store key: the scheme's name and the event's id.
 ///
