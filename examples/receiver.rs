@@ -6,6 +6,14 @@
 //! cargo run --release --example receiver -- [--addr 127.0.0.1:3000] [--max-body-bytes 1048576]
 //! ```
 //!
+//! With `--redis URL` (or `REDIS_URL`) and the `redis` feature, every route
+//! deduplicates through Redis instead of memory, so several receivers can
+//! share the work:
+//!
+//! ```text
+//! cargo run --release --features redis --example receiver -- --redis redis://127.0.0.1:6379/
+//! ```
+//!
 //! Routes:
 //!
 //! * `POST /webhooks/numberotp`: header `x-numberotp-signature: sha256=<hex>`;
@@ -84,6 +92,8 @@ Usage: cargo run --release --example receiver -- [OPTIONS]
 Options:
   --addr HOST:PORT         address to listen on [default: 127.0.0.1:3000]
   --max-body-bytes BYTES   largest body accepted; larger gets 413 [default: 1048576]
+  --redis URL              deduplicate through Redis (redis://host:port/), shared by
+                           every replica; needs --features redis [default: $REDIS_URL]
   -h, --help               print this help
 
 Environment:
@@ -126,6 +136,8 @@ struct Options {
     addr: SocketAddr,
     /// The body cap given to every webhook layer.
     max_body_bytes: usize,
+    /// `--redis` or `REDIS_URL`: the Redis to deduplicate through.
+    redis: Option<String>,
 }
 
 impl Options {
@@ -134,6 +146,9 @@ impl Options {
         let mut options = Self {
             addr: DEFAULT_ADDR.parse().expect("the default address parses"),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            redis: std::env::var("REDIS_URL")
+                .ok()
+                .filter(|url| !url.trim().is_empty()),
         };
         let mut args = std::env::args_os().skip(1).map(|arg| {
             arg.into_string()
@@ -173,6 +188,7 @@ impl Options {
                         Ok(max) => max,
                     };
                 }
+                "--redis" => options.redis = Some(value()?),
                 _ => return Err(format!("unknown argument {arg:?}")),
             }
         }
@@ -193,7 +209,16 @@ async fn run(options: Options) -> Result<(), String> {
         base_url: format!("http://{addr}"),
         custom_addr: addr.to_string() != DEFAULT_ADDR,
         max_body_bytes: options.max_body_bytes,
+        #[cfg(feature = "redis")]
+        redis: redis_store(options.redis.as_deref()).await?,
     };
+    #[cfg(not(feature = "redis"))]
+    if let Some(url) = &options.redis {
+        return Err(format!(
+            "Redis ({url}) needs the redis feature: \
+             cargo run --release --features redis --example receiver -- --redis {url}"
+        ));
+    }
 
     let app = Router::new().route("/events", get(list_events));
     let app = mount_webhook(app, NumberOtp, &setup)?;
@@ -226,6 +251,30 @@ struct Setup {
     custom_addr: bool,
     /// The body cap given to every webhook layer.
     max_body_bytes: usize,
+    /// The shared Redis store, when `--redis` was given.
+    #[cfg(feature = "redis")]
+    redis: Option<tower_webhook::RedisStore>,
+}
+
+/// Connects to the Redis at `url`, if any, and says whether it may evict.
+#[cfg(feature = "redis")]
+async fn redis_store(url: Option<&str>) -> Result<Option<tower_webhook::RedisStore>, String> {
+    use tower_webhook::store::redis::EvictionPolicy;
+    let Some(url) = url else { return Ok(None) };
+    let store = tower_webhook::RedisStore::connect(url)
+        .await
+        .map_err(|e| format!("--redis {url}: {e}"))?;
+    match store.check_eviction_policy().await {
+        Ok(EvictionPolicy::NoEviction) => println!("store: redis at {url} (noeviction)"),
+        Ok(EvictionPolicy::MayEvict(policy)) => println!(
+            "store: redis at {url}; WARNING: maxmemory-policy is {policy}, so an evicted key \
+             lets a duplicate run again: set it to noeviction"
+        ),
+        Ok(EvictionPolicy::Unknown) | Err(_) => println!(
+            "store: redis at {url}; could not read maxmemory-policy: make sure it is noeviction"
+        ),
+    }
+    Ok(Some(store))
 }
 
 /// Mounts `POST /webhooks/<scheme name>` behind its own [`WebhookLayer`],
@@ -244,20 +293,31 @@ where
     let var = format!("{}_WEBHOOK_SECRET", name.to_ascii_uppercase());
     let secrets = secrets_from_env(&var, name, &path, setup)?;
     let count = secrets.len();
-    let layer = WebhookLayer::builder(scheme)
+    let builder = WebhookLayer::builder(scheme)
         .secrets(secrets)
-        .max_body_bytes(setup.max_body_bytes)
-        .build()
-        .map_err(|e| format!("{var}: {e}"))?;
-    println!(
-        "POST {path}: {name}, {count} secret(s), body cap {} bytes",
-        setup.max_body_bytes
-    );
+        .max_body_bytes(setup.max_body_bytes);
     let handler = move |State(log): State<EventLog>,
                         VerifiedEvent(event): VerifiedEvent<Sc::Event>| async move {
         let seq = log.record(name, &event);
         Json(json!({ "status": "processed", "seq": seq, "id": event.id() }))
     };
+    #[cfg(feature = "redis")]
+    if let Some(store) = &setup.redis {
+        let layer = builder
+            .store(store.clone())
+            .build()
+            .map_err(|e| format!("{var}: {e}"))?;
+        println!(
+            "POST {path}: {name}, {count} secret(s), body cap {} bytes, redis store",
+            setup.max_body_bytes
+        );
+        return Ok(app.route(&path, post(handler).layer(layer)));
+    }
+    let layer = builder.build().map_err(|e| format!("{var}: {e}"))?;
+    println!(
+        "POST {path}: {name}, {count} secret(s), body cap {} bytes",
+        setup.max_body_bytes
+    );
     Ok(app.route(&path, post(handler).layer(layer)))
 }
 
