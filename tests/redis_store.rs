@@ -175,6 +175,26 @@ async fn a_stale_owner_cannot_overwrite_or_delete_a_newer_claim() {
     .await;
 }
 
+/// A claim dropped while Redis holds its `SET` back (the client went away)
+/// takes its claim back once Redis runs it.
+#[tokio::test]
+async fn a_claim_dropped_mid_flight_leaves_no_orphan() {
+    within_limit(async {
+        let (server, store) = started().await;
+        let k = key("evt_dropped");
+        store.status(&k).await.unwrap(); // connected
+        server
+            .command(&["CLIENT", "PAUSE", "300", "WRITE"])
+            .unwrap();
+        let gave_up = timeout(Duration::from_millis(50), store.claim(&k, LONG)).await;
+        assert!(gave_up.is_err(), "the paused SET cannot answer yet");
+        sleep(Duration::from_millis(500)).await;
+        assert_eq!(store.status(&k).await.unwrap(), None, "no orphaned claim");
+        assert!(is_new(&store.claim(&k, LONG).await.unwrap()));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn prefixes_separate_deployments_and_schemes_separate_ids() {
     within_limit(async {

@@ -54,6 +54,11 @@
 //!   idempotent themselves, or where a missed event costs more than a
 //!   repeated one.
 //!
+//! A claim that fails or times out, or whose future is dropped before it
+//! answers, deletes its own `p:<token>` in the background (compare and
+//! delete, as in release), in case its `SET` reached Redis anyway: a retry is
+//! then not held off by an orphaned claim for a whole lease.
+//!
 //! When recording `done` fails after the handler answered 2xx, the layer
 //! still returns that 2xx (a 5xx would make the sender run the work again)
 //! and logs the failure; the key then stays in flight until its lease runs
@@ -356,7 +361,18 @@ pub enum EvictionPolicy {
 type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
 
 /// The future of [`RedisStore`]'s claim.
-pub struct RedisClaimFuture(BoxFuture<Claim<RedisLease>>);
+///
+/// Dropped before it answers (the client went away while Redis was slow),
+/// it releases its claim in the background, in case the `SET` had already
+/// reached Redis: otherwise the sender's retry would meet an orphaned
+/// in-flight key until the lease ran out.
+pub struct RedisClaimFuture {
+    inner: BoxFuture<Claim<RedisLease>>,
+    /// What to release if dropped after the first poll and before the
+    /// answer.
+    orphan: Option<(RedisStore, RedisLease)>,
+    polled: bool,
+}
 
 /// The future of [`RedisStore`]'s complete and release.
 pub struct RedisFinishFuture(BoxFuture<()>);
@@ -364,8 +380,20 @@ pub struct RedisFinishFuture(BoxFuture<()>);
 impl Future for RedisClaimFuture {
     type Output = Result<Claim<RedisLease>, StoreError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.0.as_mut().poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.polled = true;
+        let answer = std::task::ready!(this.inner.as_mut().poll(cx));
+        this.orphan = None;
+        Poll::Ready(answer)
+    }
+}
+
+impl Drop for RedisClaimFuture {
+    fn drop(&mut self) {
+        if let (true, Some((store, lease))) = (self.polled, self.orphan.take()) {
+            store.spawn_release(lease);
+        }
     }
 }
 
@@ -599,7 +627,12 @@ impl IdempotencyStore for RedisStore {
         let key: Arc<str> = Arc::from(self.redis_key(key));
         let value: Arc<str> = Arc::from(format!("p:{}", new_token()));
         let lease_ms = millis(lease);
-        RedisClaimFuture(Box::pin(async move {
+        let orphan = RedisLease {
+            key: Arc::clone(&key),
+            value: Arc::clone(&value),
+            recorded: true,
+        };
+        let inner = Box::pin(async move {
             let mut conn = store.conn.clone();
             let timeout = store.shared.timeout;
             let outcome = bounded(timeout, "claim", claim(&mut conn, &key, &value, lease_ms)).await;
@@ -627,7 +660,12 @@ impl IdempotencyStore for RedisStore {
                     Err(error)
                 }
             }
-        }))
+        });
+        RedisClaimFuture {
+            inner,
+            orphan: Some((self.clone(), orphan)),
+            polled: false,
+        }
     }
 
     fn complete(&self, lease: RedisLease, ttl: Duration) -> Self::FinishFuture {
