@@ -26,8 +26,9 @@
 
 use std::hint::black_box;
 
+use dudect_bencher::ctbench::{BenchFn, BenchMetadata, BenchName, BenchOpts, run_benches_console};
 use dudect_bencher::rand::RngExt as _;
-use dudect_bencher::{BenchRng, Class, CtRunner, ctbench_main};
+use dudect_bencher::{BenchRng, Class, CtRunner};
 use subtle::ConstantTimeEq as _;
 use tower_webhook::{SecretSet, Signature, Tag};
 
@@ -118,8 +119,35 @@ fn naive_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     true
 }
 
-ctbench_main!(
-    verify_first_vs_last_byte,
-    compare_only_first_vs_last_byte,
-    naive_early_exit_control
-);
+/// `ctbench_main!` parses its arguments with clap and refuses the `--bench`
+/// flag `cargo bench` passes, so this main does the same job by hand:
+/// `cargo bench --bench constant_time [-- FILTER]` runs the benches whose
+/// name contains FILTER (all by default), each with a fresh random seed.
+///
+/// Without `--bench` (as `cargo test --all-targets` runs bench targets) it
+/// only says how to run it: a dudect run takes a minute or more.
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("constant_time: run with `cargo bench --bench constant_time`");
+        return;
+    }
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    let bench = |name, benchfn: BenchFn| BenchMetadata {
+        name: BenchName(name),
+        seed: None,
+        benchfn,
+    };
+    let benches = vec![
+        bench("verify_first_vs_last_byte", verify_first_vs_last_byte),
+        bench(
+            "compare_only_first_vs_last_byte",
+            compare_only_first_vs_last_byte,
+        ),
+        bench("naive_early_exit_control", naive_early_exit_control),
+    ];
+    let opts = BenchOpts {
+        filter,
+        ..BenchOpts::default()
+    };
+    run_benches_console(opts, benches).expect("write the results");
+}

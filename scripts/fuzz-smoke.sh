@@ -34,7 +34,7 @@ for target in "${targets[@]}"; do
   log="$(mktemp)"
   if cargo "+$toolchain" fuzz run "$target" "$PWD/corpus/$target" "$PWD/seeds/$target" -- \
       -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
-    grep -E '^#[0-9]+ +DONE|stat::number_of_executed_units' "$log" | tail -2 || true
+    grep -E '^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units' "$log" | tail -2 || true
   else
     status=1
     echo "!!! $target failed; the end of its log:"
