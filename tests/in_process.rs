@@ -43,17 +43,16 @@ impl Body for Endless {
     }
 }
 
+/// What the layered test service answers.
+type Answer = Response<tower_webhook::ResponseBody<Full<Bytes>>>;
+
 /// The layer around a service that counts its runs and answers `status`,
 /// or fails when `status` is `None`.
 fn service<B>(
     store: MemoryStore,
     status: Option<StatusCode>,
 ) -> (
-    impl tower::Service<
-        Request<B>,
-        Response = Response<tower_webhook::ResponseBody<Full<Bytes>>>,
-        Error = std::io::Error,
-    >,
+    impl tower::Service<Request<B>, Response = Answer, Error = std::io::Error>,
     Arc<AtomicUsize>,
 )
 where
