@@ -19,8 +19,17 @@ type HmacSha256 = Hmac<Sha256>;
 pub const TAG_LEN: usize = 32;
 
 /// A 32-byte HMAC-SHA256 tag, as decoded from a signature header.
-#[derive(Clone, Copy, PartialEq, Eq)]
+///
+/// `==` compares in constant time, so comparing tags directly is as safe as
+/// [`SecretSet::verify`].
+#[derive(Clone, Copy, Eq)]
 pub struct Tag([u8; TAG_LEN]);
+
+impl PartialEq for Tag {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
 
 /// A tag that is not exactly 32 bytes in the expected encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

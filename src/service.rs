@@ -94,12 +94,14 @@ where
     }
 }
 
-/// The `Content-Length` the sender declared, if it is one well-formed value.
+/// The `Content-Length` the sender declared, if it is one value of digits
+/// only (`u64::from_str` would also take `+5`). Anything else is ignored:
+/// the streamed cap still holds.
 fn declared_length<B>(request: &Request<B>) -> Option<u64> {
     let mut values = request.headers().get_all(header::CONTENT_LENGTH).iter();
-    let value = values.next()?;
-    if values.next().is_some() {
+    let value = values.next()?.as_bytes();
+    if values.next().is_some() || value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    value.to_str().ok()?.parse().ok()
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
