@@ -10,6 +10,7 @@
 //! and a duplicate can land on a replica that never saw the first copy. Use a
 //! shared store (Redis) there.
 
+use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{HashMap, VecDeque};
 use std::future::{Ready, ready};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -53,14 +54,23 @@ impl Entry {
     }
 }
 
+/// One item of the completion queue.
+struct Completed {
+    key: Arc<str>,
+    generation: u64,
+    deadline_ms: u64,
+}
+
 struct State {
     epoch: Instant,
     max_keys: usize,
     next_generation: u64,
     entries: HashMap<Arc<str>, Entry>,
     /// Completed keys, oldest first, with the generation they completed
-    /// under; an item whose entry has since changed is stale and skipped.
-    completed: VecDeque<(Arc<str>, u64)>,
+    /// under and their done deadline, so that checking the front for expiry
+    /// costs no hash lookup; an item whose entry has since changed is stale
+    /// and skipped.
+    completed: VecDeque<Completed>,
 }
 
 impl Default for MemoryStore {
@@ -170,60 +180,73 @@ impl State {
         Ok(Claim::New(MemoryLease { key, generation }))
     }
 
-    /// Whether `lease` still holds its key, in flight.
-    fn held(&self, lease: &MemoryLease) -> bool {
-        self.entries
-            .get(&lease.key)
-            .is_some_and(|e| !e.is_done() && e.generation() == lease.generation)
+    /// Whether `entry` is the in-flight claim `lease` took.
+    fn holds(entry: &Entry, lease: &MemoryLease) -> bool {
+        !entry.is_done() && entry.generation() == lease.generation
     }
 
     fn complete(&mut self, lease: MemoryLease, ttl: Duration) {
-        if !self.held(&lease) {
-            return;
-        }
         let deadline_ms = self.now_ms().saturating_add(millis(ttl));
-        self.entries.insert(
-            Arc::clone(&lease.key),
-            Entry {
-                deadline_ms,
-                generation_and_done: lease.generation | DONE,
-            },
-        );
-        self.completed.push_back((lease.key, lease.generation));
+        // One hash lookup: check and update the entry in place.
+        match self.entries.get_mut(&lease.key) {
+            Some(entry) if Self::holds(entry, &lease) => {
+                *entry = Entry {
+                    deadline_ms,
+                    generation_and_done: lease.generation | DONE,
+                };
+            }
+            _ => return,
+        }
+        self.completed.push_back(Completed {
+            key: lease.key,
+            generation: lease.generation,
+            deadline_ms,
+        });
     }
 
     fn release(&mut self, lease: MemoryLease) {
-        if self.held(&lease) {
-            self.entries.remove(&lease.key);
+        let generation = lease.generation;
+        // One hash lookup: the lease owns its key, so `entry` needs no copy.
+        match self.entries.entry(lease.key) {
+            MapEntry::Occupied(slot)
+                if !slot.get().is_done() && slot.get().generation() == generation =>
+            {
+                slot.remove();
+            }
+            _ => {}
+        }
+    }
+
+    /// Removes the completed key of `item` if its entry is still the one
+    /// that completed (not reclaimed since); returns whether it did.
+    fn remove_completed(&mut self, item: Completed) -> bool {
+        match self.entries.entry(item.key) {
+            MapEntry::Occupied(slot)
+                if slot.get().is_done() && slot.get().generation() == item.generation =>
+            {
+                slot.remove();
+                true
+            }
+            _ => false, // stale: the key was reclaimed or evicted since
         }
     }
 
     /// Drops expired completed keys from the front of the completion queue;
-    /// amortised O(1) per call.
+    /// amortised O(1) per call, and no hash lookup while nothing expired.
     fn evict_expired_completed(&mut self, now: u64) {
-        while let Some((key, generation)) = self.completed.front() {
-            match self.entries.get(key) {
-                Some(e) if e.is_done() && e.generation() == *generation => {
-                    if e.deadline_ms > now {
-                        break;
-                    }
-                    self.entries.remove(key);
-                }
-                _ => {} // stale: the key was reclaimed or evicted since
+        while self.completed.front().is_some_and(|c| c.deadline_ms <= now) {
+            if let Some(item) = self.completed.pop_front() {
+                self.remove_completed(item);
             }
-            self.completed.pop_front();
         }
     }
 
     /// At the bound: evicts the oldest completed key, or failing that every
     /// expired in-flight claim. Returns whether there is room now.
     fn make_room(&mut self, now: u64) -> bool {
-        while let Some((key, generation)) = self.completed.pop_front() {
-            if let Some(e) = self.entries.get(&key) {
-                if e.is_done() && e.generation() == generation {
-                    self.entries.remove(&key);
-                    return true;
-                }
+        while let Some(item) = self.completed.pop_front() {
+            if self.remove_completed(item) {
+                return true;
             }
         }
         // Only in-flight claims are left; drop those whose lease ran out.

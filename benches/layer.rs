@@ -1,0 +1,342 @@
+//! The layer in process, no sockets: `tower::ServiceExt::oneshot` on a
+//! current-thread tokio runtime.
+//!
+//! `cargo bench --bench layer`
+//!
+//! Variants, each at 300 B and 64 KiB, one frame and many frames:
+//!
+//! * `bare`: the inner service alone (takes the request, answers 200);
+//! * `layer`: the same inner service behind `WebhookLayer` (Numero, memory
+//!   store, typed event), on the full "new event" path: verify, parse,
+//!   claim, inner service, complete. Every request has a fresh id;
+//! * `axum_inline`: a hand-written axum handler that takes `Bytes`, verifies
+//!   the HMAC inline (cached key, constant-time compare) and parses the id;
+//! * `axum_layer`: an axum handler taking `VerifiedEvent`, behind the layer.
+//!
+//! Requests are built (and signed) outside the timed region.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::post;
+use base64::Engine as _;
+use bytes::Bytes;
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group};
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::Full;
+use sha2::Sha256;
+use tower::{Layer as _, ServiceExt as _};
+use tower_webhook::numero::{Numero, NumeroEvent};
+use tower_webhook::{VerifiedEvent, WebhookLayer};
+
+mod common;
+use common::{Frames, NUMERO_SECRET, Variant, interleaved, signed_delivery, time_n};
+
+const SIZES: &[(&str, usize, usize)] = &[
+    // name, body size, frame size for the many-frames case
+    ("300B", 300, 64),
+    ("64KiB", 64 * 1024, 8 * 1024),
+];
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A signed Numero delivery with a fresh id.
+fn delivery(size: usize) -> (http::request::Parts, Bytes) {
+    signed_delivery(NEXT_ID.fetch_add(1, Ordering::Relaxed), size)
+}
+
+async fn inner<B>(request: Request<B>) -> Result<Response<Full<Bytes>>, Infallible> {
+    black_box(request);
+    Ok(Response::new(Full::new(Bytes::new())))
+}
+
+static INLINE_KEY: LazyLock<Hmac<Sha256>> =
+    LazyLock::new(|| Hmac::new_from_slice(NUMERO_SECRET.as_bytes()).unwrap());
+
+#[derive(serde::Deserialize)]
+struct IdOnly<'a> {
+    #[serde(borrow)]
+    id: std::borrow::Cow<'a, str>,
+}
+
+/// What a user writes without the layer: verify inline, read the id.
+async fn axum_inline(headers: HeaderMap, body: Bytes) -> StatusCode {
+    let Some(value) = headers.get("x-webhook-signature") else {
+        return StatusCode::UNAUTHORIZED;
+    };
+    let mut tag = [0u8; 32];
+    match base64::engine::general_purpose::STANDARD.decode_slice(value.as_bytes(), &mut tag) {
+        Ok(32) => {}
+        _ => return StatusCode::UNAUTHORIZED,
+    }
+    let mut mac = INLINE_KEY.clone();
+    mac.update(&body);
+    if mac.verify_slice(&tag).is_err() {
+        return StatusCode::UNAUTHORIZED;
+    }
+    match serde_json::from_slice::<IdOnly<'_>>(&body) {
+        Ok(event) => {
+            black_box(event.id);
+            StatusCode::OK
+        }
+        Err(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+async fn axum_with_layer(VerifiedEvent(event): VerifiedEvent<NumeroEvent>) -> StatusCode {
+    black_box(event);
+    StatusCode::OK
+}
+
+fn layer(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let webhook = WebhookLayer::new(Numero, NUMERO_SECRET).unwrap();
+    let bare_full = tower::service_fn(inner::<Full<Bytes>>);
+    let bare_frames = tower::service_fn(inner::<Frames>);
+    let layered_full = webhook.layer(tower::service_fn(inner::<Full<Bytes>>));
+    let layered_frames = webhook.layer(tower::service_fn(inner::<Full<Bytes>>));
+    let router_inline = Router::new().route("/webhooks/numero", post(axum_inline));
+    let router_layer = Router::new().route(
+        "/webhooks/numero",
+        post(axum_with_layer).layer(webhook.clone()),
+    );
+
+    // Sanity: every variant answers 200 on a fresh delivery.
+    let (parts, body) = delivery(300);
+    let response = rt
+        .block_on(
+            layered_full
+                .clone()
+                .oneshot(Request::from_parts(parts, Full::new(body))),
+        )
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (parts, body) = delivery(300);
+    let response = rt
+        .block_on(
+            router_layer
+                .clone()
+                .oneshot(Request::from_parts(parts, axum::body::Body::from(body))),
+        )
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (parts, body) = delivery(300);
+    let response = rt
+        .block_on(
+            router_inline
+                .clone()
+                .oneshot(Request::from_parts(parts, axum::body::Body::from(body))),
+        )
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let mut group = c.benchmark_group("layer");
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(4));
+    for &(name, size, frame) in SIZES {
+        group.throughput(Throughput::Bytes(size as u64));
+        let one = |(parts, body): (http::request::Parts, Bytes)| {
+            Request::from_parts(parts, Full::new(body))
+        };
+        let many = move |(parts, body): (http::request::Parts, Bytes)| {
+            Request::from_parts(parts, Frames::new(body, frame))
+        };
+        let axum_one = |(parts, body): (http::request::Parts, Bytes)| {
+            Request::from_parts(parts, axum::body::Body::from(body))
+        };
+        let axum_many = move |(parts, body): (http::request::Parts, Bytes)| {
+            Request::from_parts(parts, axum::body::Body::new(Frames::new(body, frame)))
+        };
+
+        bench(
+            &mut group,
+            &rt,
+            "bare/one_frame",
+            name,
+            size,
+            &bare_full,
+            one,
+        );
+        bench(
+            &mut group,
+            &rt,
+            "layer/one_frame",
+            name,
+            size,
+            &layered_full,
+            one,
+        );
+        bench(
+            &mut group,
+            &rt,
+            "axum_inline/one_frame",
+            name,
+            size,
+            &router_inline,
+            axum_one,
+        );
+        bench(
+            &mut group,
+            &rt,
+            "axum_layer/one_frame",
+            name,
+            size,
+            &router_layer,
+            axum_one,
+        );
+        bench(
+            &mut group,
+            &rt,
+            "bare/many_frames",
+            name,
+            size,
+            &bare_frames,
+            many,
+        );
+        bench(
+            &mut group,
+            &rt,
+            "layer/many_frames",
+            name,
+            size,
+            &layered_frames,
+            many,
+        );
+        bench(
+            &mut group,
+            &rt,
+            "axum_inline/many_frames",
+            name,
+            size,
+            &router_inline,
+            axum_many,
+        );
+        bench(
+            &mut group,
+            &rt,
+            "axum_layer/many_frames",
+            name,
+            size,
+            &router_layer,
+            axum_many,
+        );
+    }
+    group.finish();
+}
+
+fn bench<S, B, R>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    variant: &str,
+    size_name: &str,
+    size: usize,
+    service: &S,
+    make: impl Fn((http::request::Parts, Bytes)) -> Request<B> + Copy,
+) where
+    S: tower::Service<Request<B>, Response = Response<R>> + Clone,
+    S::Error: std::fmt::Debug,
+    R: Body,
+{
+    group.bench_function(BenchmarkId::new(variant, size_name), |b| {
+        b.iter_batched(
+            || (service.clone(), make(delivery(size))),
+            |(service, request)| {
+                let response = rt.block_on(service.oneshot(request)).unwrap();
+                debug_assert!(response.status().is_success());
+                response
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+/// The in-process target, measured interleaved (see `common::interleaved`):
+/// (layer − bare) against one 300 B verify, in one run.
+fn paired() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let webhook = WebhookLayer::new(Numero, NUMERO_SECRET).unwrap();
+    let bare = tower::service_fn(inner::<Full<Bytes>>);
+    let layered = webhook.layer(tower::service_fn(inner::<Full<Bytes>>));
+    let set = tower_webhook::SecretSet::from_keys([NUMERO_SECRET]).unwrap();
+    let ring_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, NUMERO_SECRET.as_bytes());
+    let (parts, body) = delivery(300);
+    let signature = tower_webhook::Scheme::signature(&Numero, &parts.headers).unwrap();
+    let tag = *signature.tags().next().unwrap().as_bytes();
+    let requests = |n: u64| -> Vec<Request<Full<Bytes>>> {
+        (0..n)
+            .map(|_| {
+                let (parts, body) = delivery(300);
+                Request::from_parts(parts, Full::new(body))
+            })
+            .collect()
+    };
+    let serve = |service: &dyn Fn(Request<Full<Bytes>>) -> StatusCode, n: u64| {
+        let batch = requests(n);
+        let start = std::time::Instant::now();
+        for request in batch {
+            black_box(service(request));
+        }
+        start.elapsed()
+    };
+    let bare_call = |r: Request<Full<Bytes>>| rt.block_on(bare.oneshot(r)).unwrap().status();
+    let layer_call =
+        |r: Request<Full<Bytes>>| rt.block_on(layered.clone().oneshot(r)).unwrap().status();
+    let mut variants: Vec<Variant<'_>> = vec![
+        ("bare", Box::new(|n| serve(&bare_call, n))),
+        ("layer", Box::new(|n| serve(&layer_call, n))),
+        (
+            "verify",
+            Box::new(|n| {
+                time_n(n, || {
+                    let sig = tower_webhook::Scheme::signature(&Numero, black_box(&parts.headers))
+                        .unwrap();
+                    set.verify(&sig, black_box(&body)).unwrap();
+                })
+            }),
+        ),
+        (
+            "ring",
+            Box::new(|n| {
+                time_n(n, || {
+                    ring::hmac::verify(&ring_key, black_box(&body), black_box(&tag)).unwrap()
+                })
+            }),
+        ),
+    ];
+    let m = interleaved(&mut variants, 300, 1000);
+    println!("\ninterleaved medians (ns per request), 300 B, one frame, fresh id each");
+    println!(
+        "| bare | layer | layer − bare | numero verify | ring verify | (layer − bare) / verify | (layer − bare) / ring |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} |",
+        m[0],
+        m[1],
+        m[1] - m[0],
+        m[2],
+        m[3],
+        (m[1] - m[0]) / m[2],
+        (m[1] - m[0]) / m[3]
+    );
+}
+
+criterion_group!(benches, layer);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if std::env::args().any(|a| a == "--bench") {
+        paired();
+    }
+}

@@ -1,0 +1,90 @@
+//! The memory store: claim + complete of a new key, with 1 M keys resident.
+//!
+//! `cargo bench --bench store`
+//!
+//! The store is bounded at 1 M keys and filled before timing, so every claim
+//! also evicts the oldest completed key: the steady state of a busy receiver.
+//! Keys (`numero:evt_<12 digits>`, 23 bytes) are built before timing and
+//! cycle through 4 M distinct values, so each claim is a new key.
+//!
+//! * `claim_complete/1_thread`: time per claim + complete;
+//! * `claim_complete/2_threads`: two threads on one shared store, disjoint
+//!   keys; time per pair of operations (one on each thread), so the
+//!   reported throughput is the aggregate.
+//!
+//! Memory per resident key is measured by `cargo bench --bench allocs`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tower_webhook::store::memory::MemoryStore;
+use tower_webhook::{Claim, EventId, IdempotencyKey, IdempotencyStore};
+
+const RESIDENT: usize = 1_000_000;
+const DISTINCT: usize = 4 * RESIDENT;
+const LEASE: Duration = Duration::from_secs(300);
+const TTL: Duration = Duration::from_secs(72 * 3600);
+
+fn key(i: usize) -> IdempotencyKey {
+    IdempotencyKey::new("numero", &EventId::new(&format!("evt_{i:012}")).unwrap())
+}
+
+fn claim_complete(store: &MemoryStore, key: &IdempotencyKey) {
+    match store.claim(key, LEASE).into_inner() {
+        Ok(Claim::New(lease)) => store.complete(lease, TTL).into_inner().unwrap(),
+        other => panic!("expected a new claim, got {other:?}"),
+    }
+}
+
+fn store(c: &mut Criterion) {
+    let keys: Vec<IdempotencyKey> = (0..DISTINCT).map(key).collect();
+    let store = MemoryStore::with_max_keys(RESIDENT);
+    for k in &keys[..RESIDENT] {
+        claim_complete(&store, k);
+    }
+    assert_eq!(store.len(), RESIDENT);
+    // Next key index per thread; thread t uses indices ≡ t (mod 2) in the
+    // 2-thread case, so the two never claim the same key.
+    let next = AtomicUsize::new(RESIDENT);
+
+    let mut group = c.benchmark_group("claim_complete");
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("1_thread", |b| {
+        b.iter_custom(|iters| {
+            let start_at = next.fetch_add(iters as usize, Ordering::Relaxed);
+            let start = Instant::now();
+            for i in 0..iters as usize {
+                claim_complete(&store, &keys[(start_at + i) % DISTINCT]);
+            }
+            start.elapsed()
+        })
+    });
+
+    group.throughput(Throughput::Elements(2));
+    group.bench_function("2_threads", |b| {
+        b.iter_custom(|iters| {
+            let start_at = next.fetch_add(2 * iters as usize, Ordering::Relaxed);
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                for t in 0..2 {
+                    let (store, keys) = (&store, &keys);
+                    s.spawn(move || {
+                        for i in 0..iters as usize {
+                            claim_complete(store, &keys[(start_at + 2 * i + t) % DISTINCT]);
+                        }
+                    });
+                }
+            });
+            start.elapsed()
+        })
+    });
+    group.finish();
+    assert_eq!(store.len(), RESIDENT);
+}
+
+criterion_group!(benches, store);
+criterion_main!(benches);

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# HTTP load, server on one core and load generator on the other, 127.0.0.1
+# only, bounded in time. Compares, in one run:
+#   bare      examples/bare.rs: an axum route that does nothing
+#   layer     examples/bare.rs --layer: the same route behind WebhookLayer
+#             (Numero, memory store, handler takes the VerifiedEvent)
+#   receiver  examples/receiver.rs: the example receiver (layer + its
+#             event log and one log line per event, stdout to /dev/null)
+# Every request is a 300-byte Numero JSON body with a unique id, signed,
+# over keep-alive connections (benches/loadgen.rs, a hyper client).
+#
+# Usage: scripts/load.sh [DURATION_SECS=10] [ROUNDS=1]
+# Env: CONNECTIONS (32), SIZE (300), SERVER_CPU (0), CLIENT_CPU (1),
+#      CARGO_TARGET_DIR (target/bench, so the shared debug target is free).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${1:-10}
+ROUNDS=${2:-1}
+CONNECTIONS=${CONNECTIONS:-32}
+SIZE=${SIZE:-300}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/bench}
+export NUMERO_WEBHOOK_SECRET=whsec_loadtestloadtestloadtest0123456789
+export NUMBEROTP_WEBHOOK_SECRET=numberotp_loadtest_0123456789
+
+echo "building (release)..." >&2
+cargo build --release --quiet --example bare --example receiver
+LOADGEN=$(cargo bench --no-run --bench loadgen --message-format=json 2>/dev/null |
+  grep -o '"executable":"[^"]*loadgen[^"]*"' | tail -1 | cut -d'"' -f4)
+[ -x "$LOADGEN" ] || { echo "could not build the load generator" >&2; exit 1; }
+EXAMPLES=$CARGO_TARGET_DIR/release/examples
+
+SERVER_PID=
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+  fi
+}
+trap stop_server EXIT INT TERM
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "server on port $1 did not start" >&2
+  return 1
+}
+
+# run NAME PORT PATH SCHEME COMMAND...: prints "NAME rps p50 p99 non2xx gen_cpu"
+run() {
+  local name=$1 port=$2 path=$3 scheme=$4 secret
+  shift 4
+  [ "$scheme" = numero ] && secret=$NUMERO_WEBHOOK_SECRET || secret=$NUMBEROTP_WEBHOOK_SECRET
+  taskset -c "$SERVER_CPU" "$@" >/dev/null 2>&1 &
+  SERVER_PID=$!
+  wait_port "$port"
+  local line
+  line=$(taskset -c "$CLIENT_CPU" "$LOADGEN" --url "http://127.0.0.1:$port$path" \
+    --scheme "$scheme" --secret "$secret" --duration "$DURATION" --warmup 2 \
+    --connections "$CONNECTIONS" --size "$SIZE" | grep '^RESULT')
+  stop_server
+  echo "$line" >&2
+  local get
+  get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
+  echo "$name $(get rps) $(get p50_us) $(get p99_us) $(get non2xx) $(get errors) $(get gen_cpu)"
+}
+
+RESULTS=$(mktemp)
+trap 'stop_server; rm -f "$RESULTS"' EXIT INT TERM
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round: ${DURATION}s per side, server on CPU $SERVER_CPU, generator on CPU $CLIENT_CPU" >&2
+  run bare 39101 /webhooks/numero numero "$EXAMPLES/bare" --addr 127.0.0.1:39101 >>"$RESULTS"
+  run layer 39102 /webhooks/numero numero "$EXAMPLES/bare" --addr 127.0.0.1:39102 --layer >>"$RESULTS"
+  run receiver 39103 /webhooks/numero numero "$EXAMPLES/receiver" --addr 127.0.0.1:39103 >>"$RESULTS"
+done
+
+echo
+echo "| round | server | requests/s | p50 µs | p99 µs | non-2xx | errors | generator CPU | rps / bare |"
+echo "|---|---|---|---|---|---|---|---|---|"
+awk -v per=3 '
+  { round = int((NR - 1) / per) + 1
+    if ($1 == "bare") bare = $2
+    printf "| %d | %s | %.0f | %s | %s | %s | %s | %s | %.3f |\n", round, $1, $2, $3, $4, $5, $6, $7, $2 / bare }
+' "$RESULTS"
