@@ -53,7 +53,10 @@ pub fn standard(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
 /// `key` (which should be 24 to 64 random bytes).
 pub fn standard_secret(key: &[u8]) -> String {
     use base64::Engine as _;
-    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key))
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    )
 }
 
 /// `Stripe-Signature` for `body` sent at `timestamp` (Unix seconds):
