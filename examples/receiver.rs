@@ -311,14 +311,14 @@ where
             "POST {path}: {name}, {count} secret(s), body cap {} bytes, redis store",
             setup.max_body_bytes
         );
-        return Ok(app.route(&path, post(handler).layer(layer)));
+        return Ok(app.route(&path, post(handler).route_layer(layer)));
     }
     let layer = builder.build().map_err(|e| format!("{var}: {e}"))?;
     println!(
         "POST {path}: {name}, {count} secret(s), body cap {} bytes",
         setup.max_body_bytes
     );
-    Ok(app.route(&path, post(handler).layer(layer)))
+    Ok(app.route(&path, post(handler).route_layer(layer)))
 }
 
 /// The secrets in `var`, split on whitespace; or, when `var` is unset, a
