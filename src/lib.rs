@@ -16,6 +16,13 @@
 //!   reaches the handler as the same `Bytes`, uncopied.
 //! * Each event's idempotency key is claimed atomically before the handler
 //!   runs, so retries and duplicate deliveries run it once.
+//! * The handler gets the original headers, the raw body, and in the request
+//!   extensions the typed event and its [`EventId`].
+//!
+//! Schemes: [`numberotp`], [`numero`], [`github`], [`standard`] (Standard
+//! Webhooks, Svix), [`stripe`], and [`custom`] for any other HMAC-SHA256
+//! provider. Stores: [`MemoryStore`] (the default) and, with feature `redis`,
+//! `RedisStore` for several replicas.
 //!
 //! # Status codes
 //!
@@ -90,7 +97,7 @@
 //! * `axum` (default): the [`VerifiedEvent`] extractor.
 //! * `tracing`: a `tracing` event for every rejection, carrying its reason
 //!   code, and for every failed store call.
-//! * `redis`: [`RedisStore`], one idempotency store shared by several
+//! * `redis`: `RedisStore` (in [`store`]), one idempotency store shared by several
 //!   replicas (tokio).
 
 mod body;
