@@ -238,8 +238,10 @@ async fn an_unavailable_store_is_503_with_retry_after_and_nothing_runs() {
 #[tokio::test]
 async fn done_expires_after_its_ttl_and_a_lease_after_its_lease() {
     let r = start_with(Settings {
-        done_ttl: Duration::from_millis(300),
-        lease: Duration::from_millis(300),
+        // Long enough that a loaded CI machine still delivers the duplicate
+        // within it; the sleeps below are longer still.
+        done_ttl: Duration::from_millis(1000),
+        lease: Duration::from_millis(1000),
         ..Settings::default()
     })
     .await;
@@ -249,7 +251,7 @@ async fn done_expires_after_its_ttl_and_a_lease_after_its_lease() {
         deliver_numero(&r, &body).await.text(),
         r#"{"status":"duplicate"}"#
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(
         deliver_numero(&r, &body).await.text(),
         "",
@@ -270,7 +272,7 @@ async fn done_expires_after_its_ttl_and_a_lease_after_its_lease() {
         deliver_numero(&r, &numero_body("evt_lease")).await.status,
         StatusCode::CONFLICT
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     r.seen.set(Mode::Ok);
     let taken_over = deliver_numero(&r, &numero_body("evt_lease")).await;
     assert_eq!((taken_over.status, taken_over.text()), (StatusCode::OK, ""));

@@ -114,21 +114,21 @@ async fn leases_and_done_ttls_expire() {
         let (_server, store) = started().await;
         let k = key("evt_ttl");
 
-        let _crashed = claim_new(&store, &k, Duration::from_millis(100)).await;
+        let _crashed = claim_new(&store, &k, Duration::from_millis(500)).await;
         assert!(matches!(
             store.claim(&k, LONG).await.unwrap(),
             Claim::InFlight
         ));
-        sleep(Duration::from_millis(250)).await;
+        sleep(Duration::from_millis(800)).await;
         assert_eq!(store.status(&k).await.unwrap(), None, "the lease ran out");
 
         let lease = claim_new(&store, &k, LONG).await;
         store
-            .complete(lease, Duration::from_millis(100))
+            .complete(lease, Duration::from_millis(500))
             .await
             .unwrap();
         assert!(matches!(store.claim(&k, LONG).await.unwrap(), Claim::Done));
-        sleep(Duration::from_millis(250)).await;
+        sleep(Duration::from_millis(800)).await;
         assert!(
             is_new(&store.claim(&k, LONG).await.unwrap()),
             "done expires after its TTL"
