@@ -51,7 +51,7 @@ use serde::Serialize;
 
 use super::{EventId, Parsed, Scheme, envelope, support};
 use crate::Rejection;
-use crate::secret::Signature;
+use crate::secret::{Signature, Tag};
 
 /// Names a custom scheme may not take: the built-in schemes'.
 pub const RESERVED_NAMES: &[&str] = &["numberotp", "numero", "github", "standard", "stripe"];
@@ -84,6 +84,9 @@ pub struct Custom {
     encoding: Encoding,
     id: IdSource,
     type_field: Option<String>,
+    /// The envelope fields to read (id and event type, as configured),
+    /// built once by [`CustomBuilder::build`].
+    fields: Vec<(String, usize)>,
 }
 
 /// A verified event of a custom scheme.
@@ -144,6 +147,7 @@ impl Custom {
                 encoding: Encoding::Hex,
                 id: IdSource::Field("id".to_owned()),
                 type_field: None,
+                fields: Vec::new(),
             },
         }
     }
@@ -216,7 +220,7 @@ impl CustomBuilder {
     /// [`CustomSchemeError`] for an invalid or reserved name, an empty field
     /// name, or the same field as id and event type.
     pub fn build(self) -> Result<Custom, CustomSchemeError> {
-        let scheme = self.scheme;
+        let mut scheme = self.scheme;
         let name_ok = (1..=32).contains(&scheme.name.len())
             && scheme
                 .name
@@ -239,6 +243,11 @@ impl CustomBuilder {
         if id_field.is_some() && id_field == type_field {
             return Err(CustomSchemeError::SameField);
         }
+        scheme.fields = id_field
+            .map(|field| (field.to_owned(), ID))
+            .into_iter()
+            .chain(type_field.map(|field| (field.to_owned(), TYPE)))
+            .collect();
         Ok(scheme)
     }
 }
@@ -254,29 +263,18 @@ impl Scheme for Custom {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        let encoding = match self.encoding {
-            Encoding::Hex => support::TagEncoding::Hex,
-            Encoding::Base64 => support::TagEncoding::Base64,
+        let decode = match self.encoding {
+            Encoding::Hex => Tag::from_hex,
+            Encoding::Base64 => Tag::from_base64,
         };
-        support::prefixed_tag(headers, &self.header, self.prefix.as_bytes(), encoding)
+        support::prefixed_tag(headers, &self.header, self.prefix.as_bytes(), decode)
     }
 
     fn parse(&self, _headers: &HeaderMap, body: &Bytes) -> Result<Parsed<CustomEvent>, Rejection> {
-        let mut fields = Vec::with_capacity(2);
-        if let IdSource::Field(field) = &self.id {
-            fields.push((field.as_str(), ID));
-        }
-        if let Some(field) = &self.type_field {
-            fields.push((field.as_str(), TYPE));
-        }
-        let slots = if fields.is_empty() {
+        let slots = if self.fields.is_empty() {
             [None; 2]
         } else {
-            envelope::read::<2>(body, &fields).map_err(|e| match e {
-                envelope::EnvelopeError::Invalid(reason) => reason,
-                envelope::EnvelopeError::Repeated(ID) => Rejection::AmbiguousId,
-                envelope::EnvelopeError::Repeated(_) => Rejection::InvalidPayload,
-            })?
+            envelope::read::<2, _>(body, &self.fields, &[ID])?
         };
         let id = match self.id {
             IdSource::Field(_) => envelope::id(slots[ID])?,

@@ -12,32 +12,34 @@ use serde_json::value::RawValue;
 
 use crate::Rejection;
 
-/// Why an envelope could not be read.
-pub(crate) enum EnvelopeError {
-    /// Not UTF-8, not JSON, or not an object.
-    Invalid(Rejection),
-    /// The field in this slot appeared more than once.
-    Repeated(usize),
-}
-
 /// Reads `body` as one JSON object whose keys are looked up in `fields`
 /// (name → slot). Returns the raw value of each slot, if present.
-pub(crate) fn read<'de, const N: usize>(
+///
+/// # Errors
+///
+/// [`Rejection::NotUtf8`], [`Rejection::InvalidJson`], or
+/// [`Rejection::InvalidPayload`] for a body that is not one object; a field
+/// given twice (under either casing) is [`Rejection::AmbiguousId`] when its
+/// slot is one of `id_slots` (what the key is made of), else
+/// [`Rejection::InvalidPayload`].
+pub(crate) fn read<'de, const N: usize, F: AsRef<str>>(
     body: &'de [u8],
-    fields: &[(&str, usize)],
-) -> Result<[Option<&'de RawValue>; N], EnvelopeError> {
-    let text = std::str::from_utf8(body).map_err(|_| EnvelopeError::Invalid(Rejection::NotUtf8))?;
+    fields: &[(F, usize)],
+    id_slots: &[usize],
+) -> Result<[Option<&'de RawValue>; N], Rejection> {
+    let text = std::str::from_utf8(body).map_err(|_| Rejection::NotUtf8)?;
     let mut de = serde_json::Deserializer::from_str(text);
-    let seed = Seed::<N> { fields };
+    let seed = Seed::<N, F> { fields };
     let result = seed.deserialize(&mut de).and_then(|slots| {
         de.end()?;
         Ok(slots)
     });
     match result {
         Ok(Ok(slots)) => Ok(slots),
-        Ok(Err(slot)) => Err(EnvelopeError::Repeated(slot)),
-        Err(e) if e.is_data() => Err(EnvelopeError::Invalid(Rejection::InvalidPayload)),
-        Err(_) => Err(EnvelopeError::Invalid(Rejection::InvalidJson)),
+        Ok(Err(slot)) if id_slots.contains(&slot) => Err(Rejection::AmbiguousId),
+        Ok(Err(_)) => Err(Rejection::InvalidPayload),
+        Err(e) if e.is_data() => Err(Rejection::InvalidPayload),
+        Err(_) => Err(Rejection::InvalidJson),
     }
 }
 
@@ -70,11 +72,11 @@ pub(crate) fn text(raw: Option<&RawValue>) -> Result<Option<String>, Rejection> 
     }
 }
 
-struct Seed<'f, const N: usize> {
-    fields: &'f [(&'f str, usize)],
+struct Seed<'f, const N: usize, F> {
+    fields: &'f [(F, usize)],
 }
 
-impl<'de, const N: usize> DeserializeSeed<'de> for Seed<'_, N> {
+impl<'de, const N: usize, F: AsRef<str>> DeserializeSeed<'de> for Seed<'_, N, F> {
     // The inner error names a repeated slot; serde's error type cannot carry it.
     type Value = Result<[Option<&'de RawValue>; N], usize>;
 
@@ -83,7 +85,7 @@ impl<'de, const N: usize> DeserializeSeed<'de> for Seed<'_, N> {
     }
 }
 
-impl<'de, const N: usize> Visitor<'de> for Seed<'_, N> {
+impl<'de, const N: usize, F: AsRef<str>> Visitor<'de> for Seed<'_, N, F> {
     type Value = Result<[Option<&'de RawValue>; N], usize>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -94,7 +96,7 @@ impl<'de, const N: usize> Visitor<'de> for Seed<'_, N> {
         let mut slots = [None; N];
         let mut repeated = None;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            match self.fields.iter().find(|(name, _)| *name == key) {
+            match self.fields.iter().find(|(name, _)| name.as_ref() == key) {
                 Some(&(_, slot)) => {
                     let value: &'de RawValue = map.next_value()?;
                     if slots[slot].replace(value).is_some() {
@@ -144,8 +146,8 @@ mod tests {
 
     const FIELDS: &[(&str, usize)] = &[("id", 0), ("Id", 0), ("x", 1)];
 
-    fn read2(body: &str) -> Result<[Option<&RawValue>; 2], EnvelopeError> {
-        read::<2>(body.as_bytes(), FIELDS)
+    fn read2(body: &str) -> Result<[Option<&RawValue>; 2], Rejection> {
+        read::<2, _>(body.as_bytes(), FIELDS, &[0])
     }
 
     #[test]
@@ -157,29 +159,30 @@ mod tests {
     }
 
     #[test]
-    fn both_casings_of_one_field_are_a_repeat() {
-        assert!(matches!(
-            read2(r#"{"id":"a","Id":"a"}"#),
-            Err(EnvelopeError::Repeated(0))
-        ));
-        assert!(matches!(
-            read2(r#"{"id":"a","id":"b"}"#),
-            Err(EnvelopeError::Repeated(0))
-        ));
+    fn a_repeated_field_is_ambiguous_for_ids_and_invalid_otherwise() {
+        assert_eq!(
+            read2(r#"{"id":"a","Id":"a"}"#).unwrap_err(),
+            Rejection::AmbiguousId
+        );
+        assert_eq!(
+            read2(r#"{"id":"a","id":"b"}"#).unwrap_err(),
+            Rejection::AmbiguousId
+        );
+        assert_eq!(
+            read2(r#"{"x":1,"x":1}"#).unwrap_err(),
+            Rejection::InvalidPayload
+        );
     }
 
     #[test]
     fn failures_are_classified() {
-        let reason = |body: &[u8]| match read::<2>(body, FIELDS) {
-            Err(EnvelopeError::Invalid(r)) => r,
-            _ => panic!("expected a failure"),
-        };
+        let reason = |body: &[u8]| read::<2, _>(body, FIELDS, &[0]).unwrap_err();
         assert_eq!(reason(b"\xff{}"), Rejection::NotUtf8);
         assert_eq!(reason(b"{"), Rejection::InvalidJson);
         assert_eq!(reason(b"{} x"), Rejection::InvalidJson);
         assert_eq!(reason(b"[1]"), Rejection::InvalidPayload);
         assert_eq!(id(None), Err(Rejection::MissingId));
-        let slots = read2(r#"{"id":5}"#).ok().unwrap();
+        let slots = read2(r#"{"id":5}"#).unwrap();
         assert_eq!(id(slots[0]), Err(Rejection::InvalidId));
     }
 }

@@ -60,7 +60,7 @@ use serde::Serialize;
 
 use super::{EventId, Parsed, Scheme, envelope, single_header, support};
 use crate::Rejection;
-use crate::secret::Signature;
+use crate::secret::{Signature, Tag};
 
 /// The signature header GitHub sends.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-hub-signature-256");
@@ -106,15 +106,12 @@ impl Scheme for GitHub {
             headers,
             &SIGNATURE_HEADER,
             SIGNATURE_PREFIX.as_bytes(),
-            support::TagEncoding::Hex,
+            Tag::from_hex,
         )
     }
 
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<GitHubEvent>, Rejection> {
-        let slots = envelope::read::<1>(body, FIELDS).map_err(|e| match e {
-            envelope::EnvelopeError::Invalid(reason) => reason,
-            envelope::EnvelopeError::Repeated(_) => Rejection::InvalidPayload,
-        })?;
+        let slots = envelope::read::<1, _>(body, FIELDS, &[])?;
         let digest = support::digest_hex(body);
         Ok(Parsed {
             id: EventId::new(&digest)?,

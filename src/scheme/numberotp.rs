@@ -14,7 +14,7 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::{EventId, Parsed, Scheme, envelope, signature_header};
+use super::{EventId, Parsed, Scheme, envelope, support};
 use crate::Rejection;
 use crate::secret::{Signature, Tag};
 
@@ -78,12 +78,12 @@ impl Scheme for NumberOtp {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        let value = signature_header(headers, &SIGNATURE_HEADER)?;
-        let hex = value
-            .strip_prefix(SIGNATURE_PREFIX.as_bytes())
-            .ok_or(Rejection::MalformedSignature)?;
-        let tag = Tag::from_hex(hex).map_err(|_| Rejection::MalformedSignature)?;
-        Ok(Signature::over_body(tag))
+        support::prefixed_tag(
+            headers,
+            &SIGNATURE_HEADER,
+            SIGNATURE_PREFIX.as_bytes(),
+            Tag::from_hex,
+        )
     }
 
     fn parse(
@@ -91,12 +91,8 @@ impl Scheme for NumberOtp {
         _headers: &HeaderMap,
         body: &Bytes,
     ) -> Result<Parsed<NumberOtpEvent>, Rejection> {
-        let slots = envelope::read::<7>(body, FIELDS).map_err(|e| match e {
-            envelope::EnvelopeError::Invalid(reason) => reason,
-            // id, status and otp together identify the event.
-            envelope::EnvelopeError::Repeated(ID | STATUS | OTP) => Rejection::AmbiguousId,
-            envelope::EnvelopeError::Repeated(_) => Rejection::InvalidPayload,
-        })?;
+        // id, status and otp together identify the event.
+        let slots = envelope::read::<7, _>(body, FIELDS, &[ID, STATUS, OTP])?;
         let event = NumberOtpEvent {
             id: envelope::id(slots[ID])?,
             phone_number: envelope::text(slots[PHONE])?,

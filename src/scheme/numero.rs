@@ -101,11 +101,7 @@ impl Scheme for Numero {
     }
 
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<NumeroEvent>, Rejection> {
-        let slots = envelope::read::<4>(body, FIELDS).map_err(|e| match e {
-            envelope::EnvelopeError::Invalid(reason) => reason,
-            envelope::EnvelopeError::Repeated(ID) => Rejection::AmbiguousId,
-            envelope::EnvelopeError::Repeated(_) => Rejection::InvalidPayload,
-        })?;
+        let slots = envelope::read::<4, _>(body, FIELDS, &[ID])?;
         let id = envelope::id(slots[ID])?;
         let event_type = envelope::text(slots[EVENT])?;
         agrees(headers, &ID_HEADER, Some(&id))?;

@@ -229,10 +229,7 @@ impl Scheme for Standard {
         let fields = fields(headers)?;
         let id = id(fields.id)?;
         let timestamp = support::parse_timestamp(fields.timestamp)?;
-        let slots = envelope::read::<1>(body, &[("type", 0)]).map_err(|e| match e {
-            envelope::EnvelopeError::Invalid(reason) => reason,
-            envelope::EnvelopeError::Repeated(_) => Rejection::InvalidPayload,
-        })?;
+        let slots = envelope::read::<1, _>(body, &[("type", 0)], &[])?;
         Ok(Parsed {
             id: EventId::new(id)?,
             event: StandardEvent {

@@ -130,11 +130,7 @@ impl Scheme for Stripe {
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<StripeEvent>, Rejection> {
         // The layer verified the header before reading the body.
         let timestamp = support::parse_timestamp(header(headers)?.t)?;
-        let slots = envelope::read::<4>(body, FIELDS).map_err(|e| match e {
-            envelope::EnvelopeError::Invalid(reason) => reason,
-            envelope::EnvelopeError::Repeated(ID) => Rejection::AmbiguousId,
-            envelope::EnvelopeError::Repeated(_) => Rejection::InvalidPayload,
-        })?;
+        let slots = envelope::read::<4, _>(body, FIELDS, &[ID])?;
         let id = envelope::id(slots[ID])?;
         Ok(Parsed {
             id: EventId::new(&id)?,

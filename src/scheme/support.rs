@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::signature_header;
 use crate::Rejection;
-use crate::secret::{Signature, Tag};
+use crate::secret::{InvalidTag, Signature, Tag};
 
 /// Most candidate tags read from one signature header. A sender lists one
 /// per active secret, so a handful at most; more is refused as malformed.
@@ -166,16 +166,8 @@ macro_rules! timestamped_scheme {
 
 pub(crate) use timestamped_scheme;
 
-/// How a tag is written in a header value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TagEncoding {
-    /// 64 hex digits, either case.
-    Hex,
-    /// Standard, padded, canonical base64.
-    Base64,
-}
-
-/// The one tag of a header `<prefix><tag>` over the body alone.
+/// The one tag of a header `<prefix><tag>` over the body alone, decoded
+/// with `decode` ([`Tag::from_hex`] or [`Tag::from_base64`]).
 ///
 /// # Errors
 ///
@@ -186,17 +178,14 @@ pub(crate) fn prefixed_tag(
     headers: &HeaderMap,
     name: &HeaderName,
     prefix: &[u8],
-    encoding: TagEncoding,
+    decode: fn(&[u8]) -> Result<Tag, InvalidTag>,
 ) -> Result<Signature, Rejection> {
     let value = signature_header(headers, name)?;
     let encoded = value
         .strip_prefix(prefix)
         .ok_or(Rejection::MalformedSignature)?;
-    let tag = match encoding {
-        TagEncoding::Hex => Tag::from_hex(encoded),
-        TagEncoding::Base64 => Tag::from_base64(encoded),
-    };
-    tag.map(Signature::over_body)
+    decode(encoded)
+        .map(Signature::over_body)
         .map_err(|_| Rejection::MalformedSignature)
 }
 
