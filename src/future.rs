@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! Collect ─► (verify, parse) ─► Claim ─► Call ─► Finish
-//!    │                │           │                 └─ complete on 2xx, else release
-//!    └─ 413 / 400     └─ 401/400  └─ 200 duplicate / 409 / 503
+//!    │                │     │     │                 └─ complete on 2xx, else release
+//!    └─ 413 / 400     │     │     └─ 200 duplicate / 409 / 503
+//!                     │     └─ queued: Accept ─► 202 accepted / 200 duplicate / 503
+//!                     └─ 401 / 400
 //! ```
 //!
 //! A claim taken in `Claim` is held by [`Guard`] until `Call` ends. If the
@@ -27,6 +29,7 @@ use tower_service::Service;
 
 use crate::body::{Collector, ResponseBody};
 use crate::layer::Config;
+use crate::queue::{Accept, Delivery, QueueFuture};
 use crate::secret::Signature;
 use crate::store::{Claim, IdempotencyKey, IdempotencyStore};
 use crate::{EventId, Rejection, Scheme};
@@ -53,6 +56,7 @@ pin_project! {
         Reject { rejection: Option<Rejection> },
         Collect { #[pin] body: B, collector: Collector, pending: Option<Pending<S>> },
         Claim { claim: CF, verified: Option<Verified<S, E>> },
+        Accept { accept: QueueFuture<Accept> },
         Call { #[pin] future: F },
         Finish { finish: FF, result: Option<R> },
     }
@@ -163,9 +167,14 @@ where
                     let pending = pending.take().expect("polled after completion");
                     match collected.and_then(|body| verify_and_parse(&guard.config, pending, body))
                     {
-                        Ok((verified, key)) => State::Claim {
-                            claim: guard.config.store.claim(&key, guard.config.lease),
-                            verified: Some(verified),
+                        Ok((verified, key)) => match &guard.config.intake {
+                            Some(intake) => State::Accept {
+                                accept: intake.accept(&key, verified.into_delivery(&guard.config)),
+                            },
+                            None => State::Claim {
+                                claim: guard.config.store.claim(&key, guard.config.lease),
+                                verified: Some(verified),
+                            },
                         },
                         Err(rejection) => State::Reject {
                             rejection: Some(rejection),
@@ -184,8 +193,7 @@ where
                                 id,
                                 mut inner,
                             } = verified.take().expect("polled after completion");
-                            parts.extensions.insert(event);
-                            parts.extensions.insert(id);
+                            hand_on(&mut parts.extensions, event, id);
                             let request = Request::from_parts(parts, Full::new(body));
                             State::Call {
                                 future: inner.call(request),
@@ -203,6 +211,20 @@ where
                                 rejection: Some(Rejection::StoreUnavailable { retry_after }),
                             }
                         }
+                    }
+                }
+                StateProj::Accept { accept } => {
+                    let retry_after = guard.config.retry_after;
+                    let rejection = match ready!(accept.as_mut().poll(cx)) {
+                        Ok(Accept::Accepted) => Rejection::Accepted,
+                        Ok(Accept::Duplicate) => Rejection::Duplicate,
+                        Err(error) => {
+                            store_failed("accept", &error);
+                            Rejection::StoreUnavailable { retry_after }
+                        }
+                    };
+                    State::Reject {
+                        rejection: Some(rejection),
                     }
                 }
                 StateProj::Call { future } => {
@@ -231,6 +253,31 @@ where
                 }
             };
             this.state.set(next);
+        }
+    }
+}
+
+/// Puts what the layer hands on into the request extensions: the typed
+/// event and its id. One place, shared by inline calls and queued jobs.
+pub(crate) fn hand_on<E: Clone + Send + Sync + 'static>(
+    extensions: &mut http::Extensions,
+    event: E,
+    id: EventId,
+) {
+    extensions.insert(event);
+    extensions.insert(id);
+}
+
+impl<S, E> Verified<S, E> {
+    /// The record a queued intake stores: the request as it arrived.
+    fn into_delivery<Sc: Scheme, St>(self, config: &Config<Sc, St>) -> Delivery {
+        Delivery {
+            scheme: config.scheme.name().to_owned(),
+            event_id: self.id.as_str().to_owned(),
+            method: self.parts.method,
+            uri: self.parts.uri,
+            headers: self.parts.headers,
+            body: self.body,
         }
     }
 }

@@ -5,10 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::Response;
+use http::{Request, Response};
 use http_body_util::Full;
 use tower_layer::Layer;
+use tower_service::Service;
 
+use crate::queue::runner::{Intake, LayerRunner};
+use crate::queue::{JobQueue, Worker};
 use crate::secret::{SecretError, SecretSet, check_secret_text};
 use crate::service::Webhook;
 use crate::store::{IdempotencyStore, MemoryStore};
@@ -37,6 +40,8 @@ pub(crate) struct Config<Sc, St> {
     pub(crate) lease: Duration,
     pub(crate) retry_after: Duration,
     responder: Option<Arc<Responder>>,
+    /// Queued mode: the worker that records deliveries and runs the handler.
+    pub(crate) intake: Option<Arc<dyn Intake>>,
 }
 
 impl<Sc: Scheme, St> Config<Sc, St> {
@@ -93,6 +98,7 @@ impl<Sc: Scheme> WebhookLayer<Sc, MemoryStore> {
             lease: DEFAULT_LEASE,
             retry_after: DEFAULT_RETRY_AFTER,
             responder: None,
+            intake: None,
         }
     }
 
@@ -114,10 +120,24 @@ impl<Sc, St> WebhookLayer<Sc, St> {
     }
 }
 
-impl<S, Sc, St> Layer<S> for WebhookLayer<Sc, St> {
+/// In queued mode, applying the layer also hands a clone of `inner` to the
+/// worker, which runs it for this scheme's jobs; hence the bounds.
+impl<S, B, Sc, St> Layer<S> for WebhookLayer<Sc, St>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Send + 'static,
+    Sc: Scheme,
+    St: Send + Sync + 'static,
+{
     type Service = Webhook<S, Sc, St>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        if let Some(intake) = &self.config.intake {
+            let runner = LayerRunner::new(&self.config, inner.clone());
+            intake.register(self.config.scheme.name(), Arc::new(runner));
+        }
         Webhook::new(inner, Arc::clone(&self.config))
     }
 }
@@ -133,6 +153,7 @@ pub struct WebhookLayerBuilder<Sc, St> {
     lease: Duration,
     retry_after: Duration,
     responder: Option<Arc<Responder>>,
+    intake: Option<Arc<dyn Intake>>,
 }
 
 impl<Sc: fmt::Debug, St: fmt::Debug> fmt::Debug for WebhookLayerBuilder<Sc, St> {
@@ -218,6 +239,20 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
             lease: self.lease,
             retry_after: self.retry_after,
             responder: self.responder,
+            intake: self.intake,
+        }
+    }
+
+    /// Switches the layer to queued mode, on `worker`'s queue (which
+    /// replaces any [`store`](Self::store)): a verified new delivery is
+    /// recorded with its claim in one atomic, durable step and answered
+    /// `202 {"status":"accepted"}`; the service this layer wraps is then run
+    /// by `worker`, with retries. See [`crate::queue`].
+    pub fn queued<Q: JobQueue>(self, worker: &Worker<Q>) -> WebhookLayerBuilder<Sc, Q> {
+        let intake: Arc<dyn Intake> = Arc::new(worker.clone());
+        WebhookLayerBuilder {
+            intake: Some(intake),
+            ..self.store(worker.queue().clone())
         }
     }
 
@@ -248,6 +283,7 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
                 lease: self.lease,
                 retry_after: self.retry_after,
                 responder: self.responder,
+                intake: self.intake,
             }),
         })
     }

@@ -110,6 +110,7 @@ mod service;
 #[cfg(feature = "axum")]
 mod extract;
 
+pub mod queue;
 pub mod scheme;
 pub mod sign;
 pub mod store;
@@ -120,6 +121,7 @@ pub use layer::{
     DEFAULT_DONE_TTL, DEFAULT_LEASE, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRY_AFTER, WebhookLayer,
     WebhookLayerBuilder,
 };
+pub use queue::{Attempt, JobQueue, MemoryQueue, Worker};
 pub use rejection::Rejection;
 pub use scheme::{EventId, Parsed, Scheme, numberotp, numero};
 pub use scheme::{custom, github, standard, stripe};

@@ -52,9 +52,14 @@ pub enum Rejection {
     HeaderMismatch,
     /// The verified body is JSON but not the scheme's event shape. 400.
     InvalidPayload,
-    /// The event was processed before: answered `200 {"status":"duplicate"}`
-    /// so the sender stops retrying.
+    /// The event was processed before (or, in queued mode, is already
+    /// accepted, running or a dead letter): answered
+    /// `200 {"status":"duplicate"}` so the sender stops retrying.
     Duplicate,
+    /// Queued mode: the delivery is recorded durably and a worker will run
+    /// the handler. `202 {"status":"accepted"}`. Not a failure: the layer
+    /// answers it itself, so it is one of these outcomes.
+    Accepted,
     /// Another copy of the event is being processed right now. 409 with
     /// `Retry-After`.
     InFlight {
@@ -87,6 +92,7 @@ impl Rejection {
             Self::HeaderMismatch => "header_mismatch",
             Self::InvalidPayload => "invalid_payload",
             Self::Duplicate => "duplicate",
+            Self::Accepted => "accepted",
             Self::InFlight { .. } => "in_flight",
             Self::StoreUnavailable { .. } => "store_unavailable",
         }
@@ -110,6 +116,7 @@ impl Rejection {
             | Self::HeaderMismatch
             | Self::InvalidPayload => StatusCode::BAD_REQUEST,
             Self::Duplicate => StatusCode::OK,
+            Self::Accepted => StatusCode::ACCEPTED,
             Self::InFlight { .. } => StatusCode::CONFLICT,
             Self::StoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -127,11 +134,13 @@ impl Rejection {
     }
 
     /// The default response: the status above, a JSON body naming the reason
-    /// (`{"status":"duplicate"}` for a duplicate, `{"error":"<code>"}`
-    /// otherwise), and `Retry-After` in whole seconds where it applies.
+    /// (`{"status":"duplicate"}` for a duplicate, `{"status":"accepted"}`
+    /// for a queued acceptance, `{"error":"<code>"}` otherwise), and
+    /// `Retry-After` in whole seconds where it applies.
     pub fn into_response(self) -> Response<Full<Bytes>> {
         let body = match self {
             Self::Duplicate => Bytes::from_static(br#"{"status":"duplicate"}"#),
+            Self::Accepted => Bytes::from_static(br#"{"status":"accepted"}"#),
             _ => Bytes::from(format!(r#"{{"error":"{}"}}"#, self.code())),
         };
         let mut response = Response::new(Full::new(body));
@@ -171,6 +180,7 @@ impl fmt::Display for Rejection {
             Self::HeaderMismatch => "an unsigned webhook header disagrees with the signed body",
             Self::InvalidPayload => "the webhook body is not the provider's event shape",
             Self::Duplicate => "the webhook event was already processed",
+            Self::Accepted => "the webhook delivery is recorded and queued for its handler",
             Self::InFlight { .. } => "the webhook event is being processed by another request",
             Self::StoreUnavailable { .. } => "the idempotency store is unavailable",
         };
@@ -185,7 +195,7 @@ impl std::error::Error for Rejection {}
 pub(crate) fn trace(scheme: &'static str, rejection: &Rejection) {
     #[cfg(feature = "tracing")]
     match rejection {
-        Rejection::Duplicate | Rejection::InFlight { .. } => tracing::info!(
+        Rejection::Duplicate | Rejection::Accepted | Rejection::InFlight { .. } => tracing::info!(
             scheme,
             reason = rejection.code(),
             status = rejection.status().as_u16(),

@@ -1,0 +1,547 @@
+//! [`Worker`]: takes due jobs from a [`JobQueue`] and runs each through the
+//! service its queued layer wrapped, with a lease renewed while the handler
+//! runs, a per-attempt timeout, retries and dead letters.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+
+use super::runner::{Intake, RunResult, Runner};
+use super::{
+    Accept, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueCounts, QueueFuture, RetryPolicy,
+    TakeRequest,
+};
+use crate::store::{IdempotencyKey, StoreError};
+
+/// Default number of handler runs at once: 4.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Default longest time one attempt may run: 5 minutes (10-second handlers
+/// are normal; a hung one must not hold its job for ever).
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// Default time a dead letter is kept for replay: 30 days.
+pub const DEFAULT_DEAD_LETTER_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Default longest sleep of an idle worker between two looks at the queue,
+/// for work that no wake-up announces (another process's expired lease).
+pub const DEFAULT_IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// Runs the jobs of every queued layer built with it; cheap to clone (one
+/// `Arc`).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use axum::{Router, http::StatusCode, routing::post};
+/// use tower_webhook::numero::{Numero, NumeroEvent};
+/// use tower_webhook::queue::{Attempt, MemoryQueue, Worker};
+/// use tower_webhook::{VerifiedEvent, WebhookLayer};
+///
+/// async fn on_numero(VerifiedEvent(event): VerifiedEvent<NumeroEvent>) -> StatusCode {
+///     println!("processing {}", event.id); // after the sender got its 202
+///     StatusCode::OK
+/// }
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let worker = Worker::builder(MemoryQueue::new()).concurrency(4).start();
+/// let layer = WebhookLayer::builder(Numero)
+///     .secret("whsec_abcdefghijklmnopqrstuvwxyz123456789")
+///     .queued(&worker) // the one call that switches to queued mode
+///     .build()?;
+/// let app: Router = Router::new().route("/webhooks/numero", post(on_numero).route_layer(layer));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// axum::serve(listener, app).await?;
+/// worker.shutdown(Duration::from_secs(30)).await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Worker<Q: JobQueue> {
+    shared: Arc<Shared<Q>>,
+}
+
+impl<Q: JobQueue> Clone for Worker<Q> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<Q: JobQueue + fmt::Debug> fmt::Debug for Worker<Q> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.shared;
+        f.debug_struct("Worker")
+            .field("queue", &s.queue)
+            .field("concurrency", &s.settings.concurrency)
+            .field(
+                "running",
+                &(s.settings.concurrency - s.permits.available_permits()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Worker`]; [`WorkerBuilder::start`] starts it.
+#[derive(Debug, Clone)]
+pub struct WorkerBuilder<Q> {
+    queue: Q,
+    settings: Settings,
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    concurrency: usize,
+    lease: Duration,
+    attempt_timeout: Duration,
+    retry: RetryPolicy,
+    dead_letter_ttl: Duration,
+    idle_poll: Duration,
+}
+
+struct Shared<Q: JobQueue> {
+    queue: Q,
+    settings: Settings,
+    runners: RwLock<HashMap<&'static str, Arc<dyn Runner>>>,
+    /// The schemes with a runner, as `take` wants them.
+    schemes: RwLock<Arc<[Box<str>]>>,
+    /// One permit per handler run at once.
+    permits: Arc<Semaphore>,
+    /// Wakes the taking loop: a job accepted here, a permit freed, a runner
+    /// registered, a replay, or a shutdown.
+    wake: Notify,
+    stopping: AtomicBool,
+    /// Set to `true` when running attempts must stop now.
+    abort: watch::Sender<bool>,
+    aborted: AtomicUsize,
+}
+
+/// What [`Worker::shutdown`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Whether every running attempt finished within the deadline.
+    pub finished_in_time: bool,
+    /// Attempts stopped at the deadline; their jobs are pending again.
+    pub aborted: usize,
+}
+
+impl<Q: JobQueue> Worker<Q> {
+    /// Starts a builder for a worker on `queue`, with the defaults above and
+    /// [`RetryPolicy::default`].
+    pub fn builder(queue: Q) -> WorkerBuilder<Q> {
+        WorkerBuilder {
+            queue,
+            settings: Settings {
+                concurrency: DEFAULT_CONCURRENCY,
+                lease: crate::DEFAULT_LEASE,
+                attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+                retry: RetryPolicy::default(),
+                dead_letter_ttl: DEFAULT_DEAD_LETTER_TTL,
+                idle_poll: DEFAULT_IDLE_POLL,
+            },
+        }
+    }
+
+    /// The queue this worker takes jobs from.
+    pub fn queue(&self) -> &Q {
+        &self.shared.queue
+    }
+
+    /// Counts jobs by state (across every process, for a shared backend).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the backend cannot answer.
+    pub async fn counts(&self) -> Result<QueueCounts, StoreError> {
+        self.shared.queue.counts().await
+    }
+
+    /// Lists up to `limit` dead letters, oldest failure first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the backend cannot answer.
+    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        self.shared.queue.dead_letters(limit).await
+    }
+
+    /// Puts the dead letter under `key` back in the queue, due now, with its
+    /// attempts so far, and wakes the worker. `false` when there is none.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the backend cannot answer.
+    pub async fn replay(&self, key: &str) -> Result<bool, StoreError> {
+        let replayed = self.shared.queue.replay(key).await?;
+        if replayed {
+            self.shared.wake.notify_one();
+        }
+        Ok(replayed)
+    }
+
+    /// Stops taking jobs, lets running attempts finish within `deadline`,
+    /// then stops those still running and puts their jobs back in the queue,
+    /// due now. Pending jobs stay queued for the next start.
+    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        let shared = &self.shared;
+        shared.stopping.store(true, Ordering::SeqCst);
+        shared.wake.notify_one();
+        let all = u32::try_from(shared.settings.concurrency).unwrap_or(u32::MAX);
+        let finished_in_time = tokio::time::timeout(
+            deadline,
+            Arc::clone(&shared.permits).acquire_many_owned(all),
+        )
+        .await
+        .is_ok();
+        if !finished_in_time {
+            shared.abort.send_replace(true);
+            // Each stopped attempt records its job as pending; bounded in
+            // case the store is down (the lease then frees the job).
+            let _ = tokio::time::timeout(
+                shared.settings.lease.min(Duration::from_secs(10)),
+                Arc::clone(&shared.permits).acquire_many_owned(all),
+            )
+            .await;
+        }
+        ShutdownReport {
+            finished_in_time,
+            aborted: shared.aborted.load(Ordering::SeqCst),
+        }
+    }
+}
+
+impl<Q: JobQueue> WorkerBuilder<Q> {
+    /// Handler runs at once, across every scheme (default
+    /// [`DEFAULT_CONCURRENCY`], at least 1).
+    #[must_use]
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.settings.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// How long a taken job is leased (default 5 min); the lease is renewed
+    /// every third of it while the handler runs, so it only runs out when
+    /// the process died. A job whose lease ran out is taken again.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.settings.lease = lease.max(Duration::from_millis(30));
+        self
+    }
+
+    /// Longest time one attempt may run before it is stopped and counted
+    /// as failed (default [`DEFAULT_ATTEMPT_TIMEOUT`]).
+    #[must_use]
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.attempt_timeout = timeout;
+        self
+    }
+
+    /// When failed jobs run again, and when they become dead letters.
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.settings.retry = policy;
+        self
+    }
+
+    /// How long a dead letter is kept for replay (default
+    /// [`DEFAULT_DEAD_LETTER_TTL`]); its key answers duplicate meanwhile.
+    #[must_use]
+    pub fn dead_letter_ttl(mut self, ttl: Duration) -> Self {
+        self.settings.dead_letter_ttl = ttl;
+        self
+    }
+
+    /// Longest sleep of an idle worker between two looks at the queue
+    /// (default [`DEFAULT_IDLE_POLL`]). Jobs accepted through this worker
+    /// wake it at once; this bounds how late it sees work from elsewhere.
+    #[must_use]
+    pub fn idle_poll(mut self, every: Duration) -> Self {
+        self.settings.idle_poll = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Starts the worker's taking loop on the current tokio runtime. Jobs of
+    /// a scheme run once a queued layer for it has been applied to a
+    /// service ([`WebhookLayerBuilder::queued`](crate::WebhookLayerBuilder::queued)).
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as `tokio::spawn` does.
+    pub fn start(self) -> Worker<Q> {
+        let (abort, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            queue: self.queue,
+            permits: Arc::new(Semaphore::new(self.settings.concurrency)),
+            settings: self.settings,
+            runners: RwLock::new(HashMap::new()),
+            schemes: RwLock::new(Arc::from(Vec::new())),
+            wake: Notify::new(),
+            stopping: AtomicBool::new(false),
+            abort,
+            aborted: AtomicUsize::new(0),
+        });
+        tokio::spawn(take_loop(Arc::clone(&shared)));
+        Worker { shared }
+    }
+}
+
+impl<Q: JobQueue> Intake for Worker<Q> {
+    fn accept(&self, key: &IdempotencyKey, delivery: Delivery) -> QueueFuture<Accept> {
+        let accepted = self.shared.queue.accept(key, delivery);
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move {
+            let answer = accepted.await?;
+            if answer == Accept::Accepted {
+                shared.wake.notify_one();
+            }
+            Ok(answer)
+        })
+    }
+
+    fn register(&self, scheme: &'static str, runner: Arc<dyn Runner>) {
+        let mut runners = self
+            .shared
+            .runners
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        runners.insert(scheme, runner);
+        let names: Vec<Box<str>> = runners.keys().map(|&name| Box::from(name)).collect();
+        *self
+            .shared
+            .schemes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::from(names);
+        drop(runners);
+        self.shared.wake.notify_one();
+    }
+}
+
+impl<Q: JobQueue> Shared<Q> {
+    fn runner(&self, scheme: &str) -> Option<Arc<dyn Runner>> {
+        let runners = self.runners.read().unwrap_or_else(PoisonError::into_inner);
+        runners.get(scheme).cloned()
+    }
+
+    fn schemes(&self) -> Arc<[Box<str>]> {
+        Arc::clone(&self.schemes.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Takes due jobs while permits are free; sleeps until woken, until the
+/// next job is due, or for the idle poll, whichever comes first.
+async fn take_loop<Q: JobQueue>(shared: Arc<Shared<Q>>) {
+    let mut failures = 0u32;
+    while !shared.stopping.load(Ordering::SeqCst) {
+        let free = shared.permits.available_permits();
+        let schemes = shared.schemes();
+        let mut sleep_for = shared.settings.idle_poll;
+        if free > 0 && !schemes.is_empty() {
+            let request = TakeRequest {
+                schemes,
+                max: free,
+                lease: shared.settings.lease,
+            };
+            match shared.queue.take(request).await {
+                Ok(taken) => {
+                    failures = 0;
+                    let took = taken.jobs.len();
+                    for job in taken.jobs {
+                        let permit = Arc::clone(&shared.permits)
+                            .try_acquire_owned()
+                            .expect("only this loop takes permits, and it asked for free ones");
+                        tokio::spawn(run_job(Arc::clone(&shared), job, permit));
+                    }
+                    if took > 0 && took == free {
+                        // Possibly more due: look again once a permit frees.
+                        sleep_for = shared.settings.idle_poll;
+                    } else if took > 0 {
+                        continue;
+                    }
+                    if let Some(due) = taken.next_due {
+                        let until = due
+                            .duration_since(SystemTime::now())
+                            .unwrap_or_default()
+                            .max(Duration::from_millis(2));
+                        sleep_for = sleep_for.min(until);
+                    }
+                }
+                Err(error) => {
+                    // The store is away: back off, up to the idle poll.
+                    failures = failures.saturating_add(1);
+                    sleep_for = Duration::from_millis(50 << failures.min(6)).min(sleep_for);
+                    report("take jobs", &error);
+                }
+            }
+        }
+        tokio::select! {
+            () = shared.wake.notified() => {}
+            _ = shared.queue.wait_for_work(sleep_for) => {}
+        }
+    }
+}
+
+/// How an attempt ended, from the worker's side.
+enum Ending {
+    Ran(RunResult),
+    /// The worker is shutting down and stopped the attempt.
+    Aborted,
+    /// The lease was lost: another worker owns the job now.
+    LostLease,
+}
+
+async fn run_job<Q: JobQueue>(
+    shared: Arc<Shared<Q>>,
+    job: Job<Q::JobLease>,
+    permit: OwnedSemaphorePermit,
+) {
+    let Job {
+        key,
+        delivery,
+        attempt,
+        accepted_at,
+        lease,
+    } = job;
+    let settings = &shared.settings;
+    let (ending, done_ttl) = match shared.runner(&delivery.scheme) {
+        None => (
+            Ending::Ran(RunResult::Failed(format!(
+                "no queued layer for scheme {:?} in this process",
+                delivery.scheme
+            ))),
+            Duration::ZERO,
+        ),
+        Some(runner) => {
+            let done_ttl = runner.done_ttl();
+            let ending = attend(&shared, runner.run(delivery, attempt), &lease).await;
+            (ending, done_ttl)
+        }
+    };
+    let now = SystemTime::now();
+    let failed = |error: String| match settings.retry.next_due(attempt, accepted_at, now) {
+        Some(due) => JobOutcome::Retry { due, error },
+        None => JobOutcome::Dead {
+            error,
+            retain: settings.dead_letter_ttl,
+        },
+    };
+    let outcome = match ending {
+        Ending::LostLease => {
+            warn_lost(&key);
+            drop(permit);
+            shared.wake.notify_one();
+            return;
+        }
+        Ending::Aborted => {
+            shared.aborted.fetch_add(1, Ordering::SeqCst);
+            JobOutcome::Retry {
+                due: now,
+                error: "the worker shut down during the attempt".into(),
+            }
+        }
+        Ending::Ran(RunResult::Succeeded) => JobOutcome::Done { ttl: done_ttl },
+        Ending::Ran(RunResult::Failed(error)) => failed(error),
+        Ending::Ran(RunResult::Unrunnable(error)) => JobOutcome::Dead {
+            error,
+            retain: settings.dead_letter_ttl,
+        },
+    };
+    finish(&shared, &key, lease, outcome).await;
+    drop(permit);
+    shared.wake.notify_one();
+}
+
+/// Runs the attempt in its own task (so a panic is caught), renewing the
+/// lease, until it ends, times out, loses its lease or is aborted.
+async fn attend<Q: JobQueue>(
+    shared: &Shared<Q>,
+    attempt: std::pin::Pin<Box<dyn std::future::Future<Output = RunResult> + Send>>,
+    lease: &Q::JobLease,
+) -> Ending {
+    let settings = &shared.settings;
+    let mut handler = tokio::spawn(attempt);
+    let deadline = tokio::time::sleep(settings.attempt_timeout);
+    tokio::pin!(deadline);
+    let every = (settings.lease / 3).max(Duration::from_millis(10));
+    let mut renewals = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut abort = shared.abort.subscribe();
+    if *abort.borrow_and_update() {
+        handler.abort();
+        return Ending::Aborted;
+    }
+    loop {
+        tokio::select! {
+            joined = &mut handler => {
+                return Ending::Ran(match joined {
+                    Ok(result) => result,
+                    Err(error) if error.is_panic() => RunResult::Failed("the handler panicked".into()),
+                    Err(_) => RunResult::Failed("the handler's task was cancelled".into()),
+                });
+            }
+            () = &mut deadline => {
+                handler.abort();
+                return Ending::Ran(RunResult::Failed(format!(
+                    "the attempt timed out after {:?}",
+                    settings.attempt_timeout
+                )));
+            }
+            _ = renewals.tick() => match shared.queue.renew(lease, settings.lease).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    handler.abort();
+                    return Ending::LostLease;
+                }
+                // Keep running: the next renewal may get through before the
+                // lease runs out.
+                Err(error) => report("renew a lease", &error),
+            },
+            // The flag only ever goes from false to true, and the sender
+            // lives in `shared`: any change is the abort.
+            _ = abort.changed() => {
+                handler.abort();
+                return Ending::Aborted;
+            }
+        }
+    }
+}
+
+/// Records the outcome, retrying while the store is briefly away; if it
+/// stays away the lease runs out and the job is taken again.
+async fn finish<Q: JobQueue>(
+    shared: &Shared<Q>,
+    key: &str,
+    lease: Q::JobLease,
+    outcome: JobOutcome,
+) {
+    let give_up = tokio::time::Instant::now() + shared.settings.lease;
+    let mut wait = Duration::from_millis(50);
+    loop {
+        match shared.queue.finish(lease.clone(), outcome.clone()).await {
+            Ok(true) => return,
+            Ok(false) => return warn_lost(key),
+            Err(error) if tokio::time::Instant::now() + wait < give_up => {
+                report("record a job's outcome", &error);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            Err(error) => return report("record a job's outcome (gave up)", &error),
+        }
+    }
+}
+
+fn warn_lost(key: &str) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        key,
+        "a job's lease ran out before its attempt ended: another worker took it"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = key;
+}
+
+fn report(operation: &str, error: &StoreError) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(operation, %error, "job queue call failed");
+    #[cfg(not(feature = "tracing"))]
+    let _ = (operation, error);
+}
