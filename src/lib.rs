@@ -114,6 +114,7 @@ pub mod queue;
 pub mod scheme;
 pub mod sign;
 pub mod store;
+mod text;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
@@ -128,6 +129,7 @@ pub use scheme::{custom, github, standard, stripe};
 pub use secret::{InvalidTag, MacMismatch, SecretError, SecretSet, Signature, TAG_LEN, Tag};
 pub use service::Webhook;
 pub use store::{Claim, IdempotencyKey, IdempotencyStore, MemoryStore, StoreError};
+pub use text::Text;
 
 #[cfg(feature = "redis")]
 pub use store::RedisStore;
