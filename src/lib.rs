@@ -36,6 +36,8 @@
 //! | body over the cap (declared or streamed) | 413 | no | untouched |
 //! | verified, but not JSON / not UTF-8 / no or ambiguous id / unsigned id disagrees | 400 | no | untouched |
 //! | store unreachable | 503 + `Retry-After` | no | untouched |
+//! | queued: verified, new | 202 `{"status":"accepted"}`, once durable | later, by the [`Worker`], with retries | pending → done, or dead letter |
+//! | queued: verified, already accepted / running / done / dead | 200 `{"status":"duplicate"}` | no | unchanged |
 //!
 //! A sender's fault never gets a 5xx (a 5xx makes senders retry for a day),
 //! and a 2xx is never sent while the event may still be lost. Rejections
@@ -92,13 +94,25 @@
 //! With hyper alone, wrap a `service_fn` in the layer and read the event
 //! with `request.extensions().get::<NumeroEvent>()`; see `examples/hyper.rs`.
 //!
+//! # Queued mode
+//!
+//! For handlers slower than the sender's timeout, one builder call,
+//! [`WebhookLayerBuilder::queued`], makes the layer answer
+//! `202 {"status":"accepted"}` as soon as the delivery is recorded durably,
+//! and a [`Worker`] run the same handler afterwards, with retries, backoff,
+//! dead letters and replay. See [`queue`].
+//!
 //! # Features
 //!
 //! * `axum` (default): the [`VerifiedEvent`] extractor.
 //! * `tracing`: a `tracing` event for every rejection, carrying its reason
 //!   code, and for every failed store call.
 //! * `redis`: `RedisStore` (in [`store`]), one idempotency store shared by several
-//!   replicas (tokio).
+//!   replicas.
+//! * `sqlite`: `SqliteStore` (in [`store`]), a durable store and job queue on
+//!   one machine (SQLite, bundled: no system library needed).
+//!
+//! The layer runs on tokio (the queue's worker and its timers).
 
 mod body;
 mod future;
