@@ -131,6 +131,8 @@ pub use store::{Claim, IdempotencyKey, IdempotencyStore, MemoryStore, StoreError
 
 #[cfg(feature = "redis")]
 pub use store::RedisStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
 
 #[cfg(feature = "axum")]
 pub use extract::{MissingVerifiedEvent, VerifiedEvent};
