@@ -148,6 +148,8 @@ pub use text::Text;
 
 #[cfg(feature = "redis")]
 pub use store::RedisStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
 
 #[cfg(feature = "axum")]
 pub use extract::{MissingVerifiedEvent, VerifiedEvent};
