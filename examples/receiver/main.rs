@@ -87,6 +87,7 @@ use tower_webhook::numberotp::NumberOtp;
 use tower_webhook::numero::Numero;
 use tower_webhook::queue::RetryPolicy;
 use tower_webhook::standard::Standard;
+use tower_webhook::store::SqliteStore;
 use tower_webhook::stripe::Stripe;
 use tower_webhook::{JobQueue, MemoryQueue, MemoryStore, Scheme, Worker};
 
@@ -115,9 +116,6 @@ async fn run(options: Options) -> Result<(), String> {
     let listener = TcpListener::bind(options.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the bound address: {e}"))?;
     let mode = if options.queued { "queued" } else { "inline" };
     match choice {
         StoreChoice::Memory if options.queued => {
@@ -133,9 +131,17 @@ async fn run(options: Options) -> Result<(), String> {
             )
             .await
         }
-        StoreChoice::Sqlite(path) => Err(format!(
-            "sqlite:{path}: the SQLite store is not in this build yet; use --store memory ({mode}, {addr})"
-        )),
+        StoreChoice::Sqlite(path) => {
+            let store =
+                SqliteStore::open(&path).map_err(|e| format!("--store sqlite:{path}: {e}"))?;
+            let described = format!("sqlite:{path} (synchronous=FULL), {mode}");
+            if options.queued {
+                let worker = worker(store, &options);
+                start(listener, &options, Queued(worker), &described).await
+            } else {
+                start(listener, &options, Inline(store), &described).await
+            }
+        }
         #[cfg(feature = "redis")]
         StoreChoice::Redis(url) => {
             let store = redis_store(&url).await?;
