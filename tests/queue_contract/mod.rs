@@ -52,6 +52,8 @@ pub struct Run {
 pub struct Seen {
     pub runs: Mutex<Vec<Run>>,
     pub script: Mutex<Script>,
+    /// `(event id, attempt)` of every attempt, recorded as it starts.
+    pub started: Mutex<Vec<(String, u32)>>,
 }
 
 impl Seen {
@@ -135,6 +137,10 @@ pub async fn start<Q: JobQueue>(worker: WorkerBuilder<Q>) -> Queued<Q> {
         let seen = Arc::clone(&state);
         async move {
             let script = seen.script.lock().unwrap().clone();
+            seen.started
+                .lock()
+                .unwrap()
+                .push((event.id.clone(), attempt));
             let started = Instant::now();
             tokio::time::sleep(script.delay).await;
             let fail = attempt <= script.fail_first;
