@@ -352,29 +352,10 @@ async fn two_replicas_one_hundred_copies_one_run() {
         for r in [&a, &b] {
             r.seen.script.lock().unwrap().delay = Duration::from_millis(50);
         }
-        let body = numero_body("evt_shared");
-        let sig = harness::numero_signature(body.as_bytes());
-        let client = harness::client();
-        let tasks: Vec<_> = (0..100)
-            .map(|i| {
-                let addr = if i % 2 == 0 { a.addr } else { b.addr };
-                let (client, sig, body) = (client.clone(), sig.clone(), body.clone());
-                tokio::spawn(async move {
-                    let url = format!("http://{addr}/numero");
-                    harness::post_with(&client, &url, &[("x-webhook-signature", &sig)], body).await
-                })
-            })
-            .collect();
-        let (mut accepted, mut duplicates) = (0, 0);
-        for task in tasks {
-            let reply = task.await.unwrap();
-            match (reply.status, reply.text()) {
-                (StatusCode::ACCEPTED, r#"{"status":"accepted"}"#) => accepted += 1,
-                (StatusCode::OK, r#"{"status":"duplicate"}"#) => duplicates += 1,
-                (status, text) => panic!("unexpected answer {status} {text}"),
-            }
-        }
-        assert_eq!((accepted, duplicates), (1, 99));
+        let urls = [&a, &b].map(|r| format!("http://{}/numero", r.addr));
+        let statuses = contract::post_copies(&urls, &numero_body("evt_shared"), 100).await;
+        assert_eq!(statuses.get(&202), Some(&1), "{statuses:?}");
+        assert_eq!(statuses.get(&200), Some(&99), "duplicates: {statuses:?}");
         wait_for("the handler run", || successes(&[&a, &b]) == 1).await;
         a.wait_counts(zero()).await;
         sleep(Duration::from_millis(200)).await;
