@@ -50,22 +50,10 @@ fn numero_schemes() -> Arc<[Box<str>]> {
     Arc::from(vec![Box::from("numero")])
 }
 
-/// A queued replica (the contract's receiver) whose worker runs jobs
-/// before it has received any delivery.
-///
-/// axum applies a router's layers when it turns the router into a service,
-/// and `axum::serve` does that for each incoming connection; a queued layer
-/// hands its handler to the worker then. A replica that has not been
-/// connected to yet would have no handler to run jobs with, so open one
-/// connection first.
+/// A replica: a queued receiver whose worker has its handler at start
+/// (`contract::start` gives the router its state before serving).
 async fn replica(worker: WorkerBuilder<RedisStore>) -> Queued<RedisStore> {
-    let replica = contract::start(worker).await;
-    let probe = harness::client()
-        .get(format!("http://{}/", replica.addr).parse().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(probe.status(), StatusCode::NOT_FOUND);
-    replica
+    contract::start(worker).await
 }
 
 /// A replica that records and answers (202) but runs nothing: its worker
@@ -127,6 +115,11 @@ async fn on_fresh_redis<Fut: Future<Output = ()>>(case: impl FnOnce(RedisStore) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_then_run_once() {
     on_fresh_redis(contract::accepted_then_run_once).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_jobs_run_without_a_request() {
+    on_fresh_redis(contract::recorded_jobs_run_without_a_request).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -141,7 +141,7 @@ pub async fn start<Q: JobQueue>(worker: WorkerBuilder<Q>) -> Queued<Q> {
             seen.started
                 .lock()
                 .unwrap()
-                .push((event.id.clone(), attempt));
+                .push((event.id.to_string(), attempt));
             let started = Instant::now();
             tokio::time::sleep(script.delay).await;
             let fail = attempt <= script.fail_first;
@@ -162,9 +162,35 @@ pub async fn start<Q: JobQueue>(worker: WorkerBuilder<Q>) -> Queued<Q> {
             }
         }
     };
-    let app = Router::new().route("/numero", routing::post(handler).route_layer(layer));
+    // `with_state` applies the route layer now: the worker gets its handler
+    // before the first request (as the crate's docs ask).
+    let app = Router::new()
+        .route("/numero", routing::post(handler).route_layer(layer))
+        .with_state(());
     let addr = harness::serve(app).await;
     Queued { addr, worker, seen }
+}
+
+/// A job already in the queue when the server starts (as after a restart)
+/// runs without any request arriving.
+pub async fn recorded_jobs_run_without_a_request<Q: JobQueue>(queue: Q) {
+    let body = numero_body("evt_recovered");
+    let id = tower_webhook::EventId::new("evt_recovered").unwrap();
+    let delivery = tower_webhook::queue::Delivery {
+        scheme: "numero".into(),
+        event_id: "evt_recovered".into(),
+        method: http::Method::POST,
+        uri: "/numero".parse().unwrap(),
+        headers: http::HeaderMap::new(),
+        body: body.into(),
+    };
+    let key = tower_webhook::IdempotencyKey::new("numero", &id);
+    let accepted = queue.accept(&key, delivery).await.unwrap();
+    assert_eq!(accepted, tower_webhook::queue::Accept::Accepted);
+    let r = start(Worker::builder(queue)).await;
+    r.wait_until("the recorded job to run", |s| s.successes() == 1)
+        .await;
+    assert_eq!(r.seen.runs()[0].id, "evt_recovered");
 }
 
 fn zero() -> QueueCounts {
