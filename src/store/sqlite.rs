@@ -134,16 +134,18 @@ use crate::queue::{
     Taken,
 };
 
+mod builder;
 mod checkpoint;
 mod future;
 mod open;
 mod ops;
 mod writer;
 
+pub use builder::SqliteStoreBuilder;
 pub use future::{SqliteClaimFuture, SqliteFuture};
 
 use ops::{NewJob, Tx};
-use writer::{Call, Command, Flush, Writer};
+use writer::{Call, Command, Flush};
 
 /// Default time between two sweeps of expired keys while the store is
 /// busy (an idle store sweeps after this much idleness): 1 second.
@@ -202,7 +204,7 @@ impl KeyState {
 }
 
 /// A durable idempotency store and job queue in one SQLite file. Clones
-/// share one connection and its writer thread, which stops once every
+/// share its two threads (writer and checkpointer), which stop once every
 /// clone is dropped.
 ///
 /// Built with [`SqliteStore::open`] or [`SqliteStore::builder`]; see the
@@ -220,31 +222,10 @@ struct Shared {
 
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let settings = &self.shared.settings;
         f.debug_struct("SqliteStore")
             .field("path", &self.shared.path)
-            .field("synchronous", &settings.synchronous)
-            .field("max_size_bytes", &settings.max_size_bytes)
-            .field("sweep_interval", &settings.sweep_interval)
+            .field("settings", &self.shared.settings)
             .finish()
-    }
-}
-
-/// Configures a [`SqliteStore`]; [`SqliteStoreBuilder::open`] opens it.
-#[derive(Debug, Clone)]
-pub struct SqliteStoreBuilder {
-    synchronous: Synchronous,
-    max_size_bytes: Option<u64>,
-    sweep_interval: Duration,
-}
-
-impl Default for SqliteStoreBuilder {
-    fn default() -> Self {
-        Self {
-            synchronous: Synchronous::default(),
-            max_size_bytes: None,
-            sweep_interval: DEFAULT_SWEEP_INTERVAL,
-        }
     }
 }
 
@@ -254,84 +235,6 @@ impl Default for SqliteStoreBuilder {
 pub struct SqliteLease {
     key: Arc<str>,
     generation: i64,
-}
-
-impl SqliteStoreBuilder {
-    /// What each commit waits for (default [`Synchronous::Full`]).
-    #[must_use]
-    pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
-        self.synchronous = synchronous;
-        self
-    }
-
-    /// Bounds the database file to about `bytes` (SQLite's
-    /// `max_page_count`; default: no bound). At the bound every write is a
-    /// [`StoreError`] (503 to senders, nothing acknowledged) until expired
-    /// keys are swept. A file already larger than the bound stays at its
-    /// size and takes no new rows.
-    #[must_use]
-    pub fn max_size_bytes(mut self, bytes: u64) -> Self {
-        self.max_size_bytes = Some(bytes);
-        self
-    }
-
-    /// How often expired keys are swept while the store is busy, and after
-    /// how much idleness an idle store sweeps (default
-    /// [`DEFAULT_SWEEP_INTERVAL`]).
-    #[must_use]
-    pub fn sweep_interval(mut self, every: Duration) -> Self {
-        self.sweep_interval = every;
-        self
-    }
-
-    /// Opens the store at `path`, creating the file and its schema if
-    /// needed, and starts its writer thread. Blocks while it opens the file.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`], naming the path, when its directory does not exist,
-    /// the file is read-only or is not a SQLite database (or was written by
-    /// a newer schema), or SQLite cannot open it or switch it to WAL mode.
-    pub fn open(self, path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
-        let path = path.as_ref().to_path_buf();
-        let connections = open::open(&path, self.synchronous, self.max_size_bytes)?;
-        // One pending wake-up is enough: the checkpointer copies all there is.
-        let (wake_checkpointer, checkpoints) = mpsc::sync_channel(1);
-        let checkpointer = connections.checkpointer;
-        spawn(&path, "checkpointer", move || {
-            checkpoint::run(&checkpointer, &checkpoints);
-        })?;
-        let (commands, receiver) = mpsc::channel();
-        let writer = Writer::new(
-            connections.writer,
-            path.clone(),
-            self.synchronous,
-            self.sweep_interval,
-            wake_checkpointer,
-        );
-        spawn(&path, "writer", move || writer.run(&receiver))?;
-        Ok(SqliteStore {
-            shared: Arc::new(Shared {
-                commands,
-                path,
-                settings: self,
-            }),
-        })
-    }
-}
-
-/// Starts one of the store's threads.
-fn spawn(path: &Path, role: &str, run: impl FnOnce() + Send + 'static) -> Result<(), StoreError> {
-    std::thread::Builder::new()
-        .name(format!("tower-webhook-sqlite-{role}"))
-        .spawn(run)
-        .map(drop)
-        .map_err(|e| {
-            StoreError::new(format!(
-                "could not start the {role} thread of the SQLite store at {}: {e}",
-                path.display()
-            ))
-        })
 }
 
 impl SqliteStore {

@@ -104,9 +104,9 @@ where
 
 /// The thread's state.
 pub(super) struct Writer {
-    pub(super) conn: Connection,
-    pub(super) path: PathBuf,
-    pub(super) sweep_interval: Duration,
+    conn: Connection,
+    path: PathBuf,
+    sweep_interval: Duration,
     /// The store's setting.
     synchronous: Synchronous,
     /// The connection's setting now: `synchronous`, or `Normal` for a group
@@ -141,8 +141,8 @@ impl Writer {
         }
     }
 
-    /// Serves commands until every sender is gone, then closes the
-    /// connection (which checkpoints the WAL).
+    /// Serves commands until every sender is gone; dropping the writer then
+    /// closes its connection and stops the checkpointer.
     pub(super) fn run(mut self, commands: &Receiver<Box<dyn Command>>) {
         loop {
             let mut group = std::mem::take(&mut self.follow_ups);
@@ -162,7 +162,7 @@ impl Writer {
             }
             if !group.is_empty() {
                 self.run_group(group);
-                // Full already means a checkpoint is coming.
+                // A full channel means a checkpoint is coming anyway.
                 let _ = self.wake_checkpointer.try_send(());
             }
             if Instant::now() >= self.next_sweep {
