@@ -316,6 +316,13 @@ fn verify_and_parse<S, Sc: Scheme, St>(
         .verify(&signature, &body)
         .map_err(|_| Rejection::SignatureMismatch)?;
     let parsed = config.scheme.parse(&parts.headers, &body)?;
+    if let (Some(window), Some(signed)) = (
+        config.replay_window,
+        config.scheme.signed_time(&parsed.event),
+    ) && signed.elapsed().is_ok_and(|age| age > window)
+    {
+        return Err(Rejection::StaleTimestamp);
+    }
     let key = IdempotencyKey::new(config.scheme.name(), &parsed.id);
     if config.intake.is_none() {
         hand_on(&mut parts.extensions, parsed.event, parsed.id);

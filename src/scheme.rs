@@ -31,6 +31,7 @@ pub mod standard;
 pub mod stripe;
 
 mod envelope;
+pub(crate) mod rfc3339;
 mod support;
 
 pub use custom::Custom;
@@ -79,6 +80,21 @@ pub trait Scheme: Send + Sync + 'static {
     /// A 400 rejection: not UTF-8, not JSON, no or ambiguous id, an unsigned
     /// header that disagrees with the body.
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<Self::Event>, Rejection>;
+
+    /// When the provider says the event happened, from a time it signs
+    /// inside the body (Numero's `created_at`), for the layer's replay
+    /// window: a delivery older than the window is refused (401
+    /// `stale_timestamp`) before anything is recorded, so a replay captured
+    /// and sent again after its key's done TTL cannot run again.
+    ///
+    /// `None` (the default) when the scheme signs no such time, or this
+    /// event carries none the scheme can read: then the window cannot
+    /// apply. Schemes that sign a timestamp header check it with their own
+    /// tolerance in [`Scheme::signature`] instead.
+    fn signed_time(&self, event: &Self::Event) -> Option<std::time::SystemTime> {
+        let _ = event;
+        None
+    }
 }
 
 /// A typed event and the id that stays the same across its redeliveries.

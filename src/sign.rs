@@ -76,3 +76,11 @@ pub fn custom(scheme: &crate::custom::Custom, secret: &[u8], body: &[u8]) -> Str
     };
     format!("{}{encoded}", scheme.prefix())
 }
+
+/// `time` in RFC 3339, UTC, whole seconds (`2025-07-10T05:10:55Z`): the form
+/// Numero signs as `created_at`. A sample payload must carry a recent one,
+/// or the layer's replay window refuses it
+/// ([`WebhookLayerBuilder::replay_window`](crate::WebhookLayerBuilder::replay_window)).
+pub fn rfc3339(time: std::time::SystemTime) -> String {
+    crate::scheme::rfc3339::format(time)
+}
