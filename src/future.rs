@@ -6,7 +6,8 @@
 //!    │                │     │     │                 └─ complete on 2xx, else release
 //!    └─ 413 / 400     │     │     └─ 200 duplicate / 409 / 503
 //!                     │     └─ queued: Accept ─► 202 accepted / 200 duplicate / 503
-//!                     └─ 401 / 400
+//!                     ├─ 401 / 400
+//!                     └─ Answer: the scheme's handshake reply (no claim, no call)
 //! ```
 //!
 //! A claim taken in `Claim` is held by [`Guard`] until `Call` ends. If the
@@ -54,6 +55,7 @@ pin_project! {
     #[project = StateProj]
     enum State<B, S, F, E, CF, FF, R> {
         Reject { rejection: Option<Rejection> },
+        Answer { response: Option<Response<Full<Bytes>>> },
         Collect { #[pin] body: B, collector: Collector, pending: Option<Pending<S>> },
         Claim { claim: CF, verified: Option<Verified<S, E>> },
         Accept { accept: QueueFuture<Accept> },
@@ -158,6 +160,10 @@ where
                     let rejection = rejection.take().expect("polled after completion");
                     return Poll::Ready(Ok(reject(&guard.config, rejection)));
                 }
+                StateProj::Answer { response } => {
+                    let response = response.take().expect("polled after completion");
+                    return Poll::Ready(Ok(response.map(ResponseBody::layer)));
+                }
                 StateProj::Collect {
                     body,
                     collector,
@@ -167,7 +173,10 @@ where
                     let pending = pending.take().expect("polled after completion");
                     match collected.and_then(|body| verify_and_parse(&guard.config, pending, body))
                     {
-                        Ok((verified, key)) => match &guard.config.intake {
+                        Ok(Verdict::Answer(response)) => State::Answer {
+                            response: Some(response),
+                        },
+                        Ok(Verdict::Claim(verified, key)) => match &guard.config.intake {
                             Some(intake) => State::Accept {
                                 accept: intake.accept(&key, verified.into_delivery(&guard.config)),
                             },
@@ -289,25 +298,35 @@ fn reject<Sc: Scheme, St, B>(
     config.respond(rejection).map(ResponseBody::layer)
 }
 
-/// Verifies the raw bytes, then parses them; returns the request ready to
-/// claim and its key.
+/// What a verified delivery leads to.
+enum Verdict<S, E> {
+    /// The request, ready to claim, and its key.
+    Claim(Verified<S, E>, IdempotencyKey),
+    /// The scheme's handshake reply, sent as it is.
+    Answer(Response<Full<Bytes>>),
+}
+
+/// Verifies the raw bytes, answers a handshake, or parses them.
 fn verify_and_parse<S, Sc: Scheme, St>(
     config: &Config<Sc, St>,
     pending: Pending<S>,
     body: Bytes,
-) -> Result<(Verified<S, Sc::Event>, IdempotencyKey), Rejection> {
+) -> Result<Verdict<S, Sc::Event>, Rejection> {
     let Pending {
         parts,
         signature,
         inner,
     } = pending;
-    config
+    let key = config
         .secrets
-        .verify(&signature, &body)
+        .verify_key(&signature, &body)
         .map_err(|_| Rejection::SignatureMismatch)?;
+    if let Some(response) = config.scheme.handshake(&parts.headers, &body, key) {
+        return Ok(Verdict::Answer(response));
+    }
     let parsed = config.scheme.parse(&parts.headers, &body)?;
     let key = IdempotencyKey::new(config.scheme.name(), &parsed.id);
-    Ok((
+    Ok(Verdict::Claim(
         Verified {
             parts,
             body,

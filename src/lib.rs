@@ -126,7 +126,10 @@ pub use queue::{Attempt, JobQueue, MemoryQueue, Worker};
 pub use rejection::Rejection;
 pub use scheme::{EventId, Parsed, Scheme, numberotp, numero};
 pub use scheme::{custom, github, standard, stripe};
-pub use secret::{InvalidTag, MacMismatch, SecretError, SecretSet, Signature, TAG_LEN, Tag};
+pub use secret::{
+    Algorithm, InvalidTag, Key, MAX_TAG_LEN, MacMismatch, MatchedKey, SecretError, SecretSet,
+    Signature, TAG_LEN, Tag,
+};
 pub use service::Webhook;
 pub use store::{Claim, IdempotencyKey, IdempotencyStore, MemoryStore, StoreError};
 pub use text::Text;
