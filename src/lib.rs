@@ -124,8 +124,14 @@ pub use layer::{
 };
 pub use queue::{Attempt, JobQueue, MemoryQueue, Worker};
 pub use rejection::Rejection;
+#[cfg(feature = "ed25519")]
+pub use scheme::discord;
 pub use scheme::{EventId, Parsed, Scheme, numberotp, numero};
 pub use scheme::{custom, github, standard, stripe};
+pub use scheme::{
+    flutterwave, lemonsqueezy, linear, paddle, paystack, shopify, slack, square, twilio, twitch,
+    woocommerce, zoom,
+};
 pub use secret::{
     Algorithm, InvalidTag, Key, MAX_TAG_LEN, MacMismatch, MatchedKey, SecretError, SecretSet,
     Signature, TAG_LEN, Tag,

@@ -23,21 +23,50 @@ use crate::Rejection;
 use crate::secret::{Algorithm, Key, MatchedKey, Signature};
 
 pub mod custom;
+#[cfg(feature = "ed25519")]
+pub mod discord;
+pub mod flutterwave;
 pub mod github;
+pub mod lemonsqueezy;
+pub mod linear;
 pub mod numberotp;
 pub mod numero;
+pub mod paddle;
+pub mod paystack;
+pub mod shopify;
+pub mod slack;
+pub mod square;
 pub mod standard;
 pub mod stripe;
+pub mod twilio;
+pub mod twitch;
+pub mod woocommerce;
+pub mod zoom;
 
 mod envelope;
+mod kit;
 mod support;
 
 pub use custom::Custom;
+#[cfg(feature = "ed25519")]
+pub use discord::Discord;
+pub use flutterwave::Flutterwave;
 pub use github::GitHub;
+pub use lemonsqueezy::LemonSqueezy;
+pub use linear::Linear;
 pub use numberotp::NumberOtp;
 pub use numero::Numero;
+pub use paddle::Paddle;
+pub use paystack::Paystack;
+pub use shopify::Shopify;
+pub use slack::Slack;
+pub use square::Square;
 pub use standard::Standard;
 pub use stripe::Stripe;
+pub use twilio::Twilio;
+pub use twitch::Twitch;
+pub use woocommerce::WooCommerce;
+pub use zoom::Zoom;
 
 /// Longest event id (or id part) accepted, in bytes. Longer → 400.
 pub const MAX_ID_LEN: usize = 255;
