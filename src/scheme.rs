@@ -14,13 +14,15 @@
 //! The HMAC itself, the body cap and the store stay in the layer, so a new
 //! provider is one small `impl` and cannot get them wrong.
 
+use std::fmt;
+
 use bytes::Bytes;
 use http::header::HeaderName;
 use http::{HeaderMap, Response, Uri};
 use http_body_util::Full;
 
-use crate::Rejection;
 use crate::secret::{Algorithm, Key, MatchedKey, Signature};
+use crate::{Rejection, Text};
 
 pub mod custom;
 #[cfg(feature = "ed25519")]
@@ -171,30 +173,44 @@ pub struct Parsed<E> {
 
 /// What identifies one event across redeliveries, within one scheme.
 ///
-/// Either one part, kept as it is ([`EventId::new`]), or several parts, each
-/// length-prefixed ([`EventId::from_parts`]) so that no choice of part
-/// contents makes two different lists collide. A scheme uses one form for all
-/// its events, and keys are namespaced by scheme, so the two forms never meet.
+/// Either one part, kept as it is ([`EventId::from_text`], [`EventId::new`]),
+/// or several parts, each length-prefixed ([`EventId::from_parts`]) so that
+/// no choice of part contents makes two different lists collide. A scheme
+/// uses one form for all its events, and keys are namespaced by scheme, so
+/// the two forms never meet.
+///
+/// A single-part id taken from the body is a view into the verified body
+/// ([`Text`]): building it copies nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EventId(String);
+pub struct EventId(Text);
 
 impl EventId {
-    /// An id made of a single part, kept as it is.
+    /// An id made of a single part, copied from `id`.
     ///
     /// # Errors
     ///
     /// [`Rejection::InvalidId`] when the part is empty or longer than
     /// [`MAX_ID_LEN`].
     pub fn new(id: &str) -> Result<Self, Rejection> {
-        if id.is_empty() || id.len() > MAX_ID_LEN {
-            return Err(Rejection::InvalidId);
-        }
-        Ok(Self(id.to_owned()))
+        check_single(id)?;
+        Ok(Self(Text::from(id)))
+    }
+
+    /// An id made of a single part, sharing `id`'s bytes (no copy): what a
+    /// scheme uses for an id read from the body.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejection::InvalidId`] when the part is empty or longer than
+    /// [`MAX_ID_LEN`].
+    pub fn from_text(id: Text) -> Result<Self, Rejection> {
+        check_single(&id)?;
+        Ok(Self(id))
     }
 
     /// An id made of several parts, written `<len>:<part>` one after the
     /// other; `None` marks an absent part (written `-`), distinct from every
-    /// present one, the empty string included.
+    /// present one, the empty string included. One allocation.
     ///
     /// # Errors
     ///
@@ -205,7 +221,7 @@ impl EventId {
         I: IntoIterator<Item = Option<&'a str>>,
     {
         use std::fmt::Write as _;
-        let mut out = String::new();
+        let mut out = String::with_capacity(64);
         for (i, part) in parts.into_iter().enumerate() {
             match part {
                 Some(p) if p.len() > MAX_ID_LEN || (i == 0 && p.is_empty()) => {
@@ -221,13 +237,31 @@ impl EventId {
         if out.is_empty() {
             return Err(Rejection::InvalidId);
         }
-        Ok(Self(out))
+        Ok(Self(Text::from(out)))
     }
 
     /// The id as text, as it appears in the store key.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id as a [`Text`] (a view into the body when read from it).
+    pub fn as_text(&self) -> &Text {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn check_single(id: &str) -> Result<(), Rejection> {
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return Err(Rejection::InvalidId);
+    }
+    Ok(())
 }
 
 /// The single value of a header that must appear at most once.

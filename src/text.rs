@@ -44,12 +44,10 @@ impl Text {
     ///
     /// The bytes back, when they are not UTF-8.
     pub fn from_utf8(bytes: Bytes) -> Result<Self, Bytes> {
-        match std::str::from_utf8(&bytes) {
-            Ok(_) => Ok(Self(
-                ByteString::try_from(bytes).expect("checked as UTF-8 just above"),
-            )),
-            Err(_) => Err(bytes),
-        }
+        // One check: `try_from` validates; the clone is a reference count.
+        ByteString::try_from(bytes.clone())
+            .map(Self)
+            .map_err(|_| bytes)
     }
 
     /// The part `subset` of this text, sharing its bytes.
@@ -101,8 +99,10 @@ impl Borrow<str> for Text {
 }
 
 impl From<String> for Text {
+    /// Takes over `text`'s buffer (shrunk to its length, so that no second
+    /// allocation is needed to track spare capacity).
     fn from(text: String) -> Self {
-        Self(ByteString::from(text))
+        Self(ByteString::from(text.into_boxed_str()))
     }
 }
 

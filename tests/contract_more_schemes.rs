@@ -96,7 +96,7 @@ impl Provider for GitHubCase {
         hex(ring::digest::digest(&ring::digest::SHA256, body).as_ref())
     }
     fn seen_id(event: &tower_webhook::github::GitHubEvent) -> String {
-        event.digest.clone()
+        event.digest.to_string()
     }
 }
 
@@ -146,7 +146,7 @@ impl Provider for StandardCase {
         format!("msg_{n}")
     }
     fn seen_id(event: &tower_webhook::standard::StandardEvent) -> String {
-        event.id.clone()
+        event.id.to_string()
     }
     fn tolerance(&self) -> Option<u64> {
         Some(tower_webhook::standard::DEFAULT_TOLERANCE.as_secs())
@@ -187,7 +187,7 @@ impl Provider for StripeCase {
         format!("evt_{n}")
     }
     fn seen_id(event: &tower_webhook::stripe::StripeEvent) -> String {
-        event.id.clone()
+        event.id.to_string()
     }
     fn tolerance(&self) -> Option<u64> {
         Some(tower_webhook::stripe::DEFAULT_TOLERANCE.as_secs())
@@ -229,7 +229,7 @@ impl Provider for CustomCase {
         format!("e{n}")
     }
     fn seen_id(event: &tower_webhook::custom::CustomEvent) -> String {
-        event.id.clone()
+        event.id.to_string()
     }
 }
 

@@ -65,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
     let mut headers = HeaderMap::new();
     let id_value = match selector & 3 {
         0 => None,
-        1 => plain.as_ref().ok().map(|p| p.event.id.clone()),
+        1 => plain.as_ref().ok().map(|p| p.event.id.to_string()),
         2 => Some("evt_123456789".to_owned()),
         _ => Some(String::from_utf8_lossy(&body[..body.len().min(8)]).into_owned()),
     };

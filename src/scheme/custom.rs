@@ -50,8 +50,8 @@ use http::header::HeaderName;
 use serde::Serialize;
 
 use super::{EventId, Parsed, Scheme, envelope, support};
-use crate::Rejection;
 use crate::secret::{Signature, Tag};
+use crate::{Rejection, Text};
 
 /// Names a custom scheme may not take: the built-in schemes'.
 pub const RESERVED_NAMES: &[&str] = &["numberotp", "numero", "github", "standard", "stripe"];
@@ -93,10 +93,12 @@ pub struct Custom {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct CustomEvent {
-    /// The id field's value, or the body's SHA-256 (hex): the key.
-    pub id: String,
-    /// The configured event-type field's value, when configured and present.
-    pub event_type: Option<String>,
+    /// The id field's value (a view into the body), or the body's SHA-256
+    /// (hex): the key.
+    pub id: Text,
+    /// The configured event-type field's value, when configured and present;
+    /// a view into the body.
+    pub event_type: Option<Text>,
 }
 
 /// Configures a [`Custom`] scheme; start with [`Custom::builder`].
@@ -271,20 +273,27 @@ impl Scheme for Custom {
     }
 
     fn parse(&self, _headers: &HeaderMap, body: &Bytes) -> Result<Parsed<CustomEvent>, Rejection> {
-        let slots = if self.fields.is_empty() {
-            [None; 2]
+        let text;
+        let fields = if self.fields.is_empty() {
+            // A body digest and no event type: the body is not parsed at all,
+            // so it need not even be UTF-8.
+            None
         } else {
-            envelope::read::<2, _>(body, &self.fields, &[ID])?
+            text = envelope::body(body)?;
+            Some(envelope::read::<2, _>(&text, &self.fields, &[ID])?)
         };
         let id = match self.id {
-            IdSource::Field(_) => envelope::id(slots[ID])?,
+            // An id field is always among the fields read (see `build`).
+            IdSource::Field(_) => fields
+                .as_ref()
+                .map_or(Err(Rejection::MissingId), |fields| fields.id(ID))?,
             IdSource::BodyDigest => support::digest_hex(body),
         };
         Ok(Parsed {
-            id: EventId::new(&id)?,
+            id: EventId::from_text(id.clone())?,
             event: CustomEvent {
                 id,
-                event_type: envelope::text(slots[TYPE])?,
+                event_type: fields.map(|f| f.text(TYPE)).transpose()?.flatten(),
             },
         })
     }

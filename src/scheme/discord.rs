@@ -119,7 +119,7 @@ impl Scheme for Discord {
         let [id, kind, application_id] = json.fields::<3>(FIELDS, &[0])?;
         let id = json.id(id)?;
         Ok(Parsed {
-            id: EventId::new(&id)?,
+            id: EventId::from_text(id.clone())?,
             event: DiscordEvent {
                 id,
                 kind: Json::integer(kind)?,

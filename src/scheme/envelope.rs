@@ -3,32 +3,76 @@
 //! rather than silently overwritten, unknown fields skipped.
 //!
 //! Keys are compared after JSON unescaping, so `"\u0069d"` is `id`.
+//!
+//! The convention every scheme follows: check the body as UTF-8 once
+//! ([`body`]), read the envelope ([`read`]), then take each text field as a
+//! [`Text`] view into the body ([`Envelope::id`], [`Envelope::text`]). A
+//! field allocates only when its JSON string holds an escape.
+//!
+//! ```ignore
+//! let body = envelope::body(bytes)?;
+//! let fields = envelope::read::<2, _>(&body, &[("id", ID), ("type", TYPE)], &[ID])?;
+//! let id: Text = fields.id(ID)?;
+//! let event_type: Option<Text> = fields.text(TYPE)?;
+//! let key = EventId::from_text(id.clone())?; // a reference count, no copy
+//! ```
 
 use std::borrow::Cow;
 use std::fmt;
 
+use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::Rejection;
+use crate::{Rejection, Text};
 
-/// Reads `body` as one JSON object whose keys are looked up in `fields`
-/// (name → slot). Returns the raw value of each slot, if present.
+/// The verified body as text, checked as UTF-8 once; every field is then a
+/// view into it.
 ///
 /// # Errors
 ///
-/// [`Rejection::NotUtf8`], [`Rejection::InvalidJson`], or
-/// [`Rejection::InvalidPayload`] for a body that is not one object; a field
-/// given twice (under either casing) is [`Rejection::AmbiguousId`] when its
-/// slot is one of `id_slots` (what the key is made of), else
-/// [`Rejection::InvalidPayload`].
-pub(crate) fn read<'de, const N: usize, F: AsRef<str>>(
-    body: &'de [u8],
+/// [`Rejection::NotUtf8`].
+pub(crate) fn body(bytes: &Bytes) -> Result<Text, Rejection> {
+    Text::from_utf8(bytes.clone()).map_err(|_| Rejection::NotUtf8)
+}
+
+/// The top-level fields of one body: the raw JSON of each slot, if present,
+/// borrowed from the body they are views into.
+pub(crate) struct Envelope<'b, const N: usize> {
+    body: &'b Text,
+    slots: [Option<&'b RawValue>; N],
+}
+
+/// Reads `body` as one JSON object whose keys are looked up in `fields`
+/// (name → slot).
+///
+/// # Errors
+///
+/// [`Rejection::InvalidJson`], or [`Rejection::InvalidPayload`] for a body
+/// that is not one object; a field given twice (under either casing) is
+/// [`Rejection::AmbiguousId`] when its slot is one of `id_slots` (what the
+/// key is made of), else [`Rejection::InvalidPayload`].
+pub(crate) fn read<'b, const N: usize, F: AsRef<str>>(
+    body: &'b Text,
     fields: &[(F, usize)],
     id_slots: &[usize],
-) -> Result<[Option<&'de RawValue>; N], Rejection> {
-    let text = std::str::from_utf8(body).map_err(|_| Rejection::NotUtf8)?;
-    let mut de = serde_json::Deserializer::from_str(text);
+) -> Result<Envelope<'b, N>, Rejection> {
+    let slots = read_slots(body.as_str(), fields, id_slots)?;
+    Ok(Envelope { body, slots })
+}
+
+/// As [`read`], over any JSON object text (a nested object's raw JSON
+/// included): the raw JSON of each slot, borrowed from `json`.
+///
+/// # Errors
+///
+/// As [`read`].
+pub(crate) fn read_slots<'b, const N: usize, F: AsRef<str>>(
+    json: &'b str,
+    fields: &[(F, usize)],
+    id_slots: &[usize],
+) -> Result<[Option<&'b RawValue>; N], Rejection> {
+    let mut de = serde_json::Deserializer::from_str(json);
     let seed = Seed::<N, F> { fields };
     let result = seed.deserialize(&mut de).and_then(|slots| {
         de.end()?;
@@ -43,32 +87,60 @@ pub(crate) fn read<'de, const N: usize, F: AsRef<str>>(
     }
 }
 
-/// The event id from its raw slot: absent or `null` → missing; anything but
-/// a string → invalid. The string is unescaped (`"\u0065vt"` is `evt`).
-pub(crate) fn id(raw: Option<&RawValue>) -> Result<String, Rejection> {
-    match raw.map(RawValue::get) {
-        None | Some("null") => Err(Rejection::MissingId),
-        Some(json) => serde_json::from_str::<String>(json).map_err(|_| Rejection::InvalidId),
+impl<'b, const N: usize> Envelope<'b, N> {
+    /// The raw JSON of `slot`, if present (`null` included).
+    pub(crate) fn raw(&self, slot: usize) -> Option<&'b RawValue> {
+        self.slots[slot]
+    }
+
+    /// The event id in `slot`: absent or `null` → missing; anything but a
+    /// string → invalid. Unescaped (`"\u0065vt"` is `evt`); a view into the
+    /// body unless it had escapes.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejection::MissingId`] or [`Rejection::InvalidId`].
+    pub(crate) fn id(&self, slot: usize) -> Result<Text, Rejection> {
+        match self.slots[slot].map(RawValue::get) {
+            None | Some("null") => Err(Rejection::MissingId),
+            Some(json) if json.starts_with('"') => self
+                .body
+                .json_string(json)
+                .map_err(|_| Rejection::InvalidId),
+            Some(_) => Err(Rejection::InvalidId),
+        }
+    }
+
+    /// The text field in `slot`; see [`text`].
+    ///
+    /// # Errors
+    ///
+    /// [`Rejection::InvalidPayload`] for an object or an array.
+    pub(crate) fn text(&self, slot: usize) -> Result<Option<Text>, Rejection> {
+        text(self.body, self.slots[slot])
     }
 }
 
 /// A text field, accepting a string, a number or a boolean (providers are not
-/// always consistent about quoting); `null` or absent → `None`.
+/// always consistent about quoting; a number is kept as its JSON text);
+/// `null` or absent → `None`. A view into `body` unless the string had
+/// escapes; `raw` must be a slice of `body`.
 ///
 /// # Errors
 ///
 /// [`Rejection::InvalidPayload`] for an object or an array.
-pub(crate) fn text(raw: Option<&RawValue>) -> Result<Option<String>, Rejection> {
+pub(crate) fn text(body: &Text, raw: Option<&RawValue>) -> Result<Option<Text>, Rejection> {
     let Some(json) = raw.map(RawValue::get) else {
         return Ok(None);
     };
     match json.as_bytes().first() {
-        Some(b'"') => serde_json::from_str(json)
+        Some(b'"') => body
+            .json_string(json)
             .map(Some)
             .map_err(|_| Rejection::InvalidPayload),
-        Some(b'{' | b'[') => Err(Rejection::InvalidPayload),
+        Some(b'{' | b'[') | None => Err(Rejection::InvalidPayload),
         _ if json == "null" => Ok(None),
-        _ => Ok(Some(json.to_owned())),
+        _ => Ok(Some(body.slice_ref(json))),
     }
 }
 
@@ -146,43 +218,55 @@ mod tests {
 
     const FIELDS: &[(&str, usize)] = &[("id", 0), ("Id", 0), ("x", 1)];
 
-    fn read2(body: &str) -> Result<[Option<&RawValue>; 2], Rejection> {
-        read::<2, _>(body.as_bytes(), FIELDS, &[0])
+    fn text_of(body: &str) -> Text {
+        Text::from(body)
+    }
+
+    fn read2(body: &Text) -> Result<Envelope<'_, 2>, Rejection> {
+        read::<2, _>(body, FIELDS, &[0])
     }
 
     #[test]
     fn escaped_keys_and_values_compare_decoded() {
-        let slots = read2(r#"{"\u0069d":"\u0065vt","y":[1,{"id":2}]}"#)
-            .ok()
-            .unwrap();
-        assert_eq!(id(slots[0]).unwrap(), "evt");
+        let body = text_of(r#"{"\u0069d":"\u0065vt","y":[1,{"id":2}]}"#);
+        let fields = read2(&body).ok().unwrap();
+        assert_eq!(fields.id(0).unwrap(), "evt");
+    }
+
+    #[test]
+    fn fields_are_views_into_the_body() {
+        let body = text_of(r#"{"id":"evt_1","x":12.50}"#);
+        let fields = read2(&body).ok().unwrap();
+        let start = body.as_ptr() as usize;
+        let id = fields.id(0).unwrap();
+        assert_eq!((id.as_ptr() as usize - start, id.as_str()), (7, "evt_1"));
+        let x = fields.text(1).unwrap().unwrap();
+        assert_eq!((x.as_ptr() as usize - start, x.as_str()), (18, "12.50"));
     }
 
     #[test]
     fn a_repeated_field_is_ambiguous_for_ids_and_invalid_otherwise() {
-        assert_eq!(
-            read2(r#"{"id":"a","Id":"a"}"#).unwrap_err(),
-            Rejection::AmbiguousId
-        );
-        assert_eq!(
-            read2(r#"{"id":"a","id":"b"}"#).unwrap_err(),
-            Rejection::AmbiguousId
-        );
-        assert_eq!(
-            read2(r#"{"x":1,"x":1}"#).unwrap_err(),
-            Rejection::InvalidPayload
-        );
+        let reason = |body: &str| read2(&text_of(body)).err().unwrap();
+        assert_eq!(reason(r#"{"id":"a","Id":"a"}"#), Rejection::AmbiguousId);
+        assert_eq!(reason(r#"{"id":"a","id":"b"}"#), Rejection::AmbiguousId);
+        assert_eq!(reason(r#"{"x":1,"x":1}"#), Rejection::InvalidPayload);
     }
 
     #[test]
     fn failures_are_classified() {
-        let reason = |body: &[u8]| read::<2, _>(body, FIELDS, &[0]).unwrap_err();
-        assert_eq!(reason(b"\xff{}"), Rejection::NotUtf8);
-        assert_eq!(reason(b"{"), Rejection::InvalidJson);
-        assert_eq!(reason(b"{} x"), Rejection::InvalidJson);
-        assert_eq!(reason(b"[1]"), Rejection::InvalidPayload);
-        assert_eq!(id(None), Err(Rejection::MissingId));
-        let slots = read2(r#"{"id":5}"#).unwrap();
-        assert_eq!(id(slots[0]), Err(Rejection::InvalidId));
+        let reason = |body: &str| read2(&text_of(body)).err().unwrap();
+        assert_eq!(
+            super::body(&Bytes::from_static(b"\xff{}")).unwrap_err(),
+            Rejection::NotUtf8
+        );
+        assert_eq!(reason("{"), Rejection::InvalidJson);
+        assert_eq!(reason("{} x"), Rejection::InvalidJson);
+        assert_eq!(reason("[1]"), Rejection::InvalidPayload);
+        let empty = text_of("{}");
+        assert_eq!(read2(&empty).ok().unwrap().id(0), Err(Rejection::MissingId));
+        let number = text_of(r#"{"id":5,"x":{}}"#);
+        let fields = read2(&number).ok().unwrap();
+        assert_eq!(fields.id(0), Err(Rejection::InvalidId));
+        assert_eq!(fields.text(1), Err(Rejection::InvalidPayload));
     }
 }

@@ -110,7 +110,7 @@ impl Scheme for Flutterwave {
         };
         let digest = kit::digest(body);
         Ok(Parsed {
-            id: EventId::new(&digest)?,
+            id: EventId::from_text(digest.clone())?,
             event: FlutterwaveEvent {
                 digest,
                 event_type,

@@ -59,8 +59,8 @@ use http::header::HeaderName;
 use serde::Serialize;
 
 use super::{EventId, Parsed, Scheme, envelope, single_header, support};
-use crate::Rejection;
 use crate::secret::{Signature, Tag};
+use crate::{Rejection, Text};
 
 /// The signature header GitHub sends.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-hub-signature-256");
@@ -75,20 +75,21 @@ pub const EVENT_HEADER: HeaderName = HeaderName::from_static("x-github-event");
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GitHub;
 
-/// A GitHub webhook delivery.
+/// A GitHub webhook delivery. `action` is a view into the verified body;
+/// the headers' values are copied (one small allocation each).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct GitHubEvent {
     /// SHA-256 (lower-case hex) of the signed body: the idempotency key.
-    pub digest: String,
+    pub digest: Text,
     /// `X-GitHub-Event`, such as `push`. **Unsigned**: a hint for routing,
     /// not proof of what the payload is.
-    pub event_type: Option<String>,
+    pub event_type: Option<Text>,
     /// `X-GitHub-Delivery`, the delivery GUID. **Unsigned**; never the key.
-    pub delivery: Option<String>,
+    pub delivery: Option<Text>,
     /// The payload's top-level `action` (`opened`, `created`, …), signed;
     /// absent for events without one, such as `push`.
-    pub action: Option<String>,
+    pub action: Option<Text>,
 }
 
 const ACTION: usize = 0;
@@ -111,15 +112,16 @@ impl Scheme for GitHub {
     }
 
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<GitHubEvent>, Rejection> {
-        let slots = envelope::read::<1, _>(body, FIELDS, &[])?;
+        let text = envelope::body(body)?;
+        let fields = envelope::read::<1, _>(&text, FIELDS, &[])?;
         let digest = support::digest_hex(body);
         Ok(Parsed {
-            id: EventId::new(&digest)?,
+            id: EventId::from_text(digest.clone())?,
             event: GitHubEvent {
                 digest,
                 event_type: unsigned(headers, &EVENT_HEADER)?,
                 delivery: unsigned(headers, &DELIVERY_HEADER)?,
-                action: envelope::text(slots[ACTION])?,
+                action: fields.text(ACTION)?,
             },
         })
     }
@@ -127,12 +129,12 @@ impl Scheme for GitHub {
 
 /// An unsigned informational header: absent → `None`; repeated or not
 /// visible ASCII → 400.
-fn unsigned(headers: &HeaderMap, name: &HeaderName) -> Result<Option<String>, Rejection> {
+fn unsigned(headers: &HeaderMap, name: &HeaderName) -> Result<Option<Text>, Rejection> {
     match single_header(headers, name) {
         Ok(None) => Ok(None),
         Ok(Some(value)) => value
             .to_str()
-            .map(|text| Some(text.to_owned()))
+            .map(|text| Some(Text::from(text)))
             .map_err(|_| Rejection::HeaderMismatch),
         Err(_) => Err(Rejection::HeaderMismatch),
     }

@@ -72,7 +72,7 @@ pub(crate) fn unsigned_header(
 /// The SHA-256 (lower-case hex) of the signed bytes: the key of a provider
 /// that signs no id.
 pub(crate) fn digest(body: &[u8]) -> Text {
-    Text::from(support::digest_hex(body))
+    support::digest_hex(body)
 }
 
 /// The `v0` signature of Slack and Zoom: `<sig header>: v0=<64 hex>` over
@@ -98,8 +98,8 @@ pub(crate) fn v0_signature(
     Ok((signature.with_prefix(prefix), timestamp))
 }
 
-/// A verified JSON body, checked as UTF-8 once; its string fields are views
-/// into it.
+/// A verified JSON body, checked as UTF-8 once ([`envelope::body`]); its
+/// fields, nested objects' included, are [`Text`] views into it.
 pub(crate) struct Json {
     text: Text,
 }
@@ -109,22 +109,20 @@ impl Json {
     ///
     /// [`Rejection::NotUtf8`].
     pub(crate) fn new(body: &Bytes) -> Result<Self, Rejection> {
-        Text::from_utf8(body.clone())
-            .map(|text| Self { text })
-            .map_err(|_| Rejection::NotUtf8)
+        envelope::body(body).map(|text| Self { text })
     }
 
-    /// The top-level object's fields (see `envelope::read`).
+    /// The top-level object's fields (see [`envelope::read`]).
     ///
     /// # Errors
     ///
-    /// As `envelope::read`: not JSON, not an object, a field twice.
+    /// As [`envelope::read`]: not JSON, not an object, a field twice.
     pub(crate) fn fields<const N: usize>(
         &self,
         fields: &[(&str, usize)],
         id_slots: &[usize],
     ) -> Result<[Option<&RawValue>; N], Rejection> {
-        envelope::read::<N, _>(self.text.as_bytes(), fields, id_slots)
+        envelope::read_slots(self.text.as_str(), fields, id_slots)
     }
 
     /// The fields of a nested object: an absent or `null` value has none.
@@ -141,36 +139,22 @@ impl Json {
         match raw.map(RawValue::get) {
             None | Some("null") => Ok([None; N]),
             Some(json) if json.starts_with('{') => {
-                envelope::read::<N, _>(json.as_bytes(), fields, &[])
-                    .map_err(|_| Rejection::InvalidPayload)
+                envelope::read_slots(json, fields, &[]).map_err(|_| Rejection::InvalidPayload)
             }
             Some(_) => Err(Rejection::InvalidPayload),
         }
     }
 
-    /// A text field: a string (a view unless escaped), or a number or a
-    /// boolean as written; `null` or absent → `None`.
+    /// A text field (see [`envelope::text`]): a view unless escaped.
     ///
     /// # Errors
     ///
     /// [`Rejection::InvalidPayload`] for an object or an array.
     pub(crate) fn text(&self, raw: Option<&RawValue>) -> Result<Option<Text>, Rejection> {
-        let Some(json) = raw.map(RawValue::get) else {
-            return Ok(None);
-        };
-        match json.as_bytes().first() {
-            Some(b'"') => self
-                .text
-                .json_string(json)
-                .map(Some)
-                .map_err(|_| Rejection::InvalidPayload),
-            Some(b'{' | b'[') => Err(Rejection::InvalidPayload),
-            _ if json == "null" => Ok(None),
-            _ => Ok(Some(self.text.slice_ref(json))),
-        }
+        envelope::text(&self.text, raw)
     }
 
-    /// The event id: a non-empty string.
+    /// The event id: a non-empty string, a view unless escaped.
     ///
     /// # Errors
     ///
@@ -179,10 +163,11 @@ impl Json {
     pub(crate) fn id(&self, raw: Option<&RawValue>) -> Result<Text, Rejection> {
         match raw.map(RawValue::get) {
             None | Some("null") => Err(Rejection::MissingId),
-            Some(json) => self
+            Some(json) if json.starts_with('"') => self
                 .text
                 .json_string(json)
                 .map_err(|_| Rejection::InvalidId),
+            Some(_) => Err(Rejection::InvalidId),
         }
     }
 

@@ -66,7 +66,7 @@ impl Scheme for LemonSqueezy {
         let [data_type, data_id] = json.nested::<2>(data, &[("type", 0), ("id", 1)])?;
         let digest = kit::digest(body);
         Ok(Parsed {
-            id: EventId::new(&digest)?,
+            id: EventId::from_text(digest.clone())?,
             event: LemonSqueezyEvent {
                 digest,
                 event_name: json.text(event_name)?,

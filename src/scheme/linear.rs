@@ -96,7 +96,7 @@ impl Scheme for Linear {
         let [data_id] = json.nested::<1>(data, &[("id", 0)])?;
         let digest = kit::digest(body);
         Ok(Parsed {
-            id: EventId::new(&digest)?,
+            id: EventId::from_text(digest.clone())?,
             event: LinearEvent {
                 digest,
                 entity_type: json.text(entity_type)?,

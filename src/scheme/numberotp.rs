@@ -15,8 +15,8 @@ use http::header::HeaderName;
 use serde::Serialize;
 
 use super::{EventId, Parsed, Scheme, envelope, support};
-use crate::Rejection;
 use crate::secret::{Signature, Tag};
+use crate::{Rejection, Text};
 
 /// The signature header NumberOTP sends.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-numberotp-signature");
@@ -32,24 +32,24 @@ pub struct NumberOtp;
 /// An SMS NumberOTP caught for one of your activations.
 ///
 /// Every field but `id` may be absent; numbers sent unquoted are kept as
-/// their JSON text.
+/// their JSON text. Every field is a view into the verified body ([`Text`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct NumberOtpEvent {
     /// The activation id (`act_…`), not an event id.
-    pub id: String,
+    pub id: Text,
     /// The virtual number that received the SMS.
-    pub phone_number: Option<String>,
+    pub phone_number: Option<Text>,
     /// Service code (`wa` for WhatsApp, …).
-    pub service: Option<String>,
+    pub service: Option<Text>,
     /// Country code.
-    pub country: Option<String>,
+    pub country: Option<Text>,
     /// The code extracted from the SMS.
-    pub otp: Option<String>,
+    pub otp: Option<Text>,
     /// The whole SMS text.
-    pub full_sms: Option<String>,
+    pub full_sms: Option<Text>,
     /// Activation status (`received`, …).
-    pub status: Option<String>,
+    pub status: Option<Text>,
 }
 
 const ID: usize = 0;
@@ -92,15 +92,16 @@ impl Scheme for NumberOtp {
         body: &Bytes,
     ) -> Result<Parsed<NumberOtpEvent>, Rejection> {
         // id, status and otp together identify the event.
-        let slots = envelope::read::<7, _>(body, FIELDS, &[ID, STATUS, OTP])?;
+        let body = envelope::body(body)?;
+        let fields = envelope::read::<7, _>(&body, FIELDS, &[ID, STATUS, OTP])?;
         let event = NumberOtpEvent {
-            id: envelope::id(slots[ID])?,
-            phone_number: envelope::text(slots[PHONE])?,
-            service: envelope::text(slots[SERVICE])?,
-            country: envelope::text(slots[COUNTRY])?,
-            otp: envelope::text(slots[OTP])?,
-            full_sms: envelope::text(slots[FULL_SMS])?,
-            status: envelope::text(slots[STATUS])?,
+            id: fields.id(ID)?,
+            phone_number: fields.text(PHONE)?,
+            service: fields.text(SERVICE)?,
+            country: fields.text(COUNTRY)?,
+            otp: fields.text(OTP)?,
+            full_sms: fields.text(FULL_SMS)?,
+            status: fields.text(STATUS)?,
         };
         let id = EventId::from_parts([
             Some(event.id.as_str()),

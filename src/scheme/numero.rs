@@ -20,8 +20,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::{EventId, Parsed, Scheme, envelope, signature_header, single_header};
-use crate::Rejection;
 use crate::secret::{Signature, Tag};
+use crate::{Rejection, Text};
 
 mod data;
 
@@ -38,16 +38,17 @@ pub const EVENT_HEADER: HeaderName = HeaderName::from_static("x-webhook-event");
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Numero;
 
-/// A Numero webhook event.
+/// A Numero webhook event. Its text fields are views into the verified body
+/// ([`Text`]): parsing copies nothing unless a JSON string holds escapes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct NumeroEvent {
     /// The event id (`id` or `Id`), unescaped.
-    pub id: String,
+    pub id: Text,
     /// The event type (`event` / `Event`), such as `TRANSFER_NOTIFICATION`.
-    pub event_type: Option<String>,
+    pub event_type: Option<Text>,
     /// When the event occurred (`created_at` / `CreatedAt`), as sent.
-    pub created_at: Option<String>,
+    pub created_at: Option<Text>,
     /// The typed event data.
     pub data: NumeroData,
 }
@@ -101,18 +102,19 @@ impl Scheme for Numero {
     }
 
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<NumeroEvent>, Rejection> {
-        let slots = envelope::read::<4, _>(body, FIELDS, &[ID])?;
-        let id = envelope::id(slots[ID])?;
-        let event_type = envelope::text(slots[EVENT])?;
+        let body = envelope::body(body)?;
+        let fields = envelope::read::<4, _>(&body, FIELDS, &[ID])?;
+        let id = fields.id(ID)?;
+        let event_type = fields.text(EVENT)?;
         agrees(headers, &ID_HEADER, Some(&id))?;
         agrees(headers, &EVENT_HEADER, event_type.as_deref())?;
-        let data = typed_data(event_type.as_deref(), slots[DATA])?;
+        let data = typed_data(&body, event_type.as_deref(), fields.raw(DATA))?;
         Ok(Parsed {
-            id: EventId::new(&id)?,
+            id: EventId::from_text(id.clone())?,
             event: NumeroEvent {
                 id,
                 event_type,
-                created_at: envelope::text(slots[CREATED_AT])?,
+                created_at: fields.text(CREATED_AT)?,
                 data,
             },
         })
@@ -129,7 +131,12 @@ fn agrees(headers: &HeaderMap, name: &HeaderName, signed: Option<&str>) -> Resul
     }
 }
 
-fn typed_data(event_type: Option<&str>, raw: Option<&RawValue>) -> Result<NumeroData, Rejection> {
+/// `data`, typed by event type; `raw` is a slice of `body`.
+fn typed_data(
+    body: &Text,
+    event_type: Option<&str>,
+    raw: Option<&RawValue>,
+) -> Result<NumeroData, Rejection> {
     let variant: fn(Transaction) -> NumeroData = match event_type {
         Some("FUNDING_NOTIFICATION") => NumeroData::Funding,
         Some("TRANSFER_NOTIFICATION") => NumeroData::Transfer,
@@ -144,9 +151,10 @@ fn typed_data(event_type: Option<&str>, raw: Option<&RawValue>) -> Result<Numero
             return Ok(NumeroData::Other(value));
         }
     };
-    let transaction = match raw.map(RawValue::get) {
-        None | Some("null") => Transaction::default(),
-        Some(json) => serde_json::from_str(json).map_err(|_| Rejection::InvalidPayload)?,
+    let transaction = match raw {
+        None => Transaction::default(),
+        Some(raw) if raw.get() == "null" => Transaction::default(),
+        Some(raw) => Transaction::parse(body, raw)?,
     };
     Ok(variant(transaction))
 }
@@ -188,6 +196,50 @@ mod tests {
         };
         assert_eq!(t.trx_fee.as_ref().unwrap().as_str(), "40.00");
         assert_eq!(t.business_code.as_deref(), Some("10984212"));
+    }
+
+    #[test]
+    fn text_fields_are_views_into_the_body_unless_escaped() {
+        let body = Bytes::copy_from_slice(
+            br#"{"id":"evt_1","event":"FUNDING_NOTIFICATION","created_at":"2025-07-10",
+                "data":{"amount":12.50,"currency":"NGN","status":"\u0064one"}}"#,
+        );
+        let parsed = Numero.parse(&HeaderMap::new(), &body).unwrap();
+        let range = body.as_ptr_range();
+        let inside = |text: &str| range.contains(&text.as_ptr());
+        let event = &parsed.event;
+        assert!(inside(&event.id) && inside(parsed.id.as_str()));
+        assert!(inside(event.event_type.as_deref().unwrap()));
+        assert!(inside(event.created_at.as_deref().unwrap()));
+        let NumeroData::Funding(t) = &event.data else {
+            panic!("{:?}", event.data)
+        };
+        assert!(inside(t.amount.as_ref().unwrap().as_str()));
+        assert_eq!(t.amount.as_ref().unwrap().as_str(), "12.50");
+        assert!(inside(t.currency.as_deref().unwrap()));
+        assert_eq!(t.status.as_deref(), Some("done"));
+        assert!(!inside(t.status.as_deref().unwrap()), "unescaped: a copy");
+    }
+
+    #[test]
+    fn malformed_data_of_a_known_type_is_refused() {
+        for data in [
+            r#""a string""#,
+            "[1]",
+            r#"{"amount":{}}"#,
+            r#"{"amount":true}"#,
+            r#"{"currency":[1]}"#,
+            r#"{"amount":1,"Amount":2}"#,
+        ] {
+            let body = format!(r#"{{"id":"e1","event":"PAYOUT_NOTIFICATION","data":{data}}}"#);
+            assert_eq!(
+                parse(&body).unwrap_err(),
+                Rejection::InvalidPayload,
+                "{data}"
+            );
+        }
+        let null = parse(r#"{"id":"e1","event":"PAYOUT_NOTIFICATION","data":null}"#).unwrap();
+        assert_eq!(null.event.data, NumeroData::Payout(Transaction::default()));
     }
 
     #[test]

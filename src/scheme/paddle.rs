@@ -114,7 +114,7 @@ impl Scheme for Paddle {
         let [id, event_type, occurred_at, notification_id] = json.fields::<4>(FIELDS, &[0])?;
         let event_id = json.id(id)?;
         Ok(Parsed {
-            id: EventId::new(&event_id)?,
+            id: EventId::from_text(event_id.clone())?,
             event: PaddleEvent {
                 event_id,
                 event_type: json.text(event_type)?,

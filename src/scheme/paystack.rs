@@ -73,7 +73,7 @@ impl Scheme for Paystack {
         let [reference, data_id] = json.nested::<2>(data, &[("reference", 0), ("id", 1)])?;
         let digest = kit::digest(body);
         Ok(Parsed {
-            id: EventId::new(&digest)?,
+            id: EventId::from_text(digest.clone())?,
             event: PaystackEvent {
                 digest,
                 event_type: json.text(event)?,

@@ -82,7 +82,7 @@ impl Scheme for Shopify {
         Json::new(body)?.fields::<0>(&[], &[])?;
         let digest = kit::digest(body);
         Ok(Parsed {
-            id: EventId::new(&digest)?,
+            id: EventId::from_text(digest.clone())?,
             event: ShopifyEvent {
                 digest,
                 topic: kit::unsigned_header(headers, &TOPIC_HEADER)?,

@@ -144,7 +144,7 @@ impl Scheme for Slack {
             event.inner_type = json.text(inner_type)?;
         }
         Ok(Parsed {
-            id: EventId::new(&event.id)?,
+            id: EventId::from_text(event.id.clone())?,
             event,
         })
     }

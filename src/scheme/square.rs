@@ -87,7 +87,7 @@ impl Scheme for Square {
         let [id, event_type, merchant_id, created_at] = json.fields::<4>(FIELDS, &[0])?;
         let event_id = json.id(id)?;
         Ok(Parsed {
-            id: EventId::new(&event_id)?,
+            id: EventId::from_text(event_id.clone())?,
             event: SquareEvent {
                 event_id,
                 event_type: json.text(event_type)?,

@@ -57,8 +57,8 @@ use serde::Serialize;
 
 use super::support::{self, Freshness, MAX_TAGS};
 use super::{EventId, MAX_ID_LEN, Parsed, Scheme, envelope, single_header};
-use crate::Rejection;
 use crate::secret::{Signature, Tag};
+use crate::{Rejection, Text};
 
 /// The id header.
 pub const ID_HEADER: HeaderName = HeaderName::from_static("webhook-id");
@@ -100,12 +100,14 @@ support::timestamped_scheme!(Standard, DEFAULT_TOLERANCE, "5 minutes");
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct StandardEvent {
-    /// `webhook-id` (signed): the idempotency key.
-    pub id: String,
+    /// `webhook-id` (signed): the idempotency key. Copied from the header
+    /// (one small allocation); shared with the [`EventId`].
+    pub id: Text,
     /// `webhook-timestamp` (signed), Unix seconds.
     pub timestamp: u64,
-    /// The payload's top-level `type`, such as `invoice.paid`, when present.
-    pub event_type: Option<String>,
+    /// The payload's top-level `type`, such as `invoice.paid`, when present;
+    /// a view into the verified body.
+    pub event_type: Option<Text>,
 }
 
 /// Decodes a secret as providers show it: `whsec_` (optional) followed by
@@ -229,13 +231,15 @@ impl Scheme for Standard {
         let fields = fields(headers)?;
         let id = id(fields.id)?;
         let timestamp = support::parse_timestamp(fields.timestamp)?;
-        let slots = envelope::read::<1, _>(body, &[("type", 0)], &[])?;
+        let body = envelope::body(body)?;
+        let fields = envelope::read::<1, _>(&body, &[("type", 0)], &[])?;
+        let id = Text::from(id);
         Ok(Parsed {
-            id: EventId::new(id)?,
+            id: EventId::from_text(id.clone())?,
             event: StandardEvent {
-                id: id.to_owned(),
+                id,
                 timestamp,
-                event_type: envelope::text(slots[0])?,
+                event_type: fields.text(0)?,
             },
         })
     }

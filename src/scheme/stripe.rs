@@ -46,8 +46,8 @@ use serde_json::value::RawValue;
 
 use super::support::{self, Freshness, MAX_TAGS};
 use super::{EventId, Parsed, Scheme, envelope, signature_header};
-use crate::Rejection;
 use crate::secret::{Signature, Tag};
+use crate::{Rejection, Text};
 
 /// The signature header Stripe sends.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("stripe-signature");
@@ -63,14 +63,15 @@ pub struct Stripe {
 
 support::timestamped_scheme!(Stripe, DEFAULT_TOLERANCE, "300 s");
 
-/// A verified Stripe event.
+/// A verified Stripe event. Its text fields are views into the verified
+/// body ([`Text`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct StripeEvent {
     /// The event id (`evt_…`), from the signed body: the idempotency key.
-    pub id: String,
+    pub id: Text,
     /// The event type, such as `payment_intent.succeeded`.
-    pub event_type: Option<String>,
+    pub event_type: Option<Text>,
     /// When Stripe created the event (`created`, Unix seconds).
     pub created: Option<i64>,
     /// Whether the event comes from live mode (`livemode`).
@@ -130,15 +131,16 @@ impl Scheme for Stripe {
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<StripeEvent>, Rejection> {
         // The layer verified the header before reading the body.
         let timestamp = support::parse_timestamp(header(headers)?.t)?;
-        let slots = envelope::read::<4, _>(body, FIELDS, &[ID])?;
-        let id = envelope::id(slots[ID])?;
+        let body = envelope::body(body)?;
+        let fields = envelope::read::<4, _>(&body, FIELDS, &[ID])?;
+        let id = fields.id(ID)?;
         Ok(Parsed {
-            id: EventId::new(&id)?,
+            id: EventId::from_text(id.clone())?,
             event: StripeEvent {
                 id,
-                event_type: envelope::text(slots[TYPE])?,
-                created: typed(slots[CREATED])?,
-                livemode: typed(slots[LIVEMODE])?,
+                event_type: fields.text(TYPE)?,
+                created: typed(fields.raw(CREATED))?,
+                livemode: typed(fields.raw(LIVEMODE))?,
                 timestamp,
             },
         })

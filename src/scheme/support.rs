@@ -11,8 +11,8 @@ use http::header::HeaderName;
 use sha2::{Digest as _, Sha256};
 
 use super::signature_header;
-use crate::Rejection;
 use crate::secret::{InvalidTag, Signature, Tag};
+use crate::{Rejection, Text};
 
 /// Most candidate tags read from one signature header. A sender lists one
 /// per active secret, so a handful at most; more is refused as malformed.
@@ -190,9 +190,11 @@ pub(crate) fn prefixed_tag(
 }
 
 /// Lower-case hex SHA-256 of `bytes`: the id of an event whose provider
-/// signs no id (64 characters).
-pub(crate) fn digest_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+/// signs no id (64 characters, one allocation).
+pub(crate) fn digest_hex(bytes: &[u8]) -> Text {
+    let mut hex = [0; 64];
+    hex::encode_to_slice(Sha256::digest(bytes), &mut hex).expect("64 digits for 32 bytes");
+    Text::from(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
 }
 
 #[cfg(test)]

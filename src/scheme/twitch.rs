@@ -7,7 +7,7 @@
 //!   by `Twitch-Eventsub-Message-Timestamp` and the raw body; the tag is
 //!   `sha256=` + 64 hex digits of its HMAC-SHA256, keyed with the
 //!   subscription's secret (10 to 100 ASCII characters) as raw bytes.
-//! * The id is 1 to [`MAX_ID_LEN`](super::MAX_ID_LEN) visible ASCII
+//! * The id is 1 to [`super::MAX_ID_LEN`] visible ASCII
 //!   characters; the timestamp is RFC 3339 in UTC
 //!   (`2019-11-16T10:11:12.634234626Z`). Because the two are concatenated
 //!   without a separator, the strict timestamp format is what keeps them
@@ -131,7 +131,7 @@ impl Scheme for Twitch {
         let [_, subscription, event] = json.fields::<3>(FIELDS, &[])?;
         let [subscription_type] = json.nested::<1>(subscription, &[("type", 0)])?;
         Ok(Parsed {
-            id: EventId::new(&message_id)?,
+            id: EventId::from_text(message_id.clone())?,
             event: TwitchEvent {
                 message_id,
                 subscription_type: json.text(subscription_type)?,

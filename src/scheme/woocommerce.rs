@@ -72,7 +72,7 @@ impl Scheme for WooCommerce {
         let [id] = json.fields::<1>(&[("id", 0)], &[])?;
         let digest = kit::digest(body);
         Ok(Parsed {
-            id: EventId::new(&digest)?,
+            id: EventId::from_text(digest.clone())?,
             event: WooCommerceEvent {
                 digest,
                 resource_id: json.text(id)?,

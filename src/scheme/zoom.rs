@@ -112,7 +112,7 @@ impl Scheme for Zoom {
         let [event, event_ts, _] = json.fields::<3>(FIELDS, &[])?;
         let digest = kit::digest(body);
         Ok(Parsed {
-            id: EventId::new(&digest)?,
+            id: EventId::from_text(digest.clone())?,
             event: ZoomEvent {
                 digest,
                 event_type: json.text(event)?,

@@ -148,7 +148,9 @@ pub async fn start_with(settings: Settings) -> Receiver {
             routing::post(
                 move |VerifiedEvent(event): VerifiedEvent<NumeroEvent>,
                       headers: HeaderMap,
-                      body: Bytes| { handle(s1.clone(), event.id, headers, body) },
+                      body: Bytes| {
+                    handle(s1.clone(), event.id.into(), headers, body)
+                },
             )
             .route_layer(numero.clone()),
         )
@@ -159,7 +161,9 @@ pub async fn start_with(settings: Settings) -> Receiver {
             routing::post(
                 move |VerifiedEvent(event): VerifiedEvent<NumeroEvent>,
                       headers: HeaderMap,
-                      body: Bytes| { handle(s3.clone(), event.id, headers, body) },
+                      body: Bytes| {
+                    handle(s3.clone(), event.id.into(), headers, body)
+                },
             )
             .layer::<_, std::convert::Infallible>(tower_http::catch_panic::CatchPanicLayer::new())
             .layer(numero),
@@ -169,7 +173,9 @@ pub async fn start_with(settings: Settings) -> Receiver {
             routing::post(
                 move |VerifiedEvent(event): VerifiedEvent<NumberOtpEvent>,
                       headers: HeaderMap,
-                      body: Bytes| { handle(s2.clone(), event.id, headers, body) },
+                      body: Bytes| {
+                    handle(s2.clone(), event.id.into(), headers, body)
+                },
             )
             .layer(numberotp),
         )

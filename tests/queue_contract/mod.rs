@@ -139,7 +139,7 @@ pub async fn start<Q: JobQueue>(worker: WorkerBuilder<Q>) -> Queued<Q> {
             tokio::time::sleep(script.delay).await;
             let fail = attempt <= script.fail_first;
             seen.runs.lock().unwrap().push(Run {
-                id: event.id.clone(),
+                id: event.id.to_string(),
                 attempt,
                 key_id: key_id.as_str().to_owned(),
                 status: if fail { 500 } else { 200 },

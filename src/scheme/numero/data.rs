@@ -8,19 +8,40 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::scheme::envelope;
+use crate::{Rejection, Text};
+
 /// A monetary amount, kept as the decimal text Numero sent (`"5000.00"` or
-/// `5000.0`), so no precision is lost on the way to your decimal type.
+/// `5000.0`), so no precision is lost on the way to your decimal type. A
+/// view into the body, like every text field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
-pub struct Amount(String);
+pub struct Amount(Text);
 
 impl Amount {
     /// The decimal text as sent.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The decimal text as a [`Text`].
+    pub fn as_text(&self) -> &Text {
+        &self.0
+    }
+
+    /// An amount from its raw JSON (a slice of `body`): a string, unescaped,
+    /// or a number kept as written.
+    fn from_raw(body: &Text, raw: &RawValue) -> Result<Self, Rejection> {
+        let json = raw.get();
+        match json.as_bytes().first() {
+            Some(b'"') => body.json_string(json).map(Self),
+            Some(b'-' | b'0'..=b'9') => Ok(Self(body.slice_ref(json))),
+            _ => return Err(Rejection::InvalidPayload),
+        }
+        .map_err(|_| Rejection::InvalidPayload)
     }
 }
 
@@ -28,55 +49,6 @@ impl fmt::Display for Amount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-impl<'de> Deserialize<'de> for Amount {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        // Through the raw JSON text, so `5000.00` stays `5000.00` rather than
-        // round-tripping through f64.
-        let raw = <&RawValue>::deserialize(deserializer)?.get();
-        match raw.as_bytes().first() {
-            Some(b'"') => serde_json::from_str(raw)
-                .map(Self)
-                .map_err(D::Error::custom),
-            Some(b'-' | b'0'..=b'9') => Ok(Self(raw.to_owned())),
-            _ => Err(D::Error::custom("an amount must be a number or a string")),
-        }
-    }
-}
-
-/// An optional string, or a number or boolean kept as its JSON text.
-fn lenient<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    struct Text;
-    impl serde::de::Visitor<'_> for Text {
-        type Value = Option<String>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string, a number, a boolean or null")
-        }
-        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(Some(v.to_owned()))
-        }
-        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-            Ok(Some(v))
-        }
-        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-            Ok(Some(v.to_string()))
-        }
-        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(Some(v.to_string()))
-        }
-        fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-            Ok(Some(v.to_string()))
-        }
-        fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-            Ok(Some(v.to_string()))
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-    }
-    deserializer.deserialize_any(Text)
 }
 
 macro_rules! transaction {
@@ -88,23 +60,65 @@ macro_rules! transaction {
         ///
         /// Fields come from Numero's generic (snake_case) and transfer
         /// (PascalCase) examples; each is `None` when absent or `null`.
-        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        /// Every field is a view into the verified body. A text field also
+        /// takes a number or a boolean, kept as its JSON text.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
         #[non_exhaustive]
         pub struct Transaction {
             $(
                 $(#[$adoc])*
-                #[serde(default, alias = $apascal)]
                 pub $amount: Option<Amount>,
             )*
             $(
                 $(#[$tdoc])*
-                #[serde(default, alias = $tpascal, deserialize_with = "lenient")]
-                pub $text: Option<String>,
+                pub $text: Option<Text>,
             )*
+        }
+
+        /// One pass over `data`: each field's raw JSON, borrowed from the
+        /// body; a field given twice (under either casing) is an error.
+        #[derive(Deserialize)]
+        struct RawTransaction<'a> {
+            $(
+                #[serde(default, alias = $apascal, borrow)]
+                $amount: Option<&'a RawValue>,
+            )*
+            $(
+                #[serde(default, alias = $tpascal, borrow)]
+                $text: Option<&'a RawValue>,
+            )*
+        }
+
+        impl Transaction {
+            /// Types the raw JSON `data` (a slice of `body`, an object).
+            ///
+            /// # Errors
+            ///
+            /// [`Rejection::InvalidPayload`] when `data` is not an object,
+            /// a field is given twice, or a field has the wrong JSON type.
+            pub(crate) fn parse(body: &Text, data: &RawValue) -> Result<Self, Rejection> {
+                // An object only: serde would also take an array, field by
+                // position.
+                if !data.get().starts_with('{') {
+                    return Err(Rejection::InvalidPayload);
+                }
+                let raw: RawTransaction<'_> =
+                    serde_json::from_str(data.get()).map_err(|_| Rejection::InvalidPayload)?;
+                Ok(Self {
+                    $(
+                        $amount: raw
+                            .$amount
+                            .map(|raw| Amount::from_raw(body, raw))
+                            .transpose()?,
+                    )*
+                    $(
+                        $text: envelope::text(body, raw.$text)?,
+                    )*
+                })
+            }
         }
     };
 }
-
 transaction! {
     amounts {
         /// `amount`.
