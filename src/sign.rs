@@ -88,7 +88,7 @@ pub fn stripe(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
 /// The signature header value a [`Custom`](crate::custom::Custom) scheme
 /// expects for `body`: its prefix, then the tag in its encoding.
 pub fn custom(scheme: &crate::custom::Custom, secret: &[u8], body: &[u8]) -> String {
-    let tag = tag(secret, body);
+    let tag = hmac(scheme.algorithm(), secret, body);
     let encoded = match scheme.encoding() {
         crate::custom::Encoding::Hex => tag.to_hex(),
         crate::custom::Encoding::Base64 => tag.to_base64(),

@@ -138,7 +138,7 @@ impl Provider for StandardCase {
             (name("timestamp"), timestamp.to_string()),
             (
                 name("signature"),
-                format!("v1a,bm90LWNoZWNrZWQ= {signature}"),
+                format!("v1a,{} {signature}", "A".repeat(86) + "=="),
             ),
         ]
     }
