@@ -50,6 +50,13 @@ fn ring_hmac(algorithm: ring::hmac::Algorithm, key: &[u8], content: &[u8]) -> Ve
 
 const NOW: u64 = 1_700_000_000;
 
+/// How a scheme reads headers, the headers a provider sends, its algorithm.
+type Case = (
+    Box<dyn Fn(&HeaderMap) -> Signature>,
+    Vec<(&'static str, String)>,
+    Algorithm,
+);
+
 fn clock() -> impl Fn() -> std::time::SystemTime + Send + Sync + 'static {
     || std::time::UNIX_EPOCH + std::time::Duration::from_secs(NOW)
 }
@@ -229,11 +236,7 @@ fn documented_recipes_computed_independently() {
         br#"{"id":"evt_1","event":"charge.success","type":"x","webhookTimestamp":1700000000000}"#;
     let key = b"provider-secret";
     let sha256 = ring_hmac(HMAC_SHA256, key, body);
-    let cases: Vec<(
-        Box<dyn Fn(&HeaderMap) -> Signature>,
-        Vec<(&str, String)>,
-        Algorithm,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         // Shopify: base64 HMAC-SHA256 of the body, X-Shopify-Hmac-Sha256.
         (
             Box::new(|h| shopify::Shopify.signature(h).unwrap()),
