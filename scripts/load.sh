@@ -76,7 +76,7 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "round $round: ${DURATION}s per side, server on CPU $SERVER_CPU, generator on CPU $CLIENT_CPU" >&2
   run bare 39101 /webhooks/numero numero "$EXAMPLES/bare" --addr 127.0.0.1:39101 >>"$RESULTS"
   run layer 39102 /webhooks/numero numero "$EXAMPLES/bare" --addr 127.0.0.1:39102 --layer >>"$RESULTS"
-  run receiver 39103 /webhooks/numero numero "$EXAMPLES/receiver" --addr 127.0.0.1:39103 >>"$RESULTS"
+  run receiver 39103 /webhooks/numero numero "$EXAMPLES/receiver" --addr 127.0.0.1:39103 --store memory --quiet >>"$RESULTS"
 done
 
 echo

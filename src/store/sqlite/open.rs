@@ -1,0 +1,120 @@
+//! Opening the database file: the checks that turn a bad path into one clear
+//! sentence, the pragmas, and the schema.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use super::Synchronous;
+use crate::store::StoreError;
+
+/// The schema version this code writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+/// How long a write waits for another connection to the same file (another
+/// process, or a second store in this one) before it is a `StoreError`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One row per idempotency key. `expires_ms` is when the key becomes free
+/// (claims, done marks, dead letters; NULL for jobs that must run);
+/// `due_ms` is when a job is next taken (pending: its due time; running:
+/// its lease end; NULL otherwise). Times are Unix milliseconds.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS webhook_keys (
+    key         TEXT PRIMARY KEY NOT NULL,
+    state       TEXT NOT NULL
+                CHECK (state IN ('claimed', 'done', 'pending', 'running', 'dead')),
+    generation  INTEGER NOT NULL,
+    expires_ms  INTEGER,
+    due_ms      INTEGER,
+    scheme      TEXT,
+    event_id    TEXT,
+    head        BLOB,
+    body        BLOB,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    accepted_ms INTEGER,
+    last_error  TEXT,
+    failed_ms   INTEGER
+);
+CREATE INDEX IF NOT EXISTS webhook_keys_expiry
+    ON webhook_keys (expires_ms) WHERE expires_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS webhook_keys_due
+    ON webhook_keys (scheme, due_ms) WHERE due_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS webhook_keys_dead
+    ON webhook_keys (failed_ms, key) WHERE state = 'dead';
+CREATE TABLE IF NOT EXISTS webhook_meta (
+    name  TEXT PRIMARY KEY NOT NULL,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO webhook_meta (name, value) VALUES ('next_generation', 1);
+";
+
+/// Opens (creating if needed) the store's database at `path`, in WAL mode
+/// with the schema in place, so that every problem with the file shows up
+/// here rather than on the first request.
+pub(super) fn open(
+    path: &Path,
+    synchronous: Synchronous,
+    max_size_bytes: Option<u64>,
+) -> Result<Connection, StoreError> {
+    let shown = path.display();
+    let refuse = |why: &str| StoreError::new(format!("the SQLite store at {shown} {why}"));
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if parent.is_some_and(|dir| !dir.is_dir()) {
+        return Err(refuse("cannot be created: its directory does not exist"));
+    }
+    // Checked here because root (tests, containers) ignores permission bits.
+    if let Ok(metadata) = std::fs::metadata(path) {
+        if metadata.is_dir() {
+            return Err(refuse("is a directory, not a database file"));
+        }
+        if metadata.permissions().readonly() {
+            return Err(refuse("is read-only"));
+        }
+    }
+    let failed = |error: rusqlite::Error| match error.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => refuse("is not a SQLite database"),
+        Some(ErrorCode::ReadOnly) => refuse("is read-only"),
+        _ => refuse(&format!("cannot be opened: {error}")),
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(failed)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
+    // The first read of the file: a file that is not a database fails here.
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(failed)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(refuse(&format!(
+            "cannot use write-ahead logging (journal mode stayed {mode})"
+        )));
+    }
+    conn.pragma_update(None, "synchronous", synchronous.pragma())
+        .map_err(failed)?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(failed)?;
+    if version > SCHEMA_VERSION {
+        return Err(refuse(&format!(
+            "was written by a newer tower-webhook (schema {version}, this one knows {SCHEMA_VERSION})"
+        )));
+    }
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+    ))
+    .map_err(failed)?;
+    if let Some(bytes) = max_size_bytes {
+        let page_size: i64 = conn
+            .pragma_query_value(None, "page_size", |row| row.get(0))
+            .map_err(failed)?;
+        let page_size = u64::try_from(page_size).unwrap_or(4096).max(1);
+        let pages = i64::try_from(bytes / page_size).unwrap_or(i64::MAX).max(1);
+        conn.pragma_update(None, "max_page_count", pages)
+            .map_err(failed)?;
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
