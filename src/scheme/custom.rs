@@ -51,7 +51,7 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::{EventId, Parsed, Scheme, envelope, kit, support};
+use super::{EventId, Parsed, Scheme, envelope, support};
 use crate::secret::{Algorithm, Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -317,7 +317,7 @@ impl Scheme for Custom {
             Encoding::Hex => Tag::decode_hex,
             Encoding::Base64 => Tag::decode_base64,
         };
-        kit::tag_header(headers, &self.header, self.prefix.as_bytes(), |encoded| {
+        support::prefixed_tag(headers, &self.header, self.prefix.as_bytes(), |encoded| {
             decode(self.algorithm, encoded)
         })
     }

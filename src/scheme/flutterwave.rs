@@ -28,7 +28,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use super::kit::{self, Json};
-use super::{EventId, Parsed, Scheme, signature_header};
+use super::{EventId, Parsed, Scheme, signature_header, support};
 use crate::secret::{Algorithm, Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -86,7 +86,7 @@ impl Scheme for Flutterwave {
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
         if !self.legacy {
-            return kit::tag_header(headers, &SIGNATURE_HEADER, b"", Tag::from_base64);
+            return support::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64);
         }
         let token = signature_header(headers, &VERIF_HASH_HEADER)?;
         let digest = Sha256::digest(token);

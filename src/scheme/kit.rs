@@ -9,32 +9,10 @@ use http::{HeaderMap, HeaderValue, Response};
 use http_body_util::Full;
 use serde_json::value::RawValue;
 
-use super::{envelope, signature_header, single_header, support};
+use super::{envelope, single_header, support};
 use crate::Rejection;
 use crate::Text;
-use crate::secret::{InvalidTag, Signature, Tag};
-
-/// The one tag of a header `<prefix><encoded tag>` over the body alone.
-///
-/// # Errors
-///
-/// [`Rejection::MissingSignature`] or [`Rejection::RepeatedSignature`] for
-/// the header, [`Rejection::MalformedSignature`] for a wrong prefix (case
-/// included) or tag.
-pub(crate) fn tag_header(
-    headers: &HeaderMap,
-    name: &HeaderName,
-    prefix: &[u8],
-    decode: impl Fn(&[u8]) -> Result<Tag, InvalidTag>,
-) -> Result<Signature, Rejection> {
-    let value = signature_header(headers, name)?;
-    let encoded = value
-        .strip_prefix(prefix)
-        .ok_or(Rejection::MalformedSignature)?;
-    decode(encoded)
-        .map(Signature::over_body)
-        .map_err(|_| Rejection::MalformedSignature)
-}
+use crate::secret::{Signature, Tag};
 
 /// `text` split around the first `byte`, which neither side holds.
 pub(crate) fn split_at_byte(text: &[u8], byte: u8) -> Option<(&[u8], &[u8])> {
@@ -90,7 +68,7 @@ pub(crate) fn v0_signature(
     [timestamp_header, signature_header]: [&HeaderName; 2],
     freshness: &support::Freshness,
 ) -> Result<(Signature, u64), Rejection> {
-    let signature = tag_header(headers, signature_header, b"v0=", Tag::from_hex)?;
+    let signature = support::prefixed_tag(headers, signature_header, b"v0=", Tag::from_hex)?;
     let raw = signed_header(headers, timestamp_header)?;
     let timestamp = support::parse_timestamp(raw)?;
     freshness.check(timestamp)?;

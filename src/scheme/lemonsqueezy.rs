@@ -18,7 +18,7 @@ use http::header::HeaderName;
 use serde::Serialize;
 
 use super::kit::{self, Json};
-use super::{EventId, Parsed, Scheme};
+use super::{EventId, Parsed, Scheme, support};
 use crate::secret::{Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -52,7 +52,7 @@ impl Scheme for LemonSqueezy {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        kit::tag_header(headers, &SIGNATURE_HEADER, b"", Tag::from_hex)
+        support::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_hex)
     }
 
     fn parse(

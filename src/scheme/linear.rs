@@ -83,7 +83,7 @@ impl Scheme for Linear {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        kit::tag_header(headers, &SIGNATURE_HEADER, b"", Tag::from_hex)
+        support::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_hex)
     }
 
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<LinearEvent>, Rejection> {

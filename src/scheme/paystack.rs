@@ -20,7 +20,7 @@ use http::header::HeaderName;
 use serde::Serialize;
 
 use super::kit::{self, Json};
-use super::{EventId, Parsed, Scheme};
+use super::{EventId, Parsed, Scheme, support};
 use crate::secret::{Algorithm, Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -58,7 +58,7 @@ impl Scheme for Paystack {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        kit::tag_header(headers, &SIGNATURE_HEADER, b"", |hex| {
+        support::prefixed_tag(headers, &SIGNATURE_HEADER, b"", |hex| {
             Tag::decode_hex(Algorithm::HmacSha512, hex)
         })
     }

@@ -23,7 +23,7 @@ use http::header::HeaderName;
 use serde::Serialize;
 
 use super::kit::{self, Json};
-use super::{EventId, Parsed, Scheme};
+use super::{EventId, Parsed, Scheme, support};
 use crate::secret::{Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -60,7 +60,7 @@ impl Scheme for WooCommerce {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        kit::tag_header(headers, &SIGNATURE_HEADER, b"", Tag::from_base64)
+        support::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64)
     }
 
     fn parse(
