@@ -20,8 +20,13 @@
 //!   extensions the typed event and its [`EventId`].
 //!
 //! Schemes: [`numberotp`], [`numero`], [`github`], [`standard`] (Standard
-//! Webhooks, Svix), [`stripe`], and [`custom`] for any other HMAC-SHA256
-//! provider. Stores: [`MemoryStore`] (the default) and, with feature `redis`,
+//! Webhooks, Svix; `v1` HMAC and `v1a` Ed25519), [`stripe`], [`shopify`],
+//! [`slack`], [`paddle`], [`linear`], [`zoom`], [`twitch`], [`woocommerce`],
+//! [`lemonsqueezy`], [`flutterwave`], [`paystack`] (HMAC-SHA512),
+//! [`twilio`] (HMAC-SHA1), [`square`], `discord` (Ed25519, feature
+//! `ed25519`), and [`custom`] for any other HMAC provider. Each secret and
+//! tag carries its [`Algorithm`]; providers' endpoint checks (Slack, Zoom,
+//! Twitch, Discord) are answered by the layer ([`Scheme::handshake`]). Stores: [`MemoryStore`] (the default) and, with feature `redis`,
 //! `RedisStore` for several replicas.
 //!
 //! # Status codes
@@ -108,6 +113,8 @@
 //! * `axum` (default): the [`VerifiedEvent`] extractor.
 //! * `tracing`: a `tracing` event for every rejection, carrying its reason
 //!   code, and for every failed store call.
+//! * `ed25519`: Ed25519 verification (`ed25519-dalek`): the `discord`
+//!   scheme and Standard Webhooks `v1a` public keys.
 //! * `redis`: `RedisStore` (in [`store`]), one idempotency store shared by several
 //!   replicas.
 //! * `sqlite`: `SqliteStore` (in [`store`]), a durable store and job queue on
