@@ -7,9 +7,10 @@
 //!
 //! Every request to this server is taken as a Numero delivery: the layer
 //! verifies, bounds and deduplicates it, and the service reads the typed
-//! event with `request.extensions().get::<NumeroEvent>()`. The secret(s)
-//! come from `NUMERO_WEBHOOK_SECRET` (whitespace-separated during a
-//! rotation); when it is unset a demo secret is generated and printed.
+//! event and its id with `request.extensions().get::<Verified<NumeroEvent>>()`.
+//! The secret(s) come from `NUMERO_WEBHOOK_SECRET` (whitespace-separated
+//! during a rotation); when it is unset a demo secret is generated and
+//! printed.
 
 use std::convert::Infallible;
 use std::env::VarError;
@@ -27,8 +28,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
-use tower_webhook::WebhookLayer;
 use tower_webhook::numero::{Numero, NumeroEvent};
+use tower_webhook::{Verified, WebhookLayer};
 
 /// `--help` text.
 const USAGE: &str = "\
@@ -91,7 +92,7 @@ fn parse_addr() -> Result<Option<SocketAddr>, String> {
 /// The service behind the layer: it only ever sees verified, first-time
 /// deliveries.
 async fn handle(request: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let Some(event) = request.extensions().get::<NumeroEvent>() else {
+    let Some(Verified { event, .. }) = request.extensions().get::<Verified<NumeroEvent>>() else {
         // Only reachable if the layer were removed: a server bug, so 500.
         return Ok(json(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,4 +1,6 @@
-//! The axum extractor for the verified event (feature `axum`).
+//! The axum extractors for the verified event (feature `axum`):
+//! [`VerifiedEvent`] for the event alone, [`Verified`] for the event and its
+//! id.
 
 use std::any::type_name;
 use std::fmt;
@@ -7,6 +9,8 @@ use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
+
+use crate::Verified;
 
 /// Takes the verified, typed event that [`WebhookLayer`](crate::WebhookLayer)
 /// put in the request extensions.
@@ -21,7 +25,9 @@ use http::request::Parts;
 /// }
 /// ```
 ///
-/// It moves the event out of the extensions, so extract it once per handler.
+/// It moves the event out of the extensions, so extract it once per handler
+/// (and not together with [`Verified`], which takes the same entry). For the
+/// event's id too, take [`Verified`] instead.
 #[derive(Debug, Clone)]
 pub struct VerifiedEvent<E>(pub E);
 
@@ -65,11 +71,24 @@ where
 {
     type Rejection = MissingVerifiedEvent;
 
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let verified = Verified::<E>::from_request_parts(parts, state).await?;
+        Ok(VerifiedEvent(verified.event))
+    }
+}
+
+/// Takes the [`Verified`] entry (event and id) out of the extensions, once.
+impl<E, S> FromRequestParts<S> for Verified<E>
+where
+    E: Clone + Send + Sync + 'static,
+    S: Send + Sync,
+{
+    type Rejection = MissingVerifiedEvent;
+
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
-            .remove::<E>()
-            .map(VerifiedEvent)
+            .remove::<Verified<E>>()
             .ok_or(MissingVerifiedEvent {
                 event_type: type_name::<E>(),
             })

@@ -33,7 +33,7 @@ use crate::layer::Config;
 use crate::queue::{Accept, Delivery, QueueFuture};
 use crate::secret::Signature;
 use crate::store::{Claim, IdempotencyKey, IdempotencyStore};
-use crate::{EventId, Rejection, Scheme};
+use crate::{EventId, Rejection, Scheme, Verified};
 
 /// What a request carries from the header checks to the body's arrival.
 struct Pending<S> {
@@ -42,18 +42,18 @@ struct Pending<S> {
     inner: S,
 }
 
-/// What a verified request carries while its key is claimed.
-struct Verified<S, E> {
+/// What a verified request carries while its key is claimed. Inline, the
+/// event and its id are already in `parts.extensions` (moved there once,
+/// behind a pointer), so the state stays small.
+struct Checked<S> {
     parts: Parts,
     body: Bytes,
-    event: E,
-    id: EventId,
     inner: S,
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<B, S, F, E, CF, FF, R> {
+    enum State<B, S, F, CF, FF, R> {
         Reject { rejection: Option<Rejection> },
         Answer { response: Option<Response<Full<Bytes>>> },
         Collect {
@@ -62,7 +62,7 @@ pin_project! {
             #[pin] deadline: Deadline,
             pending: Option<Pending<S>>,
         },
-        Claim { claim: CF, verified: Option<Verified<S, E>> },
+        Claim { claim: CF, checked: Option<Checked<S>> },
         Accept { accept: QueueFuture<Accept> },
         Call { #[pin] future: F },
         Finish { finish: FF, result: Option<R> },
@@ -98,7 +98,7 @@ pin_project! {
         St: IdempotencyStore,
     {
         #[pin]
-        state: State<B, S, S::Future, Sc::Event, St::ClaimFuture, St::FinishFuture, Output<S>>,
+        state: State<B, S, S::Future, St::ClaimFuture, St::FinishFuture, Output<S>>,
         guard: Guard<Sc, St>,
     }
 }
@@ -183,13 +183,14 @@ where
                         Ok(Verdict::Answer(response)) => State::Answer {
                             response: Some(response),
                         },
-                        Ok(Verdict::Claim(verified, key)) => match &guard.config.intake {
+                        Ok(Verdict::Claim(checked, key)) => match &guard.config.intake {
                             Some(intake) => State::Accept {
-                                accept: intake.accept(&key, verified.into_delivery(&guard.config)),
+                                accept: intake
+                                    .accept(&key, checked.into_delivery(&guard.config, &key)),
                             },
                             None => State::Claim {
                                 claim: guard.config.store.claim(&key, guard.config.lease),
-                                verified: Some(verified),
+                                checked: Some(checked),
                             },
                         },
                         Err(rejection) => State::Reject {
@@ -197,19 +198,16 @@ where
                         },
                     }
                 }
-                StateProj::Claim { claim, verified } => {
+                StateProj::Claim { claim, checked } => {
                     let retry_after = guard.config.retry_after;
                     match ready!(Pin::new(claim).poll(cx)) {
                         Ok(Claim::New(lease)) => {
                             guard.lease = Some(lease);
-                            let Verified {
-                                mut parts,
+                            let Checked {
+                                parts,
                                 body,
-                                event,
-                                id,
                                 mut inner,
-                            } = verified.take().expect("polled after completion");
-                            hand_on(&mut parts.extensions, event, id);
+                            } = checked.take().expect("polled after completion");
                             let request = Request::from_parts(parts, Full::new(body));
                             State::Call {
                                 future: inner.call(request),
@@ -274,22 +272,26 @@ where
 }
 
 /// Puts what the layer hands on into the request extensions: the typed
-/// event and its id. One place, shared by inline calls and queued jobs.
+/// event and its id, as one [`Verified`] entry. One place, shared by inline
+/// calls and queued jobs.
 pub(crate) fn hand_on<E: Clone + Send + Sync + 'static>(
     extensions: &mut http::Extensions,
     event: E,
     id: EventId,
 ) {
-    extensions.insert(event);
-    extensions.insert(id);
+    extensions.insert(Verified::new(event, id));
 }
 
-impl<S, E> Verified<S, E> {
+impl<S> Checked<S> {
     /// The record a queued intake stores: the request as it arrived.
-    fn into_delivery<Sc: Scheme, St>(self, config: &Config<Sc, St>) -> Delivery {
+    fn into_delivery<Sc: Scheme, St>(
+        self,
+        config: &Config<Sc, St>,
+        key: &IdempotencyKey,
+    ) -> Delivery {
         Delivery {
             scheme: config.scheme.name().to_owned(),
-            event_id: self.id.as_str().to_owned(),
+            event_id: key.id().as_str().to_owned(),
             method: self.parts.method,
             uri: self.parts.uri,
             headers: self.parts.headers,
@@ -306,21 +308,24 @@ fn reject<Sc: Scheme, St, B>(
 }
 
 /// What a verified delivery leads to.
-enum Verdict<S, E> {
+enum Verdict<S> {
     /// The request, ready to claim, and its key.
-    Claim(Verified<S, E>, IdempotencyKey),
+    Claim(Checked<S>, IdempotencyKey),
     /// The scheme's handshake reply, sent as it is.
     Answer(Response<Full<Bytes>>),
 }
 
-/// Verifies the raw bytes, answers a handshake, or parses them.
+/// Verifies the raw bytes, answers a handshake, or parses them; returns
+/// the request ready to claim and its key. Inline, the event and its id are
+/// handed on here, into the extensions the inner service will see if the
+/// claim is new.
 fn verify_and_parse<S, Sc: Scheme, St>(
     config: &Config<Sc, St>,
     pending: Pending<S>,
     body: Bytes,
-) -> Result<Verdict<S, Sc::Event>, Rejection> {
+) -> Result<Verdict<S>, Rejection> {
     let Pending {
-        parts,
+        mut parts,
         signature,
         inner,
     } = pending;
@@ -333,16 +338,10 @@ fn verify_and_parse<S, Sc: Scheme, St>(
     }
     let parsed = config.scheme.parse(&parts.headers, &body)?;
     let key = IdempotencyKey::new(config.scheme.name(), &parsed.id);
-    Ok(Verdict::Claim(
-        Verified {
-            parts,
-            body,
-            event: parsed.event,
-            id: parsed.id,
-            inner,
-        },
-        key,
-    ))
+    if config.intake.is_none() {
+        hand_on(&mut parts.extensions, parsed.event, parsed.id);
+    }
+    Ok(Verdict::Claim(Checked { parts, body, inner }, key))
 }
 
 fn store_failed(operation: &str, error: &crate::store::StoreError) {

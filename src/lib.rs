@@ -17,7 +17,9 @@
 //! * Each event's idempotency key is claimed atomically before the handler
 //!   runs, so retries and duplicate deliveries run it once.
 //! * The handler gets the original headers, the raw body, and in the request
-//!   extensions the typed event and its [`EventId`].
+//!   extensions one [`Verified`] entry: the typed event and its [`EventId`].
+//!   The event's text fields are [`Text`] views into the verified body, so
+//!   typing it copies nothing (unless a JSON string holds escapes).
 //!
 //! Schemes: [`numberotp`], [`numero`], [`github`], [`standard`] (Standard
 //! Webhooks, Svix; `v1` HMAC and `v1a` Ed25519), [`stripe`], [`shopify`],
@@ -97,8 +99,24 @@
 //! # }
 //! ```
 //!
-//! With hyper alone, wrap a `service_fn` in the layer and read the event
-//! with `request.extensions().get::<NumeroEvent>()`; see `examples/hyper.rs`.
+//! A handler that also needs the event's id (to make its own effect
+//! idempotent: a unique constraint, an upsert) takes [`Verified`] instead of
+//! [`VerifiedEvent`]:
+//!
+//! ```
+//! use http::StatusCode;
+//! use tower_webhook::Verified;
+//! use tower_webhook::numero::NumeroEvent;
+//!
+//! async fn on_numero(Verified { event, id, .. }: Verified<NumeroEvent>) -> StatusCode {
+//!     println!("{id}: {:?}", event.event_type); // `id`: the EventId the key is made of
+//!     StatusCode::OK
+//! }
+//! ```
+//!
+//! With hyper alone, wrap a `service_fn` in the layer and read the entry
+//! with `request.extensions().get::<Verified<NumeroEvent>>()`; see
+//! `examples/hyper.rs`.
 //!
 //! # Queued mode
 //!
@@ -110,7 +128,7 @@
 //!
 //! # Features
 //!
-//! * `axum` (default): the [`VerifiedEvent`] extractor.
+//! * `axum` (default): the [`VerifiedEvent`] and [`Verified`] extractors.
 //! * `tracing`: a `tracing` event for every rejection, carrying its reason
 //!   code, and for every failed store call.
 //! * `ed25519`: Ed25519 verification (`ed25519-dalek`): the `discord`
@@ -137,6 +155,7 @@ pub mod scheme;
 pub mod sign;
 pub mod store;
 mod text;
+mod verified;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
@@ -161,6 +180,7 @@ pub use secret::{
 pub use service::Webhook;
 pub use store::{Claim, IdempotencyKey, IdempotencyStore, MemoryStore, StoreError};
 pub use text::Text;
+pub use verified::Verified;
 
 #[cfg(feature = "redis")]
 pub use store::RedisStore;

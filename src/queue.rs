@@ -13,8 +13,9 @@
 //! atomic step of the [`JobQueue`], and answers `202 {"status":"accepted"}`
 //! only once that step is durable. The service the layer wraps is not called
 //! by the intake: the layer hands it to the worker, which calls it for each
-//! job on the rebuilt request, with the typed event, the
-//! [`EventId`](crate::EventId) and the [`Attempt`] in the extensions. The same
+//! job on the rebuilt request, with the typed event and its
+//! [`EventId`](crate::EventId) (one [`Verified`](crate::Verified) entry) and
+//! the [`Attempt`] in the extensions. The same
 //! handler code serves both modes.
 //!
 //! | job state | a copy of the event gets | leaves it by |
@@ -31,7 +32,7 @@
 //! event: a process that dies mid-handler (`kill -9`, power loss) leaves its
 //! job running with a lease, and once that lease runs out a worker takes the
 //! job again, so the handler may run a second time for that event. Use the
-//! [`EventId`](crate::EventId) in the extensions to make the handler's own
+//! [`Verified`](crate::Verified) entry's `id` to make the handler's own
 //! effect idempotent (a unique constraint, an upsert).
 //!
 //! # Backends

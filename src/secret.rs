@@ -195,15 +195,16 @@ impl SecretSet {
         body: &[u8],
     ) -> Result<MatchedKey<'_>, MacMismatch> {
         let content = signature.content(body).ok_or(MacMismatch)?;
-        let mut candidates = Vec::new();
         for key in &self.keys {
-            candidates.clear();
-            candidates.extend(
+            // No allocation on this path: the candidates are filtered lazily.
+            let candidates = || {
                 signature
                     .tags()
-                    .filter(|t| t.algorithm() == key.algorithm()),
-            );
-            if !candidates.is_empty() && key.verifies(signature.prefix(), &content, &candidates) {
+                    .filter(|t| t.algorithm() == key.algorithm())
+            };
+            if candidates().next().is_some()
+                && key.verifies(signature.prefix(), &content, candidates())
+            {
                 return Ok(MatchedKey(key));
             }
         }

@@ -17,6 +17,8 @@
 
 use std::fmt;
 use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 pub mod memory;
@@ -34,37 +36,75 @@ pub use self::sqlite::{SqliteStore, SqliteStoreBuilder, Synchronous};
 
 /// A store key: the scheme's name and the event's id.
 ///
-/// Written `<scheme>:<event id>`, so equal ids from two providers never
-/// collide.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct IdempotencyKey(Box<str>);
+/// Its text is `<scheme>:<event id>`, so equal ids from two providers never
+/// collide. Building a key copies nothing (the id is shared, usually a view
+/// into the body); the text is only put together, once, when a store asks
+/// for it ([`IdempotencyKey::as_str`]; Redis and SQLite do, the memory store
+/// keys on a digest of the parts instead).
+#[derive(Clone)]
+pub struct IdempotencyKey {
+    scheme: &'static str,
+    id: crate::EventId,
+    text: OnceLock<Box<str>>,
+}
 
 impl IdempotencyKey {
-    /// The key of event `id` of `scheme`.
-    pub fn new(scheme: &str, id: &crate::EventId) -> Self {
-        let id = id.as_str();
-        let mut key = String::with_capacity(scheme.len() + 1 + id.len());
-        key.push_str(scheme);
-        key.push(':');
-        key.push_str(id);
-        Self(key.into_boxed_str())
+    /// The key of event `id` of `scheme` (the id is shared, not copied).
+    pub fn new(scheme: &'static str, id: &crate::EventId) -> Self {
+        Self {
+            scheme,
+            id: id.clone(),
+            text: OnceLock::new(),
+        }
     }
 
-    /// The key as text.
+    /// The scheme's name: the key's namespace.
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
+    }
+
+    /// The event's id within the scheme.
+    pub fn id(&self) -> &crate::EventId {
+        &self.id
+    }
+
+    /// The key as text, `<scheme>:<event id>`; built on the first call
+    /// (one allocation), kept for later ones.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.text.get_or_init(|| {
+            let id = self.id.as_str();
+            let mut key = String::with_capacity(self.scheme.len() + 1 + id.len());
+            key.push_str(self.scheme);
+            key.push(':');
+            key.push_str(id);
+            key.into_boxed_str()
+        })
+    }
+}
+
+impl PartialEq for IdempotencyKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.scheme == other.scheme && self.id == other.id
+    }
+}
+
+impl Eq for IdempotencyKey {}
+
+impl Hash for IdempotencyKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self.scheme, self.id.as_str()).hash(state);
     }
 }
 
 impl fmt::Debug for IdempotencyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl fmt::Display for IdempotencyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "{}:{}", self.scheme, self.id)
     }
 }
 

@@ -381,15 +381,19 @@ async fn other_methods_on_a_webhook_route_are_405_with_route_layer() {
 
 #[tokio::test]
 async fn the_handler_can_read_the_event_id_deduplication_keyed_on() {
-    use axum::{Extension, Router, routing};
-    use tower_webhook::{EventId, WebhookLayer, numberotp::NumberOtp};
+    use axum::{Router, routing};
+    use tower_webhook::numberotp::{NumberOtp, NumberOtpEvent};
+    use tower_webhook::{Verified, WebhookLayer};
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let layer = WebhookLayer::new(NumberOtp, NUMBEROTP_SECRET).unwrap();
     let app = Router::new().route(
         "/numberotp",
-        routing::post(move |Extension(id): Extension<EventId>| async move {
-            tx.send(id.as_str().to_owned()).unwrap();
-        })
+        routing::post(
+            move |Verified { event, id, .. }: Verified<NumberOtpEvent>| async move {
+                tx.send((id.as_str().to_owned(), event.id.to_string()))
+                    .unwrap();
+            },
+        )
         .route_layer(layer),
     );
     let addr = serve(app).await;
@@ -398,5 +402,7 @@ async fn the_handler_can_read_the_event_id_deduplication_keyed_on() {
     let url = format!("http://{addr}/numberotp");
     let reply = post(&url, &[("x-numberotp-signature", &sig)], body).await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(rx.recv().await.unwrap(), "5:act_98:received6:424242");
+    let (id, activation) = rx.recv().await.unwrap();
+    assert_eq!(id, "5:act_98:received6:424242");
+    assert_eq!(activation, "act_9");
 }

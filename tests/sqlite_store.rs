@@ -28,7 +28,7 @@ use tower_webhook::queue::{
 };
 use tower_webhook::store::sqlite::{KeyState, SqliteLease};
 use tower_webhook::store::{Claim, IdempotencyStore, SqliteStore, Synchronous};
-use tower_webhook::{EventId, IdempotencyKey, VerifiedEvent, WebhookLayer};
+use tower_webhook::{EventId, IdempotencyKey, Verified, VerifiedEvent, WebhookLayer};
 
 const LONG: Duration = Duration::from_secs(3600);
 
@@ -157,8 +157,8 @@ async fn a_queued_job_survives_a_restart_and_runs() {
         let attempt = request.extensions().get::<Attempt>().map(|a| a.0);
         let id = request
             .extensions()
-            .get::<EventId>()
-            .map(|id| id.as_str().to_owned());
+            .get::<Verified<NumeroEvent>>()
+            .map(|verified| verified.id.as_str().to_owned());
         ran.send((id, attempt)).unwrap();
         async { Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::new()))) }
     });

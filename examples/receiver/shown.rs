@@ -29,7 +29,7 @@ fn present<const N: usize>(
 
 impl Shown for NumberOtpEvent {
     fn id(&self) -> Text {
-        Text::from(self.id.as_str())
+        self.id.clone()
     }
 
     fn fields(&self) -> Vec<(&'static str, String)> {
@@ -43,7 +43,7 @@ impl Shown for NumberOtpEvent {
 
 impl Shown for NumeroEvent {
     fn id(&self) -> Text {
-        Text::from(self.id.as_str())
+        self.id.clone()
     }
 
     fn fields(&self) -> Vec<(&'static str, String)> {
@@ -65,7 +65,7 @@ impl Shown for NumeroEvent {
 impl Shown for GitHubEvent {
     /// The body digest, which is the key: `X-GitHub-Delivery` is unsigned.
     fn id(&self) -> Text {
-        Text::from(self.digest.as_str())
+        self.digest.clone()
     }
 
     fn fields(&self) -> Vec<(&'static str, String)> {
@@ -79,7 +79,7 @@ impl Shown for GitHubEvent {
 
 impl Shown for StandardEvent {
     fn id(&self) -> Text {
-        Text::from(self.id.as_str())
+        self.id.clone()
     }
 
     fn fields(&self) -> Vec<(&'static str, String)> {
@@ -89,7 +89,7 @@ impl Shown for StandardEvent {
 
 impl Shown for StripeEvent {
     fn id(&self) -> Text {
-        Text::from(self.id.as_str())
+        self.id.clone()
     }
 
     fn fields(&self) -> Vec<(&'static str, String)> {

@@ -120,7 +120,12 @@ impl Prepared {
     /// Whether any of `tags` (all of this key's algorithm) is a valid tag of
     /// `prefix ‖ content` under this key. HMAC tags are compared in constant
     /// time, all of them every time.
-    pub(super) fn verifies(&self, prefix: &[u8], content: &[u8], tags: &[&Tag]) -> bool {
+    pub(super) fn verifies<'t>(
+        &self,
+        prefix: &[u8],
+        content: &[u8],
+        tags: impl Iterator<Item = &'t Tag>,
+    ) -> bool {
         if let Some(computed) = self.mac(&[prefix, content]) {
             let mut any = subtle::Choice::from(0);
             for tag in tags {
@@ -147,7 +152,8 @@ impl Prepared {
                     joined = [prefix, content].concat();
                     &joined
                 };
-                tags.iter().any(|tag| {
+                let mut tags = tags;
+                tags.any(|tag| {
                     let bytes: &[u8; 64] = tag.as_bytes().try_into().expect("64-byte tag");
                     let signature = ed25519_dalek::Signature::from_bytes(bytes);
                     public.verify_strict(message, &signature).is_ok()

@@ -9,11 +9,35 @@
 //! It cannot see other processes: run several replicas behind a load balancer
 //! and a duplicate can land on a replica that never saw the first copy. Use a
 //! shared store (Redis) there.
+//!
+//! # How keys are held
+//!
+//! The store keeps no key text: each key is held as a 128-bit keyed digest
+//! of its scheme and id, so a claim allocates nothing and an entry has a
+//! fixed size (16 bytes of digest, 16 of state). The digest is SipHash-1-3
+//! (std's `RandomState`, keyed with random keys per store) over the scheme
+//! and the id, computed twice under two domain tags for 128 bits. Two
+//! different keys share a digest with probability at most about
+//! n² / 2¹²⁹ for n keys resident together (≈ 2⁻⁸⁹ at a million), on the
+//! usual assumption that keyed SipHash behaves as a pseudo-random function;
+//! the ids come from signed bodies, and the digests never leave the process,
+//! so nobody can search for a collision.
+//!
+//! # Shards
+//!
+//! A store of [`SHARD_MIN_KEYS`] keys or more is split into [`SHARDS`]
+//! shards by digest, each with its own lock and an equal share of the
+//! bound, so that concurrent requests rarely wait for one another. Each
+//! shard evicts its own oldest completed key, so eviction is oldest-first
+//! per shard (keys spread evenly, as the digest is random), and a claim
+//! fails only when its shard is full of in-flight claims. Smaller stores
+//! have one shard and the exact behaviour above.
 
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{HashMap, VecDeque};
 use std::future::{Ready, ready};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
@@ -21,18 +45,40 @@ use super::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
 /// Default bound on resident keys.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
+/// Shards of a store bounded at [`SHARD_MIN_KEYS`] keys or more.
+pub const SHARDS: usize = 16;
+
+/// The smallest bound at which a store is sharded; below it, one shard.
+pub const SHARD_MIN_KEYS: usize = 16 * 1024;
+
 /// The in-memory store. Clones share one map.
 #[derive(Clone)]
 pub struct MemoryStore {
-    shared: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
 }
+
+struct Shared {
+    epoch: Instant,
+    max_keys: usize,
+    /// Keys the digests (per store, random).
+    keys: RandomState,
+    shards: Box<[Padded]>,
+}
+
+/// A shard's lock on a cache line pair of its own, so two threads working
+/// in two shards do not invalidate each other's line.
+#[repr(align(128))]
+struct Padded(Mutex<Shard>);
 
 /// Proof of a claim on a [`MemoryStore`] key.
 #[derive(Debug)]
 pub struct MemoryLease {
-    key: Arc<str>,
+    key: Digest,
     generation: u64,
 }
+
+/// A key as the store holds it: its 128-bit keyed digest.
+type Digest = u128;
 
 const DONE: u64 = 1 << 63;
 
@@ -56,16 +102,40 @@ impl Entry {
 
 /// One item of the completion queue.
 struct Completed {
-    key: Arc<str>,
+    key: Digest,
     generation: u64,
     deadline_ms: u64,
 }
 
-struct State {
-    epoch: Instant,
+/// The map's hasher: a digest is already uniformly random, so the map takes
+/// its low 64 bits as they are (the shard is chosen from the high ones).
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u128` is used (the map's keys are digests); any other
+        // input still hashes, just not uniformly.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u128(&mut self, digest: u128) {
+        self.0 = digest as u64; // the low half; truncation intended
+    }
+}
+
+type Map = HashMap<Digest, Entry, BuildHasherDefault<Prehashed>>;
+
+struct Shard {
     max_keys: usize,
     next_generation: u64,
-    entries: HashMap<Arc<str>, Entry>,
+    entries: Map,
     /// Completed keys, oldest first, with the generation they completed
     /// under and their done deadline, so that checking the front for expiry
     /// costs no hash lookup; an item whose entry has since changed is stale
@@ -81,10 +151,10 @@ impl Default for MemoryStore {
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.lock();
         f.debug_struct("MemoryStore")
-            .field("keys", &state.entries.len())
-            .field("max_keys", &state.max_keys)
+            .field("keys", &self.len())
+            .field("max_keys", &self.shared.max_keys)
+            .field("shards", &self.shared.shards.len())
             .finish()
     }
 }
@@ -95,22 +165,42 @@ impl MemoryStore {
         Self::with_max_keys(DEFAULT_MAX_KEYS)
     }
 
-    /// A store holding at most `max_keys` keys (at least 1).
+    /// A store holding at most `max_keys` keys (at least 1); sharded from
+    /// [`SHARD_MIN_KEYS`] keys on (see the module docs).
     pub fn with_max_keys(max_keys: usize) -> Self {
+        let max_keys = max_keys.max(1);
+        let shards = if max_keys >= SHARD_MIN_KEYS {
+            SHARDS
+        } else {
+            1
+        };
+        let shards = (0..shards)
+            .map(|i| {
+                // An equal share; the first shards take the remainder.
+                let share = max_keys / shards + usize::from(i < max_keys % shards);
+                Padded(Mutex::new(Shard {
+                    max_keys: share,
+                    next_generation: 0,
+                    entries: Map::default(),
+                    completed: VecDeque::new(),
+                }))
+            })
+            .collect();
         Self {
-            shared: Arc::new(Mutex::new(State {
+            shared: Arc::new(Shared {
                 epoch: Instant::now(),
-                max_keys: max_keys.max(1),
-                next_generation: 0,
-                entries: HashMap::new(),
-                completed: VecDeque::new(),
-            })),
+                max_keys,
+                keys: RandomState::new(),
+                shards,
+            }),
         }
     }
 
     /// How many keys are resident (expired ones not yet evicted included).
     pub fn len(&self) -> usize {
-        self.lock().entries.len()
+        (0..self.shared.shards.len())
+            .map(|i| self.lock(i).entries.len())
+            .sum()
     }
 
     /// Whether no key is resident.
@@ -121,61 +211,86 @@ impl MemoryStore {
     /// What the store holds for `key` now: `Some(true)` done, `Some(false)`
     /// in flight, `None` absent or expired. For tests and diagnostics.
     pub fn status(&self, key: &IdempotencyKey) -> Option<bool> {
-        let state = self.lock();
-        let now = state.now_ms();
-        state
+        let digest = self.digest(key);
+        let now = self.now_ms();
+        self.shard(digest)
             .entries
-            .get(key.as_str())
+            .get(&digest)
             .filter(|e| e.deadline_ms > now)
             .map(|e| e.is_done())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    /// The key's 128-bit keyed digest (see the module docs).
+    fn digest(&self, key: &IdempotencyKey) -> Digest {
+        let parts = (key.scheme(), key.id().as_str());
+        let low = self.shared.keys.hash_one((0u8, parts));
+        let high = self.shared.keys.hash_one((1u8, parts));
+        (u128::from(high) << 64) | u128::from(low)
+    }
+
+    fn now_ms(&self) -> u64 {
+        millis(self.shared.epoch.elapsed())
+    }
+
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
         // A panic elsewhere while holding the lock leaves the map consistent
         // (every update is a single assignment), so carry on.
-        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared.shards[shard]
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The shard of `digest`, locked: chosen by the digest's top bits (the
+    /// map hashes its low ones).
+    fn shard(&self, digest: Digest) -> MutexGuard<'_, Shard> {
+        let n = self.shared.shards.len();
+        // Truncation intended: the top 64 bits, reduced to a shard index.
+        let high = (digest >> 64) as u64;
+        self.lock(usize::try_from(high % n as u64).unwrap_or(0))
     }
 }
 
-impl State {
-    fn now_ms(&self) -> u64 {
-        millis(self.epoch.elapsed())
-    }
-
+impl Shard {
     fn claim(
         &mut self,
-        key: &IdempotencyKey,
+        key: Digest,
+        now: u64,
         lease: Duration,
     ) -> Result<Claim<MemoryLease>, StoreError> {
-        let now = self.now_ms();
         self.evict_expired_completed(now);
         let generation = self.next_generation;
         let fresh = Entry {
             deadline_ms: now.saturating_add(millis(lease)),
             generation_and_done: generation,
         };
-        if let Some((key, entry)) = self.entries.get_key_value(key.as_str()) {
-            if entry.deadline_ms > now {
-                return Ok(if entry.is_done() {
-                    Claim::Done
-                } else {
-                    Claim::InFlight
-                });
+        let full = self.entries.len() >= self.max_keys;
+        match self.entries.entry(key) {
+            MapEntry::Occupied(mut slot) => {
+                let entry = *slot.get();
+                if entry.deadline_ms > now {
+                    return Ok(if entry.is_done() {
+                        Claim::Done
+                    } else {
+                        Claim::InFlight
+                    });
+                }
+                // Expired: a lease that ran out or a done TTL that ended.
+                slot.insert(fresh);
             }
-            // Expired: a lease that ran out or a done TTL that ended.
-            let key = Arc::clone(key);
-            self.entries.insert(Arc::clone(&key), fresh);
-            self.next_generation += 1;
-            return Ok(Claim::New(MemoryLease { key, generation }));
+            MapEntry::Vacant(slot) if !full => {
+                slot.insert(fresh);
+            }
+            MapEntry::Vacant(_) => {
+                if !self.make_room(now) {
+                    return Err(StoreError::new(format!(
+                        "memory store is full: all {} keys of a shard are in flight",
+                        self.max_keys
+                    )));
+                }
+                self.entries.insert(key, fresh);
+            }
         }
-        if self.entries.len() >= self.max_keys && !self.make_room(now) {
-            return Err(StoreError::new(format!(
-                "memory store is full: all {} keys are in flight",
-                self.max_keys
-            )));
-        }
-        let key: Arc<str> = Arc::from(key.as_str());
-        self.entries.insert(Arc::clone(&key), fresh);
         self.next_generation += 1;
         Ok(Claim::New(MemoryLease { key, generation }))
     }
@@ -185,8 +300,7 @@ impl State {
         !entry.is_done() && entry.generation() == lease.generation
     }
 
-    fn complete(&mut self, lease: MemoryLease, ttl: Duration) {
-        let deadline_ms = self.now_ms().saturating_add(millis(ttl));
+    fn complete(&mut self, lease: MemoryLease, deadline_ms: u64) {
         // One hash lookup: check and update the entry in place.
         match self.entries.get_mut(&lease.key) {
             Some(entry) if Self::holds(entry, &lease) => {
@@ -204,22 +318,17 @@ impl State {
         });
     }
 
-    fn release(&mut self, lease: MemoryLease) {
-        let generation = lease.generation;
-        // One hash lookup: the lease owns its key, so `entry` needs no copy.
-        match self.entries.entry(lease.key) {
-            MapEntry::Occupied(slot)
-                if !slot.get().is_done() && slot.get().generation() == generation =>
-            {
-                slot.remove();
-            }
-            _ => {}
+    fn release(&mut self, lease: &MemoryLease) {
+        if let MapEntry::Occupied(slot) = self.entries.entry(lease.key)
+            && Self::holds(slot.get(), lease)
+        {
+            slot.remove();
         }
     }
 
     /// Removes the completed key of `item` if its entry is still the one
     /// that completed (not reclaimed since); returns whether it did.
-    fn remove_completed(&mut self, item: Completed) -> bool {
+    fn remove_completed(&mut self, item: &Completed) -> bool {
         match self.entries.entry(item.key) {
             MapEntry::Occupied(slot)
                 if slot.get().is_done() && slot.get().generation() == item.generation =>
@@ -234,9 +343,12 @@ impl State {
     /// Drops expired completed keys from the front of the completion queue;
     /// amortised O(1) per call, and no hash lookup while nothing expired.
     fn evict_expired_completed(&mut self, now: u64) {
-        while self.completed.front().is_some_and(|c| c.deadline_ms <= now) {
+        while let Some(item) = self.completed.front() {
+            if item.deadline_ms > now {
+                break;
+            }
             if let Some(item) = self.completed.pop_front() {
-                self.remove_completed(item);
+                self.remove_completed(&item);
             }
         }
     }
@@ -245,7 +357,7 @@ impl State {
     /// expired in-flight claim. Returns whether there is room now.
     fn make_room(&mut self, now: u64) -> bool {
         while let Some(item) = self.completed.pop_front() {
-            if self.remove_completed(item) {
+            if self.remove_completed(&item) {
                 return true;
             }
         }
@@ -265,21 +377,24 @@ impl IdempotencyStore for MemoryStore {
     type FinishFuture = Ready<Result<(), StoreError>>;
 
     fn claim(&self, key: &IdempotencyKey, lease: Duration) -> Self::ClaimFuture {
-        ready(self.lock().claim(key, lease))
+        let digest = self.digest(key);
+        let now = self.now_ms();
+        ready(self.shard(digest).claim(digest, now, lease))
     }
 
     fn complete(&self, lease: MemoryLease, ttl: Duration) -> Self::FinishFuture {
-        self.lock().complete(lease, ttl);
+        let deadline_ms = self.now_ms().saturating_add(millis(ttl));
+        self.shard(lease.key).complete(lease, deadline_ms);
         ready(Ok(()))
     }
 
     fn release(&self, lease: MemoryLease) -> Self::FinishFuture {
-        self.lock().release(lease);
+        self.shard(lease.key).release(&lease);
         ready(Ok(()))
     }
 
     fn release_abandoned(&self, lease: MemoryLease) {
-        self.lock().release(lease);
+        self.shard(lease.key).release(&lease);
     }
 }
 
@@ -293,10 +408,23 @@ mod tests {
     }
 
     fn claim(store: &MemoryStore, id: &str, lease_ms: u64) -> Claim<MemoryLease> {
-        store
-            .lock()
-            .claim(&key(id), Duration::from_millis(lease_ms))
-            .unwrap()
+        try_claim(store, id, Duration::from_millis(lease_ms)).unwrap()
+    }
+
+    fn try_claim(
+        store: &MemoryStore,
+        id: &str,
+        lease: Duration,
+    ) -> Result<Claim<MemoryLease>, StoreError> {
+        store.claim(&key(id), lease).into_inner()
+    }
+
+    fn complete(store: &MemoryStore, lease: MemoryLease, ttl: Duration) {
+        store.complete(lease, ttl).into_inner().unwrap();
+    }
+
+    fn release(store: &MemoryStore, lease: MemoryLease) {
+        store.release(lease).into_inner().unwrap();
     }
 
     const LONG: Duration = Duration::from_secs(3600);
@@ -308,12 +436,12 @@ mod tests {
             panic!()
         };
         assert!(matches!(claim(&store, "a", 60_000), Claim::InFlight));
-        store.lock().release(lease);
+        release(&store, lease);
         assert_eq!(store.status(&key("a")), None);
         let Claim::New(lease) = claim(&store, "a", 60_000) else {
             panic!()
         };
-        store.lock().complete(lease, LONG);
+        complete(&store, lease, LONG);
         assert!(matches!(claim(&store, "a", 60_000), Claim::Done));
         assert_eq!(store.status(&key("a")), Some(true));
     }
@@ -328,7 +456,7 @@ mod tests {
         let Claim::New(_newer) = claim(&store, "a", 60_000) else {
             panic!()
         };
-        store.lock().complete(stale, LONG);
+        complete(&store, stale, LONG);
         assert_eq!(store.status(&key("a")), Some(false));
         let Claim::New(stale) = claim(&store, "b", 1) else {
             panic!()
@@ -337,7 +465,7 @@ mod tests {
         let Claim::New(_newer) = claim(&store, "b", 60_000) else {
             panic!()
         };
-        store.lock().release(stale);
+        release(&store, stale);
         assert_eq!(store.status(&key("b")), Some(false));
     }
 
@@ -347,7 +475,7 @@ mod tests {
         let Claim::New(lease) = claim(&store, "a", 60_000) else {
             panic!()
         };
-        store.lock().complete(lease, Duration::from_millis(2));
+        complete(&store, lease, Duration::from_millis(2));
         std::thread::sleep(Duration::from_millis(5));
         assert!(matches!(claim(&store, "a", 60_000), Claim::New(_)));
     }
@@ -359,7 +487,7 @@ mod tests {
             let Claim::New(lease) = claim(&store, id, 60_000) else {
                 panic!()
             };
-            store.lock().complete(lease, LONG);
+            complete(&store, lease, LONG);
         }
         let Claim::New(_held) = claim(&store, "busy", 60_000) else {
             panic!()
@@ -371,8 +499,48 @@ mod tests {
         assert_eq!(store.len(), 3);
         // Now "new" goes; then only in-flight keys remain and a claim fails.
         assert!(matches!(claim(&store, "y", 60_000), Claim::New(_)));
-        assert!(store.lock().claim(&key("z"), LONG).is_err());
+        assert!(try_claim(&store, "z", LONG).is_err());
         assert_eq!(store.status(&key("busy")), Some(false));
+    }
+
+    #[test]
+    fn a_sharded_store_keeps_its_bound_and_its_newest_keys() {
+        let store = MemoryStore::with_max_keys(SHARD_MIN_KEYS);
+        let total = 2 * SHARD_MIN_KEYS;
+        for i in 0..total {
+            let Claim::New(lease) = claim(&store, &format!("k{i}"), 60_000) else {
+                panic!("k{i} is new")
+            };
+            complete(&store, lease, LONG);
+        }
+        assert_eq!(store.len(), SHARD_MIN_KEYS);
+        for i in (0..100).chain(total - 100..total) {
+            let expected = (i >= total - 100).then_some(true);
+            assert_eq!(store.status(&key(&format!("k{i}"))), expected, "k{i}");
+        }
+        let debug = format!("{store:?}");
+        assert!(debug.contains("shards: 16"), "{debug}");
+    }
+
+    #[test]
+    fn keys_of_other_schemes_or_ids_are_other_keys() {
+        let store = MemoryStore::new();
+        let id = EventId::new("evt_1").unwrap();
+        let numero = IdempotencyKey::new("numero", &id);
+        let Ok(Claim::New(lease)) = store.claim(&numero, LONG).into_inner() else {
+            panic!()
+        };
+        complete(&store, lease, LONG);
+        assert_eq!(store.status(&numero), Some(true));
+        let stripe = IdempotencyKey::new("stripe", &id);
+        assert_eq!(store.status(&stripe), None);
+        let parts = IdempotencyKey::new("numero", &EventId::new("evt_").unwrap());
+        assert_eq!(store.status(&parts), None);
+        assert_eq!(numero.as_str(), "numero:evt_1");
+        assert_eq!(
+            format!("{numero} {numero:?}"),
+            r#"numero:evt_1 "numero:evt_1""#
+        );
     }
 
     #[test]

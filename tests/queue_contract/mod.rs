@@ -20,7 +20,7 @@ use axum::routing;
 use http::StatusCode;
 use tower_webhook::numero::{Numero, NumeroEvent};
 use tower_webhook::queue::{Attempt, JobQueue, QueueCounts, RetryPolicy, Worker, WorkerBuilder};
-use tower_webhook::{EventId, VerifiedEvent, WebhookLayer};
+use tower_webhook::{Verified, WebhookLayer};
 
 #[path = "../harness/mod.rs"]
 pub mod harness;
@@ -130,8 +130,9 @@ pub async fn start<Q: JobQueue>(worker: WorkerBuilder<Q>) -> Queued<Q> {
         .unwrap();
     let state = Arc::clone(&seen);
     let handler = move |Extension(Attempt(attempt)): Extension<Attempt>,
-                        Extension(key_id): Extension<EventId>,
-                        VerifiedEvent(event): VerifiedEvent<NumeroEvent>| {
+                        Verified {
+                            event, id: key_id, ..
+                        }: Verified<NumeroEvent>| {
         let seen = Arc::clone(&state);
         async move {
             let script = seen.script.lock().unwrap().clone();
