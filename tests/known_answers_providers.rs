@@ -26,6 +26,7 @@ fn set(algorithm: Algorithm, key: &[u8]) -> SecretSet {
     SecretSet::from_decoded([Key::new(algorithm, key.to_vec())]).unwrap()
 }
 
+#[cfg(feature = "ed25519")]
 fn unhex(text: &str) -> Vec<u8> {
     (0..text.len())
         .step_by(2)
