@@ -38,6 +38,7 @@
 //! | verified, new, inner answers 2xx | inner's | yes | done (TTL, default 72 h) |
 //! | verified, new, inner answers non-2xx / errors / panics / is dropped | inner's | yes | released |
 //! | verified, already done | 200 `{"status":"duplicate"}` | no | unchanged |
+//! | verified endpoint check (Slack, Zoom, Twitch, Discord handshakes) | 200 with the reply the provider expects | no | untouched |
 //! | verified, in flight elsewhere | 409 + `Retry-After` | no | unchanged |
 //! | missing / repeated / malformed / wrong signature | 401 | no | untouched |
 //! | body over the cap (declared or streamed) | 413 | no | untouched |
