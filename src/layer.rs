@@ -291,6 +291,12 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
     /// recorded with its claim in one atomic, durable step and answered
     /// `202 {"status":"accepted"}`; the service this layer wraps is then run
     /// by `worker`, with retries. See [`crate::queue`].
+    ///
+    /// The worker learns the handler when this layer is applied to it; one
+    /// queued route per scheme and worker. With axum, give the router its
+    /// state (`.with_state(())` for a `Router<()>`) before serving, so the
+    /// layer is applied at start and jobs recovered after a restart run at
+    /// once rather than after the first request.
     pub fn queued<Q: JobQueue>(self, worker: &Worker<Q>) -> WebhookLayerBuilder<Sc, Q> {
         let intake: Arc<dyn Intake> = Arc::new(worker.clone());
         WebhookLayerBuilder {

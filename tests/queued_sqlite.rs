@@ -19,6 +19,12 @@ async fn accepted_then_run_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_jobs_run_without_a_request() {
+    let dir = TempDir::new();
+    contract::recorded_jobs_run_without_a_request(store(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_copies_make_one_job() {
     let dir = TempDir::new();
     contract::concurrent_copies_make_one_job(store(&dir), 200).await;

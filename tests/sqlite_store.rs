@@ -294,6 +294,24 @@ async fn a_stale_lease_cannot_touch_a_newer_claim_or_job() {
     assert_eq!(store.status(&key("j")).await.unwrap(), Some(KeyState::Done));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_caller_went_away_frees_its_key() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(dir.join("store.db")).unwrap();
+    // Dropped before the writer answers, and after it answered unread.
+    drop(store.claim(&key("early"), LONG));
+    let late = store.claim(&key("late"), LONG);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(late);
+    for id in ["early", "late"] {
+        eventually("the abandoned claim to be released", || async {
+            store.status(&key(id)).await.unwrap().is_none()
+        })
+        .await;
+        new_claim(&store, id, LONG).await;
+    }
+}
+
 /// Opening `path` fails with a message that names it and says `why`.
 fn assert_refused(path: &std::path::Path, why: &str) {
     let message = SqliteStore::open(path).unwrap_err().to_string();

@@ -151,9 +151,8 @@ async fn run(options: Options) -> Result<(), String> {
         StoreChoice::Redis(url) => {
             let store = redis_store(&url).await?;
             if options.queued {
-                Err(format!(
-                    "{url}: queued mode on Redis is not in this build yet"
-                ))
+                let worker = worker(store, &options);
+                start(listener, &options, Queued(worker), "redis, queued").await
             } else {
                 start(listener, &options, Inline(store), "redis, inline").await
             }

@@ -20,9 +20,12 @@
 //! or a done mark is on disk when the caller hears of it. If the commit
 //! fails, every command of the group gets the error.
 //!
-//! The file is in WAL mode. Times are Unix milliseconds, so they mean the
-//! same after a restart. Several processes (or stores) may open one file:
-//! writes take SQLite's write lock in turn (waiting up to 5 s for it).
+//! The file is in WAL mode. A second thread, on its own connection, copies
+//! the WAL back into the database file (a checkpoint) at most four times a
+//! second, so a commit never waits for one; it keeps the WAL file to about
+//! 64 MiB under sustained writes. Times are Unix milliseconds, so they mean
+//! the same after a restart. Several processes (or stores) may open one
+//! file: writes take SQLite's write lock in turn (waiting up to 5 s for it).
 //!
 //! # Durability
 //!
@@ -33,6 +36,14 @@
 //! |---|---|---|---|
 //! | [`Synchronous::Full`] (default) | loses nothing acknowledged | loses nothing acknowledged | one `fsync` of the WAL |
 //! | [`Synchronous::Normal`] | loses nothing acknowledged | may lose the last transactions: a delivery answered 202, a done mark | no `fsync` (only at checkpoints) |
+//!
+//! Under `Full`, a group holding only inline claims, a worker's lease
+//! changes (taking jobs, renewing a lease) and reads commits without waiting
+//! for its `fsync`; the next durable commit flushes it along. A power cut
+//! can lose such a change, and that only frees its key or makes its job due
+//! again, which at-least-once already allows (a job's attempt count may
+//! then be one short). It spares an inline request one of its two flushes,
+//! and a queued job the flush between its 202 and its handler.
 //!
 //! # Expiry
 //!
@@ -47,7 +58,7 @@
 //! # Size cap and failures
 //!
 //! [`SqliteStoreBuilder::max_size_bytes`] bounds the database file (the WAL
-//! beside it adds up to a few MiB between checkpoints). At the cap, or on a
+//! beside it adds up to about 64 MiB, see above). At the cap, or on a
 //! full disk, writes fail with `SQLITE_FULL` and the call is a
 //! [`StoreError`]: the layer answers 503 with `Retry-After` and does not run
 //! the handler, so nothing is acknowledged that is not on disk. Space comes
@@ -123,15 +134,18 @@ use crate::queue::{
     Taken,
 };
 
+mod builder;
+mod checkpoint;
 mod future;
 mod open;
 mod ops;
 mod writer;
 
+pub use builder::SqliteStoreBuilder;
 pub use future::{SqliteClaimFuture, SqliteFuture};
 
 use ops::{NewJob, Tx};
-use writer::{Call, Command, Writer};
+use writer::{Call, Command, Flush};
 
 /// Default time between two sweeps of expired keys while the store is
 /// busy (an idle store sweeps after this much idleness): 1 second.
@@ -190,7 +204,7 @@ impl KeyState {
 }
 
 /// A durable idempotency store and job queue in one SQLite file. Clones
-/// share one connection and its writer thread, which stops once every
+/// share its two threads (writer and checkpointer), which stop once every
 /// clone is dropped.
 ///
 /// Built with [`SqliteStore::open`] or [`SqliteStore::builder`]; see the
@@ -208,31 +222,10 @@ struct Shared {
 
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let settings = &self.shared.settings;
         f.debug_struct("SqliteStore")
             .field("path", &self.shared.path)
-            .field("synchronous", &settings.synchronous)
-            .field("max_size_bytes", &settings.max_size_bytes)
-            .field("sweep_interval", &settings.sweep_interval)
+            .field("settings", &self.shared.settings)
             .finish()
-    }
-}
-
-/// Configures a [`SqliteStore`]; [`SqliteStoreBuilder::open`] opens it.
-#[derive(Debug, Clone)]
-pub struct SqliteStoreBuilder {
-    synchronous: Synchronous,
-    max_size_bytes: Option<u64>,
-    sweep_interval: Duration,
-}
-
-impl Default for SqliteStoreBuilder {
-    fn default() -> Self {
-        Self {
-            synchronous: Synchronous::default(),
-            max_size_bytes: None,
-            sweep_interval: DEFAULT_SWEEP_INTERVAL,
-        }
     }
 }
 
@@ -242,66 +235,6 @@ impl Default for SqliteStoreBuilder {
 pub struct SqliteLease {
     key: Arc<str>,
     generation: i64,
-}
-
-impl SqliteStoreBuilder {
-    /// What each commit waits for (default [`Synchronous::Full`]).
-    #[must_use]
-    pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
-        self.synchronous = synchronous;
-        self
-    }
-
-    /// Bounds the database file to about `bytes` (SQLite's
-    /// `max_page_count`; default: no bound). At the bound every write is a
-    /// [`StoreError`] (503 to senders, nothing acknowledged) until expired
-    /// keys are swept. A file already larger than the bound stays at its
-    /// size and takes no new rows.
-    #[must_use]
-    pub fn max_size_bytes(mut self, bytes: u64) -> Self {
-        self.max_size_bytes = Some(bytes);
-        self
-    }
-
-    /// How often expired keys are swept while the store is busy, and after
-    /// how much idleness an idle store sweeps (default
-    /// [`DEFAULT_SWEEP_INTERVAL`]).
-    #[must_use]
-    pub fn sweep_interval(mut self, every: Duration) -> Self {
-        self.sweep_interval = every;
-        self
-    }
-
-    /// Opens the store at `path`, creating the file and its schema if
-    /// needed, and starts its writer thread. Blocks while it opens the file.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`], naming the path, when its directory does not exist,
-    /// the file is read-only or is not a SQLite database (or was written by
-    /// a newer schema), or SQLite cannot open it or switch it to WAL mode.
-    pub fn open(self, path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
-        let path = path.as_ref().to_path_buf();
-        let conn = open::open(&path, self.synchronous, self.max_size_bytes)?;
-        let (commands, receiver) = mpsc::channel();
-        let writer = Writer::new(conn, path.clone(), self.sweep_interval);
-        std::thread::Builder::new()
-            .name("tower-webhook-sqlite".into())
-            .spawn(move || writer.run(&receiver))
-            .map_err(|e| {
-                StoreError::new(format!(
-                    "could not start the writer thread of the SQLite store at {}: {e}",
-                    path.display()
-                ))
-            })?;
-        Ok(SqliteStore {
-            shared: Arc::new(Shared {
-                commands,
-                path,
-                settings: self,
-            }),
-        })
-    }
 }
 
 impl SqliteStore {
@@ -334,7 +267,7 @@ impl SqliteStore {
     /// [`StoreError`] when the database cannot be read.
     pub async fn status(&self, key: &IdempotencyKey) -> Result<Option<KeyState>, StoreError> {
         let key = key.as_str().to_owned();
-        self.call(move |tx| tx.status(&key)).await
+        self.call_lazy(move |tx| tx.status(&key)).await
     }
 
     /// How many keys the file holds, those that ran out but are not swept
@@ -344,24 +277,35 @@ impl SqliteStore {
     ///
     /// [`StoreError`] when the database cannot be read.
     pub async fn key_count(&self) -> Result<u64, StoreError> {
-        self.call(|tx| tx.len()).await
+        self.call_lazy(|tx| tx.len()).await
     }
 
     /// Sends `op` to the writer thread; the future answers after the commit
-    /// of its group.
+    /// of its group, once that is on disk.
     fn call<T, F>(&self, op: F) -> SqliteFuture<T>
     where
         T: Send + 'static,
         F: FnMut(&mut Tx<'_>) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.call_or_else(op, |_| None)
+        self.call_or_else(op, Flush::Disk, |_| None)
     }
 
-    /// As [`Self::call`], with what the writer does with an answer whose
-    /// caller went away.
+    /// As [`Self::call`], for a read or a lease change: answered after the
+    /// commit without waiting for the disk ([`Flush::Lazy`]).
+    fn call_lazy<T, F>(&self, op: F) -> SqliteFuture<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Tx<'_>) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.call_or_else(op, Flush::Lazy, |_| None)
+    }
+
+    /// As [`Self::call`], with what the commit waits for and what the
+    /// writer does with an answer whose caller went away.
     fn call_or_else<T, F>(
         &self,
         op: F,
+        flush: Flush,
         orphaned: fn(T) -> Option<Box<dyn Command>>,
     ) -> SqliteFuture<T>
     where
@@ -374,19 +318,17 @@ impl SqliteStore {
         let _ = self
             .shared
             .commands
-            .send(Box::new(Call::new(op, reply, orphaned)));
+            .send(Box::new(Call::new(op, flush, reply, orphaned)));
         SqliteFuture::new(answer)
     }
 }
 
-/// The release of a claim nobody waits for.
+/// The release of a claim nobody waits for. Lazy: if a power cut loses it,
+/// the claim's lease running out frees the key all the same.
 fn release_command(lease: SqliteLease) -> Box<dyn Command> {
     let (reply, _) = oneshot::channel();
-    Box::new(Call::new(
-        move |tx: &mut Tx<'_>| tx.release(&lease),
-        reply,
-        |()| None,
-    ))
+    let release = move |tx: &mut Tx<'_>| tx.release(&lease);
+    Box::new(Call::new(release, Flush::Lazy, reply, |()| None))
 }
 
 /// A claim answered to a caller that went away: release it at once rather
@@ -405,7 +347,8 @@ impl IdempotencyStore for SqliteStore {
 
     fn claim(&self, key: &IdempotencyKey, lease: Duration) -> SqliteClaimFuture {
         let key = key.as_str().to_owned();
-        let answer = self.call_or_else(move |tx| tx.claim(&key, lease), release_orphaned_claim);
+        let claim = move |tx: &mut Tx<'_>| tx.claim(&key, lease);
+        let answer = self.call_or_else(claim, Flush::Lazy, release_orphaned_claim);
         SqliteClaimFuture::new(answer, self.clone())
     }
 
@@ -433,12 +376,12 @@ impl JobQueue for SqliteStore {
     }
 
     fn take(&self, request: TakeRequest) -> QueueFuture<Taken<SqliteLease>> {
-        Box::pin(self.call(move |tx| tx.take(&request)))
+        Box::pin(self.call_lazy(move |tx| tx.take(&request)))
     }
 
     fn renew(&self, lease: &SqliteLease, lease_for: Duration) -> QueueFuture<bool> {
         let lease = lease.clone();
-        Box::pin(self.call(move |tx| tx.renew(&lease, lease_for)))
+        Box::pin(self.call_lazy(move |tx| tx.renew(&lease, lease_for)))
     }
 
     fn finish(&self, lease: SqliteLease, outcome: JobOutcome) -> QueueFuture<bool> {
@@ -446,11 +389,11 @@ impl JobQueue for SqliteStore {
     }
 
     fn counts(&self) -> QueueFuture<QueueCounts> {
-        Box::pin(self.call(|tx| tx.counts()))
+        Box::pin(self.call_lazy(|tx| tx.counts()))
     }
 
     fn dead_letters(&self, limit: usize) -> QueueFuture<Vec<DeadLetter>> {
-        Box::pin(self.call(move |tx| tx.dead_letters(limit)))
+        Box::pin(self.call_lazy(move |tx| tx.dead_letters(limit)))
     }
 
     fn replay(&self, key: &str) -> QueueFuture<bool> {

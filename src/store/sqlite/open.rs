@@ -16,6 +16,10 @@ const SCHEMA_VERSION: i64 = 1;
 /// process, or a second store in this one) before it is a `StoreError`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What the WAL file is cut back to when it starts over: the checkpointer
+/// keeps it about this size.
+const WAL_LIMIT_BYTES: i64 = super::checkpoint::RESTART_AT_PAGES * 4096;
+
 /// One row per idempotency key. `expires_ms` is when the key becomes free
 /// (claims, done marks, dead letters; NULL for jobs that must run);
 /// `due_ms` is when a job is next taken (pending: its due time; running:
@@ -50,6 +54,14 @@ CREATE TABLE IF NOT EXISTS webhook_meta (
 INSERT OR IGNORE INTO webhook_meta (name, value) VALUES ('next_generation', 1);
 ";
 
+/// The store's two connections to one file.
+pub(super) struct Connections {
+    /// Every read and write, on the writer thread.
+    pub(super) writer: Connection,
+    /// Checkpoints only, on the checkpointer thread.
+    pub(super) checkpointer: Connection,
+}
+
 /// Opens (creating if needed) the store's database at `path`, in WAL mode
 /// with the schema in place, so that every problem with the file shows up
 /// here rather than on the first request.
@@ -57,7 +69,7 @@ pub(super) fn open(
     path: &Path,
     synchronous: Synchronous,
     max_size_bytes: Option<u64>,
-) -> Result<Connection, StoreError> {
+) -> Result<Connections, StoreError> {
     let shown = path.display();
     let refuse = |why: &str| StoreError::new(format!("the SQLite store at {shown} {why}"));
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
@@ -78,11 +90,7 @@ pub(super) fn open(
         Some(ErrorCode::ReadOnly) => refuse("is read-only"),
         _ => refuse(&format!("cannot be opened: {error}")),
     };
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(failed)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
+    let conn = connect(path, OpenFlags::SQLITE_OPEN_CREATE, synchronous).map_err(failed)?;
     // The first read of the file: a file that is not a database fails here.
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -92,7 +100,10 @@ pub(super) fn open(
             "cannot use write-ahead logging (journal mode stayed {mode})"
         )));
     }
-    conn.pragma_update(None, "synchronous", synchronous.pragma())
+    // The checkpointer thread checkpoints instead; after a burst, the WAL
+    // file shrinks back to its usual bound when it starts over.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
+        .and_then(|()| conn.pragma_update(None, "journal_size_limit", WAL_LIMIT_BYTES))
         .map_err(failed)?;
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
@@ -116,5 +127,22 @@ pub(super) fn open(
             .map_err(failed)?;
     }
     conn.set_prepared_statement_cache_capacity(64);
+    let checkpointer = connect(path, OpenFlags::empty(), synchronous).map_err(failed)?;
+    Ok(Connections {
+        writer: conn,
+        checkpointer,
+    })
+}
+
+/// A read-write connection to `path` with the store's settings.
+fn connect(
+    path: &Path,
+    create: OpenFlags,
+    synchronous: Synchronous,
+) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | create;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", synchronous.pragma())?;
     Ok(conn)
 }

@@ -4,12 +4,13 @@
 //! When idle it sweeps rows that have run out.
 
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode};
 use tokio::sync::oneshot;
 
+use super::Synchronous;
 use super::ops::{self, Tx};
 use crate::store::StoreError;
 
@@ -26,15 +27,31 @@ pub(super) trait Command: Send {
     /// Runs the call's SQL; may run again if its group has to start over.
     fn run(&mut self, tx: &mut Tx<'_>) -> rusqlite::Result<()>;
 
+    /// Whether its commit must be on disk before it is answered.
+    fn flush(&self) -> Flush;
+
     /// Answers the caller once the group committed (or failed). Returns a
     /// command to run next when the caller has gone away and left something
     /// behind (a claim nobody will complete).
     fn answer(self: Box<Self>, outcome: Result<(), StoreError>) -> Option<Box<dyn Command>>;
 }
 
+/// What a command's commit waits for, under [`Synchronous::Full`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flush {
+    /// Its effect is acknowledged (a 202, a done mark): wait for the
+    /// `fsync`.
+    Disk,
+    /// Losing it to a power cut only frees a key or makes a job due again,
+    /// which at-least-once already allows (a claim, a take, a lease
+    /// renewal), or it writes nothing (a read): do not wait.
+    Lazy,
+}
+
 /// A call whose answer is `T`.
 pub(super) struct Call<T, F> {
     op: F,
+    flush: Flush,
     value: Option<T>,
     reply: oneshot::Sender<Result<T, StoreError>>,
     /// What to do with an answer nobody received.
@@ -44,11 +61,13 @@ pub(super) struct Call<T, F> {
 impl<T, F> Call<T, F> {
     pub(super) fn new(
         op: F,
+        flush: Flush,
         reply: oneshot::Sender<Result<T, StoreError>>,
         orphaned: fn(T) -> Option<Box<dyn Command>>,
     ) -> Self {
         Self {
             op,
+            flush,
             value: None,
             reply,
             orphaned,
@@ -66,6 +85,10 @@ where
         Ok(())
     }
 
+    fn flush(&self) -> Flush {
+        self.flush
+    }
+
     fn answer(self: Box<Self>, outcome: Result<(), StoreError>) -> Option<Box<dyn Command>> {
         let answer = match (outcome, self.value) {
             (Ok(()), Some(value)) => Ok(value),
@@ -81,9 +104,17 @@ where
 
 /// The thread's state.
 pub(super) struct Writer {
-    pub(super) conn: Connection,
-    pub(super) path: PathBuf,
-    pub(super) sweep_interval: Duration,
+    conn: Connection,
+    path: PathBuf,
+    sweep_interval: Duration,
+    /// The store's setting.
+    synchronous: Synchronous,
+    /// The connection's setting now: `synchronous`, or `Normal` for a group
+    /// of lazy commands.
+    synchronous_now: Synchronous,
+    /// Wakes the checkpointer after a commit; dropped with the writer, which
+    /// stops it.
+    wake_checkpointer: SyncSender<()>,
     /// Commands to run in the next group (clean-up left by callers that
     /// went away).
     follow_ups: Vec<Box<dyn Command>>,
@@ -91,18 +122,27 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection, path: PathBuf, sweep_interval: Duration) -> Self {
+    pub(super) fn new(
+        conn: Connection,
+        path: PathBuf,
+        synchronous: Synchronous,
+        sweep_interval: Duration,
+        wake_checkpointer: SyncSender<()>,
+    ) -> Self {
         Self {
+            wake_checkpointer,
             conn,
             path,
             sweep_interval,
+            synchronous,
+            synchronous_now: synchronous,
             follow_ups: Vec::new(),
             next_sweep: Instant::now(),
         }
     }
 
-    /// Serves commands until every sender is gone, then closes the
-    /// connection (which checkpoints the WAL).
+    /// Serves commands until every sender is gone; dropping the writer then
+    /// closes its connection and stops the checkpointer.
     pub(super) fn run(mut self, commands: &Receiver<Box<dyn Command>>) {
         loop {
             let mut group = std::mem::take(&mut self.follow_ups);
@@ -122,6 +162,8 @@ impl Writer {
             }
             if !group.is_empty() {
                 self.run_group(group);
+                // A full channel means a checkpoint is coming anyway.
+                let _ = self.wake_checkpointer.try_send(());
             }
             if Instant::now() >= self.next_sweep {
                 self.sweep_pass();
@@ -138,7 +180,11 @@ impl Writer {
         // Errors as text: each caller gets its own `StoreError`.
         let mut failed: Vec<Option<String>> = group.iter().map(|_| None).collect();
         let committed = 'attempt: loop {
-            if let Err(error) = self.exec("BEGIN IMMEDIATE") {
+            let all_lazy = group.iter().all(|command| command.flush() == Flush::Lazy);
+            let begun = self
+                .set_synchronous(all_lazy)
+                .and_then(|()| self.exec("BEGIN IMMEDIATE"));
+            if let Err(error) = begun {
                 break Err(self.error(&error));
             }
             let mut tx = match Tx::begin(&self.conn) {
@@ -171,6 +217,23 @@ impl Writer {
                 self.follow_ups.push(follow_up);
             }
         }
+    }
+
+    /// Relaxes `Full` to `Normal` for a group of lazy commands only (the
+    /// setting cannot change inside a transaction). A later `Full` commit
+    /// flushes the WAL with their frames in it.
+    fn set_synchronous(&mut self, all_lazy: bool) -> rusqlite::Result<()> {
+        let wanted = if all_lazy {
+            Synchronous::Normal
+        } else {
+            self.synchronous
+        };
+        if wanted != self.synchronous_now {
+            self.conn
+                .pragma_update(None, "synchronous", wanted.pragma())?;
+            self.synchronous_now = wanted;
+        }
+        Ok(())
     }
 
     fn run_one(&self, command: &mut dyn Command, tx: &mut Tx<'_>) -> rusqlite::Result<()> {
@@ -216,6 +279,9 @@ impl Writer {
     /// batch the next pass comes at once; otherwise after the interval.
     fn sweep_pass(&mut self) {
         let swept = self.sweep();
+        if swept.as_ref().is_ok_and(|&deleted| deleted > 0) {
+            let _ = self.wake_checkpointer.try_send(());
+        }
         let again_in = match swept {
             Ok(SWEEP_BATCH) => Duration::ZERO,
             Ok(_) => self.sweep_interval,
