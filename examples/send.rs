@@ -21,36 +21,18 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use clap::{Parser, ValueEnum};
 use http::{Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-/// `--help` text.
-const USAGE: &str = "\
-Signs a sample webhook and posts it to the receiver example.
-
-Usage: cargo run --example send -- <numberotp|numero> <valid|duplicate|tampered> [--url URL] [--id ID]
-
-  valid       post once, with a fresh id                      → 200
-  duplicate   post the same event twice                       → 200, then 200 {\"status\":\"duplicate\"}
-  tampered    sign one body, send a modified one              → 401
-
-Options:
-  --url URL   where to post [default: http://127.0.0.1:3000/webhooks/<scheme>]
-  --id ID     the event id (NumberOTP: the activation id) instead of a fresh one
-  -h, --help  print this help
-
-The secret comes from NUMBEROTP_WEBHOOK_SECRET or NUMERO_WEBHOOK_SECRET, as
-for the receiver (with several, the first signs).
-";
-
 /// The layer's answer to an event it has already processed.
 const DUPLICATE: &str = r#"{"status":"duplicate"}"#;
 
 /// A provider whose sample this example can send.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, ValueEnum)]
 enum Provider {
     /// `x-numberotp-signature: sha256=<hex>`.
     NumberOtp,
@@ -59,17 +41,35 @@ enum Provider {
 }
 
 /// What to demonstrate.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
 enum Mode {
-    /// One signed delivery.
+    /// Post once, with a fresh id → 200 (202 when the receiver is queued).
     Valid,
-    /// The same signed delivery twice.
+    /// Post the same event twice → then 200 {"status":"duplicate"}.
     Duplicate,
-    /// A signature over one body, sent with another.
+    /// Sign one body, send a modified one → 401.
     Tampered,
 }
 
-/// The command line.
+/// Signs a sample webhook and posts it to the receiver example. The secret
+/// comes from NUMBEROTP_WEBHOOK_SECRET or NUMERO_WEBHOOK_SECRET, as for the
+/// receiver (with several, the first signs).
+#[derive(Parser)]
+#[command(name = "send")]
+struct Cli {
+    /// Which provider's sample to send.
+    provider: Provider,
+    /// What to demonstrate.
+    mode: Mode,
+    /// Where to post [default: http://127.0.0.1:3000/webhooks/<scheme>].
+    #[arg(long)]
+    url: Option<String>,
+    /// The event id (NumberOTP: the activation id) instead of a fresh one.
+    #[arg(long)]
+    id: Option<String>,
+}
+
+/// The command line, checked.
 struct Args {
     /// Which provider's sample to send.
     provider: Provider,
@@ -83,12 +83,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match Args::parse() {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
+    let args = match Args::from_cli(Cli::parse()) {
+        Ok(args) => args,
         Err(message) => {
             eprintln!("error: {message}\n(run with --help for usage)");
             return ExitCode::from(2);
@@ -105,53 +101,14 @@ async fn main() -> ExitCode {
 }
 
 impl Args {
-    /// Reads the command line; `Ok(None)` when `--help` was asked for.
-    fn parse() -> Result<Option<Self>, String> {
-        let mut positional = Vec::new();
-        let (mut url, mut id) = (None, None);
-        let mut args = std::env::args_os().skip(1).map(|arg| {
-            arg.into_string()
-                .map_err(|arg| format!("argument {arg:?} is not UTF-8"))
-        });
-        while let Some(arg) = args.next() {
-            let arg = arg?;
-            // Both `--flag value` and `--flag=value`.
-            let (flag, inline) = match arg.split_once('=') {
-                Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
-                _ => (arg.as_str(), None),
-            };
-            let mut value = || match inline.clone() {
-                Some(value) => Ok(value),
-                None => args
-                    .next()
-                    .unwrap_or_else(|| Err(format!("{flag} needs a value"))),
-            };
-            match flag {
-                "-h" | "--help" => return Ok(None),
-                "--url" => url = Some(value()?),
-                "--id" => id = Some(value()?),
-                _ if flag.starts_with('-') => return Err(format!("unknown option {arg:?}")),
-                _ => positional.push(arg),
-            }
-        }
-        let [provider, mode] = positional.as_slice() else {
-            return Err("expected a scheme and a mode, such as `numero valid`".into());
-        };
-        let provider = match provider.as_str() {
-            "numberotp" => Provider::NumberOtp,
-            "numero" => Provider::Numero,
-            other => return Err(format!("unknown scheme {other:?}: numberotp or numero")),
-        };
-        let mode = match mode.as_str() {
-            "valid" => Mode::Valid,
-            "duplicate" => Mode::Duplicate,
-            "tampered" => Mode::Tampered,
-            other => {
-                return Err(format!(
-                    "unknown mode {other:?}: valid, duplicate or tampered"
-                ));
-            }
-        };
+    /// Checks the URL and the id.
+    fn from_cli(cli: Cli) -> Result<Self, String> {
+        let Cli {
+            provider,
+            mode,
+            url,
+            id,
+        } = cli;
         let url =
             url.unwrap_or_else(|| format!("http://127.0.0.1:3000/webhooks/{}", provider.name()));
         let url = match url.parse::<Uri>() {
@@ -162,12 +119,12 @@ impl Args {
         if id.is_empty() {
             return Err("--id must not be empty".into());
         }
-        Ok(Some(Self {
+        Ok(Self {
             provider,
             mode,
             url,
             id,
-        }))
+        })
     }
 }
 

@@ -5,9 +5,8 @@
 #   bare      examples/bare.rs: an axum route that does nothing
 #   layer     examples/bare.rs --layer: the same route behind WebhookLayer
 #             (Numero, memory store, handler takes the VerifiedEvent)
-#   receiver  examples/receiver.rs --store memory (inline): the example
-#             receiver, stdout to /dev/null (--store is passed when the
-#             receiver has it; older ones use the memory store by default)
+#   receiver  examples/receiver.rs --store memory --quiet: the example
+#             receiver, inline, on the memory store, no log line per event
 # Every request is a 300-byte Numero JSON body with a unique id, signed,
 # over keep-alive connections (benches/loadgen.rs, a hyper client).
 #
@@ -82,10 +81,7 @@ run() {
     "$(get server_cpu_us) $(get server_cpu)"
 }
 
-RECEIVER_ARGS=(--addr 127.0.0.1:39103)
-if "$EXAMPLES/receiver" --help 2>/dev/null | grep -q -- '--store'; then
-  RECEIVER_ARGS+=(--store memory)
-fi
+RECEIVER_ARGS=(--addr 127.0.0.1:39103 --store memory --quiet)
 
 RESULTS=$(mktemp)
 trap 'stop_server; rm -f "$RESULTS"' EXIT INT TERM

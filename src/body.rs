@@ -4,14 +4,21 @@
 //! body in several frames is copied once, into a buffer sized from
 //! `Content-Length` when the sender gave one. Reading stops at the first frame
 //! that takes the total past the cap, so at most cap + one frame is read.
+//!
+//! The time is bounded too: a [`Deadline`] counted from the first read of the
+//! body, whose tokio timer is only made once the body keeps the layer
+//! waiting, so a body that is all there when first read never touches it.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
 
 use crate::Rejection;
 
@@ -71,17 +78,24 @@ impl Collector {
     }
 
     /// Polls `body` until it ends, collecting its data frames (trailers are
-    /// ignored: no provider signs them).
+    /// ignored: no provider signs them), or until `deadline` passes while the
+    /// body keeps it waiting.
     pub(crate) fn poll_collect<B>(
         &mut self,
         mut body: Pin<&mut B>,
+        mut deadline: Pin<&mut Deadline>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Bytes, Rejection>>
     where
         B: Body<Data = Bytes>,
     {
+        deadline.as_mut().start();
         loop {
-            match ready!(body.as_mut().poll_frame(cx)) {
+            let Poll::Ready(frame) = body.as_mut().poll_frame(cx) else {
+                ready!(deadline.poll_passed(cx));
+                return Poll::Ready(Err(Rejection::BodyTimeout));
+            };
+            match frame {
                 None => return Poll::Ready(Ok(self.take())),
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data()
@@ -100,6 +114,57 @@ impl Collector {
             Collected::Empty => Bytes::new(),
             Collected::One(bytes) => bytes,
             Collected::Many(buf) => buf.freeze(),
+        }
+    }
+}
+
+pin_project! {
+    /// The body deadline: nothing is measured until the first read, and no
+    /// timer exists until the body first keeps the layer waiting.
+    #[project = DeadlineProj]
+    pub(crate) enum Deadline {
+        /// Not read yet; `None` is no deadline.
+        Unstarted { limit: Option<Duration> },
+        /// Read, and every read so far was answered at once.
+        Started { at: Instant },
+        /// The body kept the layer waiting: the timer that wakes it at `at`.
+        Armed { #[pin] timer: Sleep },
+        /// No deadline: switched off, or no tokio runtime to time it.
+        Off,
+    }
+}
+
+impl Deadline {
+    /// `limit` counts from the first read; `None` (or a limit too large to
+    /// add to now, such as `Duration::MAX`) is no deadline.
+    pub(crate) fn new(limit: Option<Duration>) -> Self {
+        Self::Unstarted { limit }
+    }
+
+    /// Fixes the deadline at the first read; later calls do nothing.
+    fn start(mut self: Pin<&mut Self>) {
+        if let Self::Unstarted { limit } = *self {
+            let at = limit.and_then(|limit| Instant::now().checked_add(limit));
+            self.set(at.map_or(Self::Off, |at| Self::Started { at }));
+        }
+    }
+
+    /// Called while the body is pending: `Ready` once the deadline has
+    /// passed, otherwise `Pending` with the task's waker on the timer.
+    fn poll_passed(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if let Self::Started { at } = *self {
+            // `sleep_until` panics outside a tokio runtime: there, no timer.
+            let next = match tokio::runtime::Handle::try_current() {
+                Ok(_) => Self::Armed {
+                    timer: tokio::time::sleep_until(at),
+                },
+                Err(_) => Self::Off,
+            };
+            self.set(next);
+        }
+        match self.project() {
+            DeadlineProj::Armed { timer } => timer.poll(cx),
+            _ => Poll::Pending,
         }
     }
 }

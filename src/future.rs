@@ -4,7 +4,7 @@
 //! ```text
 //! Collect ─► (verify, parse) ─► Claim ─► Call ─► Finish
 //!    │                │     │     │                 └─ complete on 2xx, else release
-//!    └─ 413 / 400     │     │     └─ 200 duplicate / 409 / 503
+//!    └─ 413/400/408   │     │     └─ 200 duplicate / 409 / 503
 //!                     │     └─ queued: Accept ─► 202 accepted / 200 duplicate / 503
 //!                     └─ 401 / 400
 //! ```
@@ -27,7 +27,7 @@ use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::body::{Collector, ResponseBody};
+use crate::body::{Collector, Deadline, ResponseBody};
 use crate::layer::Config;
 use crate::queue::{Accept, Delivery, QueueFuture};
 use crate::secret::Signature;
@@ -54,7 +54,12 @@ pin_project! {
     #[project = StateProj]
     enum State<B, S, F, CF, FF, R> {
         Reject { rejection: Option<Rejection> },
-        Collect { #[pin] body: B, collector: Collector, pending: Option<Pending<S>> },
+        Collect {
+            #[pin] body: B,
+            collector: Collector,
+            #[pin] deadline: Deadline,
+            pending: Option<Pending<S>>,
+        },
         Claim { claim: CF, checked: Option<Checked<S>> },
         Accept { accept: QueueFuture<Accept> },
         Call { #[pin] future: F },
@@ -126,6 +131,7 @@ where
             state: State::Collect {
                 body,
                 collector,
+                deadline: Deadline::new(config.body_timeout),
                 pending: Some(Pending {
                     parts,
                     signature,
@@ -161,9 +167,10 @@ where
                 StateProj::Collect {
                     body,
                     collector,
+                    deadline,
                     pending,
                 } => {
-                    let collected = ready!(collector.poll_collect(body, cx));
+                    let collected = ready!(collector.poll_collect(body, deadline, cx));
                     let pending = pending.take().expect("polled after completion");
                     match collected.and_then(|body| verify_and_parse(&guard.config, pending, body))
                     {

@@ -19,6 +19,10 @@ use crate::{Rejection, Scheme};
 
 /// Default body cap: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default body deadline: 10 seconds from the first read of the body to its
+/// end. Providers send a small body in one go; see
+/// [`WebhookLayerBuilder::body_timeout`].
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time a processed event stays done: 72 hours, longer than the
 /// providers' 24-hour retry horizon.
 pub const DEFAULT_DONE_TTL: Duration = Duration::from_secs(72 * 3600);
@@ -36,6 +40,8 @@ pub(crate) struct Config<Sc, St> {
     pub(crate) secrets: SecretSet,
     pub(crate) store: St,
     pub(crate) max_body_bytes: usize,
+    /// `None`: no deadline.
+    pub(crate) body_timeout: Option<Duration>,
     pub(crate) done_ttl: Duration,
     pub(crate) lease: Duration,
     pub(crate) retry_after: Duration,
@@ -49,7 +55,15 @@ impl<Sc: Scheme, St> Config<Sc, St> {
     pub(crate) fn respond(&self, rejection: Rejection) -> Response<Full<Bytes>> {
         crate::rejection::trace(self.scheme.name(), &rejection);
         match &self.responder {
-            Some(responder) => responder(rejection),
+            Some(responder) => {
+                // A replaced response still ends a connection that must end.
+                let close = rejection.closes_connection();
+                let mut response = responder(rejection);
+                if close {
+                    crate::rejection::close_connection(response.headers_mut());
+                }
+                response
+            }
             None => rejection.into_response(),
         }
     }
@@ -78,6 +92,7 @@ impl<Sc: fmt::Debug, St: fmt::Debug> fmt::Debug for WebhookLayer<Sc, St> {
             .field("secrets", &c.secrets)
             .field("store", &c.store)
             .field("max_body_bytes", &c.max_body_bytes)
+            .field("body_timeout", &c.body_timeout)
             .field("done_ttl", &c.done_ttl)
             .field("lease", &c.lease)
             .field("retry_after", &c.retry_after)
@@ -94,6 +109,7 @@ impl<Sc: Scheme> WebhookLayer<Sc, MemoryStore> {
             secrets: Vec::new(),
             store: MemoryStore::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            body_timeout: Some(DEFAULT_BODY_TIMEOUT),
             done_ttl: DEFAULT_DONE_TTL,
             lease: DEFAULT_LEASE,
             retry_after: DEFAULT_RETRY_AFTER,
@@ -149,6 +165,7 @@ pub struct WebhookLayerBuilder<Sc, St> {
     secrets: Vec<String>,
     store: St,
     max_body_bytes: usize,
+    body_timeout: Option<Duration>,
     done_ttl: Duration,
     lease: Duration,
     retry_after: Duration,
@@ -163,6 +180,7 @@ impl<Sc: fmt::Debug, St: fmt::Debug> fmt::Debug for WebhookLayerBuilder<Sc, St> 
             .field("secrets", &self.secrets.len())
             .field("store", &self.store)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("body_timeout", &self.body_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -191,6 +209,30 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
     #[must_use]
     pub fn max_body_bytes(mut self, max: usize) -> Self {
         self.max_body_bytes = max;
+        self
+    }
+
+    /// The body deadline (default [`DEFAULT_BODY_TIMEOUT`], 10 s): the
+    /// total time from the first read of the body to its end. Past it the
+    /// layer answers `408 {"error":"body_timeout"}` with
+    /// `Connection: close` ([`Rejection::BodyTimeout`]); the inner service
+    /// does not run and nothing is recorded, so the sender's retry is
+    /// processed.
+    ///
+    /// It is a *total* deadline, unlike tower-http's
+    /// `RequestBodyTimeoutLayer`, an idle timeout that a body trickling in a
+    /// byte at a time never trips. It starts when the layer first reads
+    /// the body, after the headers: slow headers are the server's to bound
+    /// (hyper's header read timeout). Pass `None` (or
+    /// [`Duration::MAX`]) to switch it off.
+    ///
+    /// The timer is tokio's: a body that is not all there when first read
+    /// is waited for on the runtime's time driver, so a runtime built by
+    /// hand needs `enable_time` (`#[tokio::main]` has it). Outside any
+    /// tokio runtime the body is collected with no deadline.
+    #[must_use]
+    pub fn body_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.body_timeout = timeout.into();
         self
     }
 
@@ -235,6 +277,7 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
             secrets: self.secrets,
             store,
             max_body_bytes: self.max_body_bytes,
+            body_timeout: self.body_timeout,
             done_ttl: self.done_ttl,
             lease: self.lease,
             retry_after: self.retry_after,
@@ -248,6 +291,12 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
     /// recorded with its claim in one atomic, durable step and answered
     /// `202 {"status":"accepted"}`; the service this layer wraps is then run
     /// by `worker`, with retries. See [`crate::queue`].
+    ///
+    /// The worker learns the handler when this layer is applied to it; one
+    /// queued route per scheme and worker. With axum, give the router its
+    /// state (`.with_state(())` for a `Router<()>`) before serving, so the
+    /// layer is applied at start and jobs recovered after a restart run at
+    /// once rather than after the first request.
     pub fn queued<Q: JobQueue>(self, worker: &Worker<Q>) -> WebhookLayerBuilder<Sc, Q> {
         let intake: Arc<dyn Intake> = Arc::new(worker.clone());
         WebhookLayerBuilder {
@@ -279,6 +328,7 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
                 secrets,
                 store: self.store,
                 max_body_bytes: self.max_body_bytes,
+                body_timeout: self.body_timeout,
                 done_ttl: self.done_ttl,
                 lease: self.lease,
                 retry_after: self.retry_after,

@@ -4,7 +4,7 @@
 //! ```text
 //! request ─► early checks ─► bounded body ─► HMAC verify ─► typed event ─► claim key ─► inner service ─► complete / release
 //!            (headers only)  (raw Bytes)     (raw bytes,     (from the      (store)       (raw body +      (2xx: done,
-//!             413 / 401       413 / 400       constant time)  signed bytes)                event in         else released)
+//!             413 / 401       413/400/408     constant time)  signed bytes)                event in         else released)
 //!                                             401             400                          extensions)
 //! ```
 //!
@@ -12,8 +12,8 @@
 //!   re-serialised JSON, against every configured secret (rotation), with a
 //!   constant-time compare of exactly 32 bytes. Each secret's keyed HMAC state
 //!   is computed once, when the layer is built.
-//! * The body is read under a hard cap; a body that arrives as one frame
-//!   reaches the handler as the same `Bytes`, uncopied.
+//! * The body is read under a hard cap and a total deadline; a body that
+//!   arrives as one frame reaches the handler as the same `Bytes`, uncopied.
 //! * Each event's idempotency key is claimed atomically before the handler
 //!   runs, so retries and duplicate deliveries run it once.
 //! * The handler gets the original headers, the raw body, and in the request
@@ -36,8 +36,11 @@
 //! | verified, in flight elsewhere | 409 + `Retry-After` | no | unchanged |
 //! | missing / repeated / malformed / wrong signature | 401 | no | untouched |
 //! | body over the cap (declared or streamed) | 413 | no | untouched |
+//! | body not all in within the body deadline (default 10 s from its first read; [`WebhookLayerBuilder::body_timeout`]) | 408 + `Connection: close` | no | untouched |
 //! | verified, but not JSON / not UTF-8 / no or ambiguous id / unsigned id disagrees | 400 | no | untouched |
 //! | store unreachable | 503 + `Retry-After` | no | untouched |
+//! | queued: verified, new | 202 `{"status":"accepted"}`, once durable | later, by the [`Worker`], with retries | pending → done, or dead letter |
+//! | queued: verified, already accepted / running / done / dead | 200 `{"status":"duplicate"}` | no | unchanged |
 //!
 //! A sender's fault never gets a 5xx (a 5xx makes senders retry for a day),
 //! and a 2xx is never sent while the event may still be lost. Rejections
@@ -110,13 +113,25 @@
 //! with `request.extensions().get::<Verified<NumeroEvent>>()`; see
 //! `examples/hyper.rs`.
 //!
+//! # Queued mode
+//!
+//! For handlers slower than the sender's timeout, one builder call,
+//! [`WebhookLayerBuilder::queued`], makes the layer answer
+//! `202 {"status":"accepted"}` as soon as the delivery is recorded durably,
+//! and a [`Worker`] run the same handler afterwards, with retries, backoff,
+//! dead letters and replay. See [`queue`].
+//!
 //! # Features
 //!
 //! * `axum` (default): the [`VerifiedEvent`] and [`Verified`] extractors.
 //! * `tracing`: a `tracing` event for every rejection, carrying its reason
 //!   code, and for every failed store call.
 //! * `redis`: `RedisStore` (in [`store`]), one idempotency store shared by several
-//!   replicas (tokio).
+//!   replicas.
+//! * `sqlite`: `SqliteStore` (in [`store`]), a durable store and job queue on
+//!   one machine (SQLite, bundled: no system library needed).
+//!
+//! The layer runs on tokio (the queue's worker and its timers).
 
 mod body;
 mod future;
@@ -138,8 +153,8 @@ mod verified;
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use layer::{
-    DEFAULT_DONE_TTL, DEFAULT_LEASE, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRY_AFTER, WebhookLayer,
-    WebhookLayerBuilder,
+    DEFAULT_BODY_TIMEOUT, DEFAULT_DONE_TTL, DEFAULT_LEASE, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_RETRY_AFTER, WebhookLayer, WebhookLayerBuilder,
 };
 pub use queue::{Attempt, JobQueue, MemoryQueue, Worker};
 pub use rejection::Rejection;
@@ -153,6 +168,8 @@ pub use verified::Verified;
 
 #[cfg(feature = "redis")]
 pub use store::RedisStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
 
 #[cfg(feature = "axum")]
 pub use extract::{MissingVerifiedEvent, VerifiedEvent};

@@ -26,6 +26,12 @@ pub enum Rejection {
     /// The body could not be read (the connection broke, or a body layer
     /// failed). 400.
     BodyUnreadable,
+    /// The body did not arrive in full within the layer's body deadline
+    /// ([`body_timeout`](crate::WebhookLayerBuilder::body_timeout), counted
+    /// from the first read of the body): a sender that trickles or stalls.
+    /// 408, with `Connection: close` so the connection is not kept for the
+    /// next request.
+    BodyTimeout,
     /// The scheme's signature header is absent. 401.
     MissingSignature,
     /// The signature header was sent more than once. 401.
@@ -79,6 +85,7 @@ impl Rejection {
         match self {
             Self::BodyTooLarge => "body_too_large",
             Self::BodyUnreadable => "body_unreadable",
+            Self::BodyTimeout => "body_timeout",
             Self::MissingSignature => "missing_signature",
             Self::RepeatedSignature => "repeated_signature",
             Self::MalformedSignature => "malformed_signature",
@@ -102,6 +109,7 @@ impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::MissingSignature
             | Self::RepeatedSignature
             | Self::MalformedSignature
@@ -135,8 +143,10 @@ impl Rejection {
 
     /// The default response: the status above, a JSON body naming the reason
     /// (`{"status":"duplicate"}` for a duplicate, `{"status":"accepted"}`
-    /// for a queued acceptance, `{"error":"<code>"}` otherwise), and
-    /// `Retry-After` in whole seconds where it applies.
+    /// for a queued acceptance, `{"error":"<code>"}` otherwise),
+    /// `Retry-After` in whole seconds where it applies, and
+    /// `Connection: close` where the connection should not be reused
+    /// ([`Rejection::BodyTimeout`]).
     pub fn into_response(self) -> Response<Full<Bytes>> {
         let body = match self {
             Self::Duplicate => Bytes::from_static(br#"{"status":"duplicate"}"#),
@@ -156,8 +166,23 @@ impl Rejection {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
+        if self.closes_connection() {
+            close_connection(headers);
+        }
         response
     }
+
+    /// Whether the answer must end the connection: a body that missed its
+    /// deadline is unread, and its sender held the connection long enough.
+    pub(crate) fn closes_connection(&self) -> bool {
+        matches!(self, Self::BodyTimeout)
+    }
+}
+
+/// Asks the server to close the connection after this response (hyper does
+/// so for HTTP/1; HTTP/2 has no such header and ends only the stream).
+pub(crate) fn close_connection(headers: &mut http::HeaderMap) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
 }
 
 impl fmt::Display for Rejection {
@@ -165,6 +190,7 @@ impl fmt::Display for Rejection {
         let sentence = match self {
             Self::BodyTooLarge => "the webhook body is larger than the configured cap",
             Self::BodyUnreadable => "the webhook body could not be read",
+            Self::BodyTimeout => "the webhook body did not arrive within the body deadline",
             Self::MissingSignature => "the webhook signature header is missing",
             Self::RepeatedSignature => "the webhook signature header was sent more than once",
             Self::MalformedSignature => {

@@ -11,6 +11,11 @@ async fn accepted_then_run_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_jobs_run_without_a_request() {
+    contract::recorded_jobs_run_without_a_request(MemoryQueue::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_copies_make_one_job() {
     contract::concurrent_copies_make_one_job(MemoryQueue::new(), 200).await;
 }

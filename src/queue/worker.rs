@@ -50,7 +50,11 @@ pub const DEFAULT_IDLE_POLL: Duration = Duration::from_secs(1);
 ///     .secret("whsec_abcdefghijklmnopqrstuvwxyz123456789")
 ///     .queued(&worker) // the one call that switches to queued mode
 ///     .build()?;
-/// let app: Router = Router::new().route("/webhooks/numero", post(on_numero).route_layer(layer));
+/// // `with_state` applies the route layers now, which hands the handler to
+/// // the worker: jobs recovered after a restart run before any request.
+/// let app: Router = Router::new()
+///     .route("/webhooks/numero", post(on_numero).route_layer(layer))
+///     .with_state(());
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 /// axum::serve(listener, app).await?;
 /// worker.shutdown(Duration::from_secs(30)).await;
@@ -265,6 +269,11 @@ impl<Q: JobQueue> WorkerBuilder<Q> {
     /// a scheme run once a queued layer for it has been applied to a
     /// service ([`WebhookLayerBuilder::queued`](crate::WebhookLayerBuilder::queued)).
     ///
+    /// With axum, route layers are applied when the router gets its state:
+    /// call `.with_state(state)` (`.with_state(())` for a `Router<()>`)
+    /// before serving. Otherwise axum applies them at the first connection,
+    /// and jobs recovered from a durable store after a restart wait for it.
+    ///
     /// # Panics
     ///
     /// Outside a tokio runtime, as `tokio::spawn` does.
@@ -300,11 +309,20 @@ impl<Q: JobQueue> Intake for Worker<Q> {
     }
 
     fn register(&self, scheme: &'static str, runner: Arc<dyn Runner>) {
+        // axum applies route layers again for every connection of a
+        // `Router<()>`: every one wraps the same handler, so the first wins
+        // and the others cost one read lock.
+        if self.shared.runner(scheme).is_some() {
+            return;
+        }
         let mut runners = self
             .shared
             .runners
             .write()
             .unwrap_or_else(PoisonError::into_inner);
+        if runners.contains_key(scheme) {
+            return;
+        }
         runners.insert(scheme, runner);
         let names: Vec<Box<str>> = runners.keys().map(|&name| Box::from(name)).collect();
         *self
@@ -333,10 +351,19 @@ impl<Q: JobQueue> Shared<Q> {
 async fn take_loop<Q: JobQueue>(shared: Arc<Shared<Q>>) {
     let mut failures = 0u32;
     while !shared.stopping.load(Ordering::SeqCst) {
-        let free = shared.permits.available_permits();
         let schemes = shared.schemes();
         let mut sleep_for = shared.settings.idle_poll;
-        if free > 0 && !schemes.is_empty() {
+        // Hold the free permits across `take`: a job the store marks running
+        // already has its permit, so `shutdown` waits for it.
+        let held = match shared.permits.available_permits() {
+            0 => None,
+            _ if schemes.is_empty() => None,
+            free => Arc::clone(&shared.permits)
+                .try_acquire_many_owned(u32::try_from(free).unwrap_or(u32::MAX))
+                .ok(),
+        };
+        if let Some(mut held) = held {
+            let free = held.num_permits();
             let request = TakeRequest {
                 schemes,
                 max: free,
@@ -347,11 +374,10 @@ async fn take_loop<Q: JobQueue>(shared: Arc<Shared<Q>>) {
                     failures = 0;
                     let took = taken.jobs.len();
                     for job in taken.jobs {
-                        let permit = Arc::clone(&shared.permits)
-                            .try_acquire_owned()
-                            .expect("only this loop takes permits, and it asked for free ones");
+                        let permit = held.split(1).expect("one permit per job taken");
                         tokio::spawn(run_job(Arc::clone(&shared), job, permit));
                     }
+                    drop(held);
                     if took > 0 && took == free {
                         // Possibly more due: look again once a permit frees.
                         sleep_for = shared.settings.idle_poll;
@@ -367,6 +393,7 @@ async fn take_loop<Q: JobQueue>(shared: Arc<Shared<Q>>) {
                     }
                 }
                 Err(error) => {
+                    drop(held);
                     // The store is away: back off, up to the idle poll.
                     failures = failures.saturating_add(1);
                     sleep_for = Duration::from_millis(50 << failures.min(6)).min(sleep_for);

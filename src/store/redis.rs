@@ -10,6 +10,12 @@
 //! | absent | never seen, released, or expired | – |
 //! | `p:<token>` | in flight, held by the claim that wrote `<token>` | after the lease |
 //! | `done` | processed | after the done TTL |
+//! | `job` | queued: a pending or running job holds the key | when the job ends |
+//! | `dead` | queued: the job is a dead letter | with the dead letter |
+//!
+//! The last two are written by queued mode (see [`queue`]): a claim meeting
+//! `job` answers [`Claim::InFlight`], one meeting `dead` answers
+//! [`Claim::Done`], as for the in-memory queue.
 //!
 //! * **Claim** is `SET <key> p:<token> NX PX <lease>`. When the key exists
 //!   the store reads it with `GET`: `done` → [`Claim::Done`], `p:…` →
@@ -73,6 +79,14 @@
 //! Redis often does) so the policy cannot be checked. See
 //! [`RedisStore::check_eviction_policy`].
 //!
+//! # Queued mode
+//!
+//! `RedisStore` is also a [`JobQueue`](crate::queue::JobQueue): accept
+//! (claim + record) is one Lua script, workers on every replica take jobs
+//! with leases, and wait on a blocking stream read instead of polling. The
+//! [`queue`] module documents its data model, scripts, wake-ups, and what
+//! Redis must be configured for (`noeviction`, AOF).
+//!
 //! # Runtime
 //!
 //! The store runs on tokio: create it, and use it, inside a tokio runtime
@@ -126,6 +140,12 @@ use redis::{RedisError, Script, Value};
 
 use super::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
 
+pub mod queue;
+mod scripts;
+mod wake;
+
+pub use queue::RedisJobLease;
+
 /// Default namespace in front of every key: `tower-webhook:`.
 pub const DEFAULT_PREFIX: &str = "tower-webhook:";
 
@@ -134,6 +154,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The value of a key whose event was processed.
 const DONE: &[u8] = b"done";
+
+/// The value of a key held by a queued job (pending or running).
+const JOB: &[u8] = b"job";
+
+/// The value of a key whose queued job is a dead letter.
+const DEAD: &[u8] = b"dead";
 
 /// Marks the key done for `ARGV[2]` ms, only if it holds `ARGV[1]`.
 const COMPLETE_LUA: &str = r"
@@ -171,6 +197,8 @@ struct Shared {
     release: Script,
     /// Set once the first claim has started the eviction-policy check.
     policy_checked: AtomicBool,
+    /// Wakes idle queue workers when another replica wrote work.
+    wake: wake::Wake,
 }
 
 impl fmt::Debug for RedisStore {
@@ -249,7 +277,7 @@ impl RedisStoreBuilder {
         let config = self.manager_config();
         let conn = tokio::time::timeout(
             self.timeout,
-            ConnectionManager::new_with_config(client, config),
+            ConnectionManager::new_with_config(client.clone(), config),
         )
         .await
         .map_err(|_| {
@@ -259,7 +287,7 @@ impl RedisStoreBuilder {
             ))
         })?
         .map_err(|e| StoreError::new(format!("could not connect to redis: {e}")))?;
-        Ok(self.with_connection(conn))
+        Ok(self.assemble(conn, Some(client)))
     }
 
     /// Prepares a connection to the Redis at `url` without waiting for it:
@@ -277,17 +305,42 @@ impl RedisStoreBuilder {
                 "RedisStore must be created inside a tokio runtime",
             ));
         }
-        let conn = ConnectionManager::new_lazy_with_config(client, self.manager_config())
-            .map_err(|e| StoreError::new(format!("could not set up the redis connection: {e}")))?;
-        Ok(self.with_connection(conn))
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), self.manager_config())
+            .map_err(|e| {
+            StoreError::new(format!("could not set up the redis connection: {e}"))
+        })?;
+        Ok(self.assemble(conn, Some(client)))
     }
 
     /// Uses a connection manager you configured yourself (TLS, a custom
     /// retry policy, …).
+    ///
+    /// In queued mode such a store has no client to open the connection its
+    /// wake-up listener blocks on, so its workers see jobs accepted by other
+    /// replicas at their idle poll; use
+    /// [`with_connection_and_client`](Self::with_connection_and_client) to
+    /// give it one.
     pub fn with_connection(self, conn: ConnectionManager) -> RedisStore {
+        self.assemble(conn, None)
+    }
+
+    /// Uses a connection manager you configured yourself, and `client` (the
+    /// same server and settings) for the one extra connection queued mode
+    /// blocks on to wake idle workers (see [`queue`]).
+    pub fn with_connection_and_client(
+        self,
+        conn: ConnectionManager,
+        client: redis::Client,
+    ) -> RedisStore {
+        self.assemble(conn, Some(client))
+    }
+
+    fn assemble(self, conn: ConnectionManager, client: Option<redis::Client>) -> RedisStore {
+        let stream = format!("{}{}wake", self.prefix, scripts::NAMESPACE);
         RedisStore {
             conn,
             shared: Arc::new(Shared {
+                wake: wake::Wake::new(client, stream, self.timeout),
                 prefix: self.prefix.into_boxed_str(),
                 timeout: self.timeout,
                 fail_open: self.fail_open,
@@ -445,7 +498,8 @@ impl RedisStore {
     }
 
     /// What Redis holds for `key` now: `Some(true)` done, `Some(false)` in
-    /// flight, `None` absent or expired. For tests and diagnostics.
+    /// flight (an inline claim, or a queued job: pending, running or dead),
+    /// `None` absent or expired. For tests and diagnostics.
     ///
     /// # Errors
     ///
@@ -706,7 +760,8 @@ async fn claim(
         let current: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(conn).await?;
         match current.as_deref() {
             None => continue,
-            Some(DONE) => return Ok(Some(Claim::Done)),
+            Some(DONE | DEAD) => return Ok(Some(Claim::Done)),
+            Some(JOB) => return Ok(Some(Claim::InFlight)),
             Some(v) if v.starts_with(b"p:") => return Ok(Some(Claim::InFlight)),
             Some(_) => {
                 return Err(RedisError::from((

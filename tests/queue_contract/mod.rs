@@ -52,6 +52,8 @@ pub struct Run {
 pub struct Seen {
     pub runs: Mutex<Vec<Run>>,
     pub script: Mutex<Script>,
+    /// `(event id, attempt)` of every attempt, recorded as it starts.
+    pub started: Mutex<Vec<(String, u32)>>,
 }
 
 impl Seen {
@@ -136,6 +138,10 @@ pub async fn start<Q: JobQueue>(worker: WorkerBuilder<Q>) -> Queued<Q> {
         let seen = Arc::clone(&state);
         async move {
             let script = seen.script.lock().unwrap().clone();
+            seen.started
+                .lock()
+                .unwrap()
+                .push((event.id.to_string(), attempt));
             let started = Instant::now();
             tokio::time::sleep(script.delay).await;
             let fail = attempt <= script.fail_first;
@@ -156,9 +162,35 @@ pub async fn start<Q: JobQueue>(worker: WorkerBuilder<Q>) -> Queued<Q> {
             }
         }
     };
-    let app = Router::new().route("/numero", routing::post(handler).route_layer(layer));
+    // `with_state` applies the route layer now: the worker gets its handler
+    // before the first request (as the crate's docs ask).
+    let app = Router::new()
+        .route("/numero", routing::post(handler).route_layer(layer))
+        .with_state(());
     let addr = harness::serve(app).await;
     Queued { addr, worker, seen }
+}
+
+/// A job already in the queue when the server starts (as after a restart)
+/// runs without any request arriving.
+pub async fn recorded_jobs_run_without_a_request<Q: JobQueue>(queue: Q) {
+    let body = numero_body("evt_recovered");
+    let id = tower_webhook::EventId::new("evt_recovered").unwrap();
+    let delivery = tower_webhook::queue::Delivery {
+        scheme: "numero".into(),
+        event_id: "evt_recovered".into(),
+        method: http::Method::POST,
+        uri: "/numero".parse().unwrap(),
+        headers: http::HeaderMap::new(),
+        body: body.into(),
+    };
+    let key = tower_webhook::IdempotencyKey::new("numero", &id);
+    let accepted = queue.accept(&key, delivery).await.unwrap();
+    assert_eq!(accepted, tower_webhook::queue::Accept::Accepted);
+    let r = start(Worker::builder(queue)).await;
+    r.wait_until("the recorded job to run", |s| s.successes() == 1)
+        .await;
+    assert_eq!(r.seen.runs()[0].id, "evt_recovered");
 }
 
 fn zero() -> QueueCounts {
@@ -193,17 +225,15 @@ pub async fn accepted_then_run_once<Q: JobQueue>(queue: Q) {
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
 }
 
-/// Many concurrent copies of one event: one 202, the rest duplicates, one
-/// job, one successful handler run.
-pub async fn concurrent_copies_make_one_job<Q: JobQueue>(queue: Q, copies: usize) {
-    let r = start(Worker::builder(queue)).await;
-    let body = numero_body("evt_many");
+/// Posts `copies` signed copies of the Numero event `body` all at once,
+/// spread over `urls` in turn; how many got each status.
+pub async fn post_copies(urls: &[String], body: &str, copies: usize) -> HashMap<u16, usize> {
     let sig = harness::numero_signature(body.as_bytes());
-    let url = format!("http://{}/numero", r.addr);
     let client = harness::client();
     let tasks: Vec<_> = (0..copies)
-        .map(|_| {
-            let (client, url, sig, body) = (client.clone(), url.clone(), sig.clone(), body.clone());
+        .map(|i| {
+            let url = urls[i % urls.len()].clone();
+            let (client, sig, body) = (client.clone(), sig.clone(), body.to_owned());
             tokio::spawn(async move {
                 harness::post_with(&client, &url, &[("x-webhook-signature", &sig)], body)
                     .await
@@ -215,6 +245,15 @@ pub async fn concurrent_copies_make_one_job<Q: JobQueue>(queue: Q, copies: usize
     for task in tasks {
         *statuses.entry(task.await.unwrap().as_u16()).or_default() += 1;
     }
+    statuses
+}
+
+/// Many concurrent copies of one event: one 202, the rest duplicates, one
+/// job, one successful handler run.
+pub async fn concurrent_copies_make_one_job<Q: JobQueue>(queue: Q, copies: usize) {
+    let r = start(Worker::builder(queue)).await;
+    let url = format!("http://{}/numero", r.addr);
+    let statuses = post_copies(&[url], &numero_body("evt_many"), copies).await;
     assert_eq!(statuses.get(&202), Some(&1), "{statuses:?}");
     assert_eq!(statuses.get(&200), Some(&(copies - 1)), "{statuses:?}");
     r.wait_until("the handler run", |s| s.successes() == 1)
@@ -335,4 +374,38 @@ pub async fn shutdown_lets_running_attempts_finish<Q: JobQueue>(queue: Q) {
     assert_eq!(report.aborted, 0);
     assert_eq!(r.seen.successes(), 1);
     assert_eq!(r.counts().await, zero());
+}
+
+/// A fresh directory under the system's temp dir for a backend that lives
+/// in files, removed (with what it holds) when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let unique = format!(
+            "tower-webhook-{}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        let path = std::env::temp_dir().join(unique);
+        std::fs::create_dir(&path).unwrap();
+        Self(path)
+    }
+
+    /// `name` inside the directory.
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -1,0 +1,160 @@
+//! The receiver's command line (clap). Flags and their meaning are a
+//! contract: other tools drive the receiver through them.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+/// Receives webhooks through tower-webhook: verified, deduplicated, typed,
+/// durable by default (SQLite at webhooks.db), inline or queued.
+#[derive(Debug, Parser)]
+#[command(name = "receiver", version)]
+pub struct Options {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Largest body accepted, in bytes; larger gets 413.
+    #[arg(long, default_value_t = tower_webhook::DEFAULT_MAX_BODY_BYTES, value_parser = positive)]
+    pub max_body_bytes: usize,
+
+    /// Where claims, done marks and jobs live: `sqlite:PATH` (durable, one
+    /// machine), `memory` (forgets on restart), or `redis://HOST:PORT/`
+    /// (shared by replicas; needs the `redis` feature).
+    #[arg(long)]
+    pub store: Option<String>,
+
+    /// The same as `--store redis://…` (kept for earlier scripts).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis: Option<String>,
+
+    /// Queued mode on every webhook route: answer 202 once the delivery is
+    /// durable, run the handler from a worker with retries.
+    #[arg(long)]
+    pub queued: bool,
+
+    /// Concurrent handler runs in queued mode.
+    #[arg(long, default_value_t = 4, value_parser = positive)]
+    pub workers: usize,
+
+    /// Lease of an in-flight claim or a running job, in milliseconds.
+    #[arg(long, default_value_t = 300_000, value_parser = positive_u64)]
+    pub lease_ms: u64,
+
+    /// Queued mode: delay before the second attempt, doubled for each
+    /// further one (with jitter, capped at an hour).
+    #[arg(long, default_value_t = 1000, value_parser = positive_u64)]
+    pub retry_base_ms: u64,
+
+    /// Queued mode: attempts before a job becomes a dead letter.
+    #[arg(long, default_value_t = 60, value_parser = positive_u32)]
+    pub max_attempts: u32,
+
+    /// The demo handler waits this long before answering (to watch queued
+    /// mode answer first).
+    #[arg(long, default_value_t = 0)]
+    pub handler_delay_ms: u64,
+
+    /// The demo handler answers 500 to the first N attempts of each event
+    /// (to watch retries and dead letters). Inline, each delivery that
+    /// reaches the handler is an attempt.
+    #[arg(long, default_value_t = 0)]
+    pub handler_fail_first: u32,
+
+    /// How many handler runs `GET /events` keeps (the most recent ones).
+    #[arg(long, default_value_t = crate::events::DEFAULT_KEEP, value_parser = positive)]
+    pub events_keep: usize,
+
+    /// No log line per handler run (for load tests).
+    #[arg(long)]
+    pub quiet: bool,
+
+    /// On SIGTERM or Ctrl-C, how long in-flight requests and running jobs
+    /// may take to finish, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub shutdown_grace_ms: u64,
+}
+
+/// The store the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// `memory`.
+    Memory,
+    /// `sqlite:PATH`.
+    Sqlite(String),
+    /// `redis://…` or `rediss://…`.
+    Redis(String),
+}
+
+/// The store when no flag names one: durable, in the working directory.
+pub const DEFAULT_STORE: &str = "sqlite:webhooks.db";
+
+impl Options {
+    /// `--store`, else `--redis` / `REDIS_URL`, else [`DEFAULT_STORE`].
+    pub fn store_choice(&self) -> Result<StoreChoice, String> {
+        let text = match (&self.store, &self.redis) {
+            (Some(store), _) => store.as_str(),
+            (None, Some(url)) if !url.trim().is_empty() => url.as_str(),
+            _ => DEFAULT_STORE,
+        };
+        parse_store(text)
+    }
+}
+
+fn parse_store(text: &str) -> Result<StoreChoice, String> {
+    if text == "memory" {
+        return Ok(StoreChoice::Memory);
+    }
+    if let Some(path) = text.strip_prefix("sqlite:") {
+        let path = path.strip_prefix("//").unwrap_or(path);
+        if path.is_empty() {
+            return Err("--store sqlite: needs a path, such as sqlite:webhooks.db".into());
+        }
+        return Ok(StoreChoice::Sqlite(path.to_owned()));
+    }
+    if text.starts_with("redis://") || text.starts_with("rediss://") {
+        return Ok(StoreChoice::Redis(text.to_owned()));
+    }
+    Err(format!(
+        "--store {text:?} is not sqlite:PATH, memory or redis://HOST:PORT/"
+    ))
+}
+
+fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) | Err(_) => Err(format!("{text:?} is not a positive whole number")),
+        Ok(n) => Ok(n),
+    }
+}
+
+fn positive_u64(text: &str) -> Result<u64, String> {
+    positive(text).map(|n| n as u64)
+}
+
+fn positive_u32(text: &str) -> Result<u32, String> {
+    positive(text).and_then(|n| u32::try_from(n).map_err(|_| format!("{text:?} is too large")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls() {
+        assert_eq!(parse_store("memory"), Ok(StoreChoice::Memory));
+        assert_eq!(
+            parse_store("sqlite:/tmp/a.db"),
+            Ok(StoreChoice::Sqlite("/tmp/a.db".into()))
+        );
+        assert_eq!(
+            parse_store("sqlite://rel.db"),
+            Ok(StoreChoice::Sqlite("rel.db".into()))
+        );
+        assert!(parse_store("sqlite:").is_err());
+        assert!(parse_store("postgres://x").is_err());
+        assert_eq!(
+            parse_store("redis://127.0.0.1:6379/"),
+            Ok(StoreChoice::Redis("redis://127.0.0.1:6379/".into()))
+        );
+    }
+}

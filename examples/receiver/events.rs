@@ -1,0 +1,94 @@
+//! `GET /events`: the most recent handler runs, so you can watch each event
+//! run once (or retried, in queued mode). Bounded: it keeps the last
+//! [`DEFAULT_KEEP`] runs (`--events-keep`), so a long-running receiver's
+//! memory does not grow with its traffic.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Serialize;
+use tower_webhook::Text;
+
+/// Handler runs kept by default.
+pub const DEFAULT_KEEP: usize = 1000;
+
+/// One handler run.
+#[derive(Clone, Serialize)]
+pub struct Run {
+    /// 1 for the first run since the receiver started, and so on.
+    pub seq: u64,
+    /// The scheme's name (`numero`, `github`, …).
+    pub scheme: &'static str,
+    /// The event's id as the provider sent it (shares the body's bytes).
+    pub id: Text,
+    /// Which attempt this was, 1-based.
+    pub attempt: u32,
+    /// The status the handler answered.
+    pub status: u16,
+}
+
+struct Log {
+    next_seq: u64,
+    keep: usize,
+    runs: VecDeque<Run>,
+    /// Inline attempts per event, only counted when the demo handler fails
+    /// some attempts on purpose (`--handler-fail-first`).
+    attempts: HashMap<(&'static str, Text), u32>,
+}
+
+/// The shared log of handler runs.
+#[derive(Clone)]
+pub struct EventLog(Arc<Mutex<Log>>);
+
+impl EventLog {
+    /// A log keeping the last `keep` runs.
+    pub fn new(keep: usize) -> Self {
+        Self(Arc::new(Mutex::new(Log {
+            next_seq: 1,
+            keep,
+            runs: VecDeque::with_capacity(keep.min(4096)),
+            attempts: HashMap::new(),
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
+        // A panic while holding the lock leaves a consistent log behind.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts an inline delivery of `id` reaching the handler; returns its
+    /// attempt number. Bounded: forgets every count past 100 000 events.
+    pub fn inline_attempt(&self, scheme: &'static str, id: &Text) -> u32 {
+        let mut log = self.lock();
+        if log.attempts.len() >= 100_000 {
+            log.attempts.clear();
+        }
+        let count = log.attempts.entry((scheme, id.clone())).or_insert(0);
+        *count += 1;
+        *count
+    }
+
+    /// Appends a run and returns its sequence number.
+    pub fn record(&self, scheme: &'static str, id: Text, attempt: u32, status: u16) -> u64 {
+        let mut log = self.lock();
+        let seq = log.next_seq;
+        log.next_seq += 1;
+        if log.runs.len() == log.keep {
+            log.runs.pop_front();
+        }
+        log.runs.push_back(Run {
+            seq,
+            scheme,
+            id,
+            attempt,
+            status,
+        });
+        seq
+    }
+
+    /// The kept runs as a JSON array, serialized straight from the log.
+    pub fn to_json(&self) -> Vec<u8> {
+        let log = self.lock();
+        serde_json::to_vec(&log.runs).expect("runs serialize")
+    }
+}

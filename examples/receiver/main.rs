@@ -1,0 +1,261 @@
+//! A webhook receiver: NumberOTP, Numero, GitHub, Standard Webhooks and
+//! Stripe deliveries verified, deduplicated and typed by `tower-webhook`, on
+//! a real axum server, durable by default.
+//!
+//! ```text
+//! cargo run --release --example receiver -- [--store sqlite:webhooks.db] [--queued] [--addr 127.0.0.1:3000]
+//! ```
+//!
+//! * `--store URL`: `sqlite:PATH` (the default, `sqlite:webhooks.db` in the
+//!   working directory: claims, done marks and queued jobs survive restarts
+//!   and `kill -9`), `memory` (forgets on restart), or `redis://HOST:PORT/`
+//!   (shared by several receivers; build with `--features redis`).
+//!   `--redis URL` and `REDIS_URL` mean the same as `--store redis://…`.
+//! * `--queued`: answer `202 {"status":"accepted"}` once the delivery is
+//!   on disk, then run the handler from a worker (`--workers N`, default 4)
+//!   with retries (`--retry-base-ms`, `--max-attempts`) and dead letters.
+//! * `--handler-delay-ms N` and `--handler-fail-first N` make the demo
+//!   handler slow or failing, to watch queued mode answer first and retry.
+//! * `--help` lists every flag.
+//!
+//! The SQLite store runs with `synchronous=FULL`: a 2xx or 202 is sent only
+//! once the claim or the job is on disk, so not even a power loss loses an
+//! acknowledged delivery; group commit keeps that cheap.
+//!
+//! Routes:
+//!
+//! * `POST /webhooks/numberotp`: header `x-numberotp-signature: sha256=<hex>`;
+//! * `POST /webhooks/numero`: header `X-Webhook-Signature: <base64 or hex>`;
+//! * `POST /webhooks/github`: header `X-Hub-Signature-256: sha256=<hex>`;
+//! * `POST /webhooks/standard`: Standard Webhooks / Svix headers
+//!   `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`;
+//! * `POST /webhooks/stripe`: header `Stripe-Signature: t=<unix>,v1=<hex>`;
+//! * `GET /events`: the most recent handler runs (the last 1000,
+//!   `--events-keep`), each `{"seq","scheme","id","attempt","status"}`, so
+//!   you can watch each event run once;
+//! * `GET /queue`: `{"pending":N,"running":N,"dead":N}` (zeros inline);
+//! * `GET /dead-letters`: `[{"key","scheme","id","attempts","last_error",…}]`;
+//! * `POST /dead-letters/replay` with `{"key":"<key>"}`: 202 when that dead
+//!   letter is queued again, 404 when there is none.
+//!
+//! Secrets come from `NUMBEROTP_WEBHOOK_SECRET`, `NUMERO_WEBHOOK_SECRET`,
+//! `GITHUB_WEBHOOK_SECRET`, `STANDARD_WEBHOOK_SECRET` (`whsec_` + base64)
+//! and `STRIPE_WEBHOOK_SECRET`; during a rotation put the old and the new
+//! secret in the variable, separated by a space. When a variable is unset
+//! the receiver makes up a demo secret and prints it:
+//!
+//! ```text
+//! NUMERO_WEBHOOK_SECRET=whsec_abcdefghijklmnopqrstuvwxyz123456789 cargo run --release --example receiver
+//! NUMERO_WEBHOOK_SECRET=whsec_abcdefghijklmnopqrstuvwxyz123456789 cargo run --example send -- numero duplicate
+//! ```
+//!
+//! With curl, sign the exact bytes you send (here with openssl):
+//!
+//! ```text
+//! secret=whsec_abcdefghijklmnopqrstuvwxyz123456789
+//! body='{"id":"evt_1","event":"PAYOUT_NOTIFICATION","data":{"amount":5000.00,"currency":"NGN"}}'
+//! sig=$(printf %s "$body" | openssl dgst -sha256 -hmac "$secret" -binary | base64)
+//! curl -i http://127.0.0.1:3000/webhooks/numero -H "X-Webhook-Signature: $sig" -d "$body"
+//! # → 200 {"status":"processed",...} (queued: 202 {"status":"accepted"});
+//! #   the same command again → 200 {"status":"duplicate"}, even after a restart
+//! curl -i http://127.0.0.1:3000/webhooks/numero -H "X-Webhook-Signature: $sig" -d "${body/5000/9000}"
+//! # → 401 {"error":"signature_mismatch"}
+//! curl -s http://127.0.0.1:3000/events
+//! ```
+//!
+//! A store that cannot be opened (a missing directory, a read-only file, a
+//! file that is not a database) stops the receiver with a one-line error and
+//! a non-zero exit status.
+
+mod cli;
+mod events;
+mod routes;
+mod secrets;
+mod serve;
+mod shown;
+mod wiring;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use clap::Parser;
+use tokio::net::TcpListener;
+use tower_webhook::github::GitHub;
+use tower_webhook::numberotp::NumberOtp;
+use tower_webhook::numero::Numero;
+use tower_webhook::queue::RetryPolicy;
+use tower_webhook::standard::Standard;
+use tower_webhook::store::SqliteStore;
+use tower_webhook::stripe::Stripe;
+use tower_webhook::{JobQueue, MemoryQueue, MemoryStore, Scheme, Worker};
+
+use crate::cli::{Options, StoreChoice};
+use crate::events::EventLog;
+use crate::routes::{AppState, Demo, LayerSettings};
+use crate::shown::Shown;
+use crate::wiring::{Admin, Inline, Queued, Wiring};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let options = Options::parse();
+    match run(options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens the store, binds, mounts every route, serves until stopped.
+async fn run(options: Options) -> Result<(), String> {
+    let choice = options.store_choice()?;
+    // Bind first, so the hints printed for demo secrets carry the real port.
+    let listener = TcpListener::bind(options.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
+    let mode = if options.queued { "queued" } else { "inline" };
+    match choice {
+        StoreChoice::Memory if options.queued => {
+            let worker = worker(MemoryQueue::new(), &options);
+            start(listener, &options, Queued(worker), "memory, queued").await
+        }
+        StoreChoice::Memory => {
+            start(
+                listener,
+                &options,
+                Inline(MemoryStore::new()),
+                "memory, inline",
+            )
+            .await
+        }
+        StoreChoice::Sqlite(path) => {
+            let store =
+                SqliteStore::open(&path).map_err(|e| format!("--store sqlite:{path}: {e}"))?;
+            let described = format!("sqlite:{path} (synchronous=FULL), {mode}");
+            if options.queued {
+                let worker = worker(store, &options);
+                start(listener, &options, Queued(worker), &described).await
+            } else {
+                start(listener, &options, Inline(store), &described).await
+            }
+        }
+        #[cfg(feature = "redis")]
+        StoreChoice::Redis(url) => {
+            let store = redis_store(&url).await?;
+            if options.queued {
+                let worker = worker(store, &options);
+                start(listener, &options, Queued(worker), "redis, queued").await
+            } else {
+                start(listener, &options, Inline(store), "redis, inline").await
+            }
+        }
+        #[cfg(not(feature = "redis"))]
+        StoreChoice::Redis(url) => Err(format!(
+            "{url} needs the redis feature: \
+             cargo run --release --features redis --example receiver -- --store {url}"
+        )),
+    }
+}
+
+/// A started worker on `queue` with the command line's settings.
+fn worker<Q: JobQueue>(queue: Q, options: &Options) -> Worker<Q> {
+    let retry = RetryPolicy {
+        base: Duration::from_millis(options.retry_base_ms),
+        max_attempts: options.max_attempts,
+        ..RetryPolicy::default()
+    };
+    Worker::builder(queue)
+        .concurrency(options.workers)
+        .lease(Duration::from_millis(options.lease_ms))
+        .retry(retry)
+        .start()
+}
+
+/// Mounts every scheme with `wiring` and serves.
+async fn start<W: Wiring + Admin>(
+    listener: TcpListener,
+    options: &Options,
+    wiring: W,
+    described: &str,
+) -> Result<(), String> {
+    let base_url = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    let settings = LayerSettings {
+        max_body_bytes: options.max_body_bytes,
+        lease: Duration::from_millis(options.lease_ms),
+    };
+    let app = Router::new().merge(routes::admin());
+    let app = mount(app, NumberOtp, &wiring, &settings, &base_url)?;
+    let app = mount(app, Numero, &wiring, &settings, &base_url)?;
+    let app = mount(app, GitHub, &wiring, &settings, &base_url)?;
+    let app = mount(app, Standard::new(), &wiring, &settings, &base_url)?;
+    let app = mount(app, Stripe::new(), &wiring, &settings, &base_url)?;
+    let admin: Arc<dyn Admin> = Arc::new(wiring);
+    let state = AppState {
+        log: EventLog::new(options.events_keep),
+        admin: Arc::clone(&admin),
+        demo: Demo {
+            delay: Duration::from_millis(options.handler_delay_ms),
+            fail_first: options.handler_fail_first,
+            quiet: options.quiet,
+        },
+    };
+    println!(
+        "listening on {base_url} (store: {described}); GET /events lists handler runs; \
+         Ctrl-C stops"
+    );
+    let grace = Duration::from_millis(options.shutdown_grace_ms);
+    serve::serve(listener, app.with_state(state), admin, grace).await
+}
+
+/// One scheme's route, with its secrets from `<NAME>_WEBHOOK_SECRET`.
+fn mount<Sc, W>(
+    app: Router<AppState>,
+    scheme: Sc,
+    wiring: &W,
+    settings: &LayerSettings,
+    base_url: &str,
+) -> Result<Router<AppState>, String>
+where
+    Sc: Scheme,
+    Sc::Event: Shown,
+    W: Wiring,
+{
+    let name = scheme.name();
+    let var = format!("{}_WEBHOOK_SECRET", name.to_ascii_uppercase());
+    // The send example speaks NumberOTP and Numero.
+    let hint = match name {
+        "numberotp" | "numero" => {
+            format!("cargo run --example send -- {name} duplicate --url {base_url}/webhooks/{name}")
+        }
+        _ => String::new(),
+    };
+    let secrets = secrets::from_env(&var, name, &hint)?;
+    println!("POST /webhooks/{name}: {} secret(s)", secrets.len());
+    routes::mount(app, scheme, secrets, wiring, settings)
+}
+
+/// Connects to the Redis at `url` and says whether it may evict.
+#[cfg(feature = "redis")]
+async fn redis_store(url: &str) -> Result<tower_webhook::RedisStore, String> {
+    use tower_webhook::store::redis::EvictionPolicy;
+    let store = tower_webhook::RedisStore::connect(url)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    match store.check_eviction_policy().await {
+        Ok(EvictionPolicy::NoEviction) => println!("redis at {url}: noeviction"),
+        Ok(EvictionPolicy::MayEvict(policy)) => println!(
+            "redis at {url}: WARNING: maxmemory-policy is {policy}, so an evicted key \
+             lets a duplicate run again: set it to noeviction"
+        ),
+        Ok(EvictionPolicy::Unknown) | Err(_) => {
+            println!("redis at {url}: could not read maxmemory-policy: make sure it is noeviction")
+        }
+    }
+    Ok(store)
+}

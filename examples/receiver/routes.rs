@@ -1,0 +1,181 @@
+//! The routes: `POST /webhooks/<scheme>` behind its own layer and the demo
+//! handler, and the admin routes (`/events`, `/queue`, `/dead-letters`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Extension, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tower_webhook::queue::Attempt;
+use tower_webhook::{Scheme, VerifiedEvent, WebhookLayer};
+
+use crate::events::EventLog;
+use crate::shown::Shown;
+use crate::wiring::{Admin, Wiring};
+
+/// What every handler and admin route shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Handler runs, for `GET /events`.
+    pub log: EventLog,
+    /// Queue counts, dead letters, replay.
+    pub admin: Arc<dyn Admin>,
+    /// The demo handler's behaviour.
+    pub demo: Demo,
+}
+
+/// How the demo handler behaves (`--handler-delay-ms`, `--handler-fail-first`).
+#[derive(Clone, Copy)]
+pub struct Demo {
+    /// Wait before answering.
+    pub delay: Duration,
+    /// Answer 500 to the first N attempts of each event.
+    pub fail_first: u32,
+    /// No log line per run.
+    pub quiet: bool,
+}
+
+/// Layer settings shared by every route.
+pub struct LayerSettings {
+    /// The body cap.
+    pub max_body_bytes: usize,
+    /// The lease of an inline claim.
+    pub lease: Duration,
+}
+
+/// The admin routes.
+pub fn admin() -> Router<AppState> {
+    Router::new()
+        .route("/events", get(list_events))
+        .route("/queue", get(queue_counts))
+        .route("/dead-letters", get(dead_letters))
+        .route("/dead-letters/replay", post(replay))
+}
+
+/// Mounts `POST /webhooks/<scheme name>` behind a layer keyed with
+/// `secrets`, finished by `wiring`, in front of the demo handler.
+pub fn mount<Sc, W>(
+    app: Router<AppState>,
+    scheme: Sc,
+    secrets: Vec<String>,
+    wiring: &W,
+    settings: &LayerSettings,
+) -> Result<Router<AppState>, String>
+where
+    Sc: Scheme,
+    Sc::Event: Shown,
+    W: Wiring,
+{
+    let name = scheme.name();
+    let path = format!("/webhooks/{name}");
+    let builder = WebhookLayer::builder(scheme)
+        .secrets(secrets)
+        .max_body_bytes(settings.max_body_bytes)
+        .lease(settings.lease);
+    let layer = wiring
+        .wire(builder)
+        .build()
+        .map_err(|e| format!("{name} secret: {e}"))?;
+    let handler = move |State(state): State<AppState>,
+                        attempt: Option<Extension<Attempt>>,
+                        VerifiedEvent(event): VerifiedEvent<Sc::Event>| {
+        demo_handler(state, name, attempt.map(|Extension(Attempt(n))| n), event)
+    };
+    Ok(app.route(&path, post(handler).route_layer(layer)))
+}
+
+/// Records the run, waits, and answers 500 to the first attempts it was
+/// told to fail, else 200.
+async fn demo_handler<E: Shown>(
+    state: AppState,
+    scheme: &'static str,
+    queued_attempt: Option<u32>,
+    event: E,
+) -> Response {
+    let demo = state.demo;
+    let id = event.id();
+    let attempt = match queued_attempt {
+        Some(attempt) => attempt,
+        // Inline, each delivery that reaches the handler is an attempt;
+        // counted only when the demo fails some on purpose.
+        None if demo.fail_first > 0 => state.log.inline_attempt(scheme, &id),
+        None => 1,
+    };
+    if !demo.delay.is_zero() {
+        tokio::time::sleep(demo.delay).await;
+    }
+    let failed = attempt <= demo.fail_first;
+    let status = if failed {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    let seq = state
+        .log
+        .record(scheme, id.clone(), attempt, status.as_u16());
+    if !demo.quiet {
+        let mut line = format!(
+            "#{seq} {scheme} {id} attempt {attempt} → {}",
+            status.as_u16()
+        );
+        for (field, value) in event.fields() {
+            line.push_str(&format!(" {field}={value}"));
+        }
+        println!("{line}");
+    }
+    let outcome = if failed { "failed" } else { "processed" };
+    let body = json!({ "status": outcome, "seq": seq, "id": id, "attempt": attempt });
+    (status, Json(body)).into_response()
+}
+
+/// `GET /events`: the kept handler runs, oldest first.
+async fn list_events(State(state): State<AppState>) -> Response {
+    let json = state.log.to_json();
+    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+}
+
+/// `GET /queue`: `{"pending":N,"running":N,"dead":N}`.
+async fn queue_counts(State(state): State<AppState>) -> Response {
+    match state.admin.counts().await {
+        Ok(counts) => Json(counts).into_response(),
+        Err(error) => unavailable(&error),
+    }
+}
+
+/// `GET /dead-letters`: the dead letters, oldest failure first.
+async fn dead_letters(State(state): State<AppState>) -> Response {
+    match state.admin.dead_letters().await {
+        Ok(letters) => Json(letters).into_response(),
+        Err(error) => unavailable(&error),
+    }
+}
+
+/// The body of `POST /dead-letters/replay`.
+#[derive(Deserialize)]
+struct ReplayRequest {
+    key: String,
+}
+
+/// `POST /dead-letters/replay` `{"key":"…"}`: 202 when queued again, 404
+/// when there is no such dead letter.
+async fn replay(State(state): State<AppState>, Json(request): Json<ReplayRequest>) -> Response {
+    match state.admin.replay(request.key).await {
+        Ok(true) => (StatusCode::ACCEPTED, Json(json!({ "status": "queued" }))).into_response(),
+        Ok(false) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "no_dead_letter" })),
+        )
+            .into_response(),
+        Err(error) => unavailable(&error),
+    }
+}
+
+fn unavailable(error: &tower_webhook::StoreError) -> Response {
+    let body = json!({ "error": "store_unavailable", "message": error.to_string() });
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}

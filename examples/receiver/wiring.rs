@@ -1,0 +1,107 @@
+//! Inline or queued, on whichever store the command line chose: what every
+//! route's layer is built with, and what the admin routes ask.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tower_webhook::queue::{DeadLetter, QueueCounts, QueueFuture};
+use tower_webhook::{IdempotencyStore, JobQueue, MemoryStore, Scheme, WebhookLayerBuilder, Worker};
+
+/// How a layer is finished: with a store (inline) or a worker (queued).
+pub trait Wiring: Send + Sync + 'static {
+    /// The store the layers end up with.
+    type Store: IdempotencyStore;
+
+    /// Gives `builder` this wiring's store or worker.
+    fn wire<Sc: Scheme>(
+        &self,
+        builder: WebhookLayerBuilder<Sc, MemoryStore>,
+    ) -> WebhookLayerBuilder<Sc, Self::Store>;
+}
+
+/// What the admin routes and the shutdown need, whatever the wiring.
+pub trait Admin: Send + Sync + 'static {
+    /// `GET /queue`.
+    fn counts(&self) -> QueueFuture<QueueCounts>;
+    /// `GET /dead-letters`.
+    fn dead_letters(&self) -> QueueFuture<Vec<DeadLetter>>;
+    /// `POST /dead-letters/replay`.
+    fn replay(&self, key: String) -> QueueFuture<bool>;
+    /// Lets running jobs finish within `grace`.
+    fn shutdown(&self, grace: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// Dead letters listed by `GET /dead-letters`, at most.
+const DEAD_LETTERS_LISTED: usize = 1000;
+
+/// Inline mode: the handler runs inside the request.
+pub struct Inline<St>(pub St);
+
+impl<St: IdempotencyStore> Wiring for Inline<St> {
+    type Store = St;
+
+    fn wire<Sc: Scheme>(
+        &self,
+        builder: WebhookLayerBuilder<Sc, MemoryStore>,
+    ) -> WebhookLayerBuilder<Sc, St> {
+        builder.store(self.0.clone())
+    }
+}
+
+impl<St: IdempotencyStore> Admin for Inline<St> {
+    fn counts(&self) -> QueueFuture<QueueCounts> {
+        Box::pin(async { Ok(QueueCounts::default()) })
+    }
+    fn dead_letters(&self) -> QueueFuture<Vec<DeadLetter>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    fn replay(&self, _key: String) -> QueueFuture<bool> {
+        Box::pin(async { Ok(false) })
+    }
+    fn shutdown(&self, _grace: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async {})
+    }
+}
+
+/// Queued mode: a worker runs the handlers.
+pub struct Queued<Q: JobQueue>(pub Worker<Q>);
+
+impl<Q: JobQueue> Wiring for Queued<Q> {
+    type Store = Q;
+
+    fn wire<Sc: Scheme>(
+        &self,
+        builder: WebhookLayerBuilder<Sc, MemoryStore>,
+    ) -> WebhookLayerBuilder<Sc, Q> {
+        builder.queued(&self.0)
+    }
+}
+
+impl<Q: JobQueue> Admin for Queued<Q> {
+    fn counts(&self) -> QueueFuture<QueueCounts> {
+        let worker = self.0.clone();
+        Box::pin(async move { worker.counts().await })
+    }
+    fn dead_letters(&self) -> QueueFuture<Vec<DeadLetter>> {
+        let worker = self.0.clone();
+        Box::pin(async move { worker.dead_letters(DEAD_LETTERS_LISTED).await })
+    }
+    fn replay(&self, key: String) -> QueueFuture<bool> {
+        let worker = self.0.clone();
+        Box::pin(async move { worker.replay(&key).await })
+    }
+    fn shutdown(&self, grace: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let worker = self.0.clone();
+        Box::pin(async move {
+            let report = worker.shutdown(grace).await;
+            if !report.finished_in_time {
+                eprintln!(
+                    "{} running job(s) did not finish within the grace period; \
+                     they are queued again",
+                    report.aborted
+                );
+            }
+        })
+    }
+}

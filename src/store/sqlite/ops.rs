@@ -1,0 +1,424 @@
+//! The SQL of each store call, run by the writer thread inside a group's
+//! transaction. The states and lease checks are [`MemoryQueue`]'s, row for
+//! slot: a row whose `expires_ms` has passed is treated as absent before the
+//! sweep deletes it, and every change made under a lease requires the row
+//! to still carry that lease's generation.
+//!
+//! [`MemoryQueue`]: crate::queue::MemoryQueue
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{KeyState, SqliteLease};
+use crate::queue::{
+    Accept, DEFAULT_DEAD_LETTER_TTL, DeadLetter, Delivery, Job, JobOutcome, QueueCounts,
+    TakeRequest, Taken, from_unix_millis, unix_millis,
+};
+use crate::store::Claim;
+
+type Result<T> = rusqlite::Result<T>;
+
+/// One group's view of the database: its connection, its clock, and the
+/// lease generations it hands out.
+pub(super) struct Tx<'c> {
+    conn: &'c Connection,
+    now: i64,
+    /// The generation counter as read at the start of the group; written
+    /// back before the commit if any was handed out.
+    read_generation: i64,
+    next_generation: i64,
+}
+
+/// A recorded delivery, as `accept` stores it: the head encoded once on the
+/// caller's thread.
+pub(super) struct NewJob {
+    pub(super) scheme: String,
+    pub(super) event_id: String,
+    pub(super) head: Vec<u8>,
+    pub(super) body: Bytes,
+}
+
+impl NewJob {
+    pub(super) fn new(delivery: &Delivery) -> Self {
+        Self {
+            head: delivery.encode_head(),
+            scheme: delivery.scheme.clone(),
+            event_id: delivery.event_id.clone(),
+            body: delivery.body.clone(),
+        }
+    }
+}
+
+/// Milliseconds as SQLite stores them (an `i64`; later than year 292 million
+/// counts as then).
+pub(super) fn sql_ms(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+fn after(now: i64, wait: Duration) -> i64 {
+    now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn unsigned(ms: Option<i64>) -> u64 {
+    ms.map_or(0, |ms| u64::try_from(ms).unwrap_or(0))
+}
+
+pub(super) fn now_ms() -> i64 {
+    sql_ms(unix_millis(SystemTime::now()))
+}
+
+fn is_live(expires_ms: Option<i64>, now: i64) -> bool {
+    expires_ms.is_none_or(|expires| expires > now)
+}
+
+impl<'c> Tx<'c> {
+    /// Reads the generation counter; call inside the group's transaction.
+    pub(super) fn begin(conn: &'c Connection) -> Result<Self> {
+        let generation: i64 = conn
+            .prepare_cached("SELECT value FROM webhook_meta WHERE name = 'next_generation'")?
+            .query_row([], |row| row.get(0))?;
+        Ok(Self {
+            conn,
+            now: now_ms(),
+            read_generation: generation,
+            next_generation: generation,
+        })
+    }
+
+    /// Writes back the generation counter, if the group used it.
+    pub(super) fn end(&self) -> Result<()> {
+        if self.next_generation != self.read_generation {
+            self.conn
+                .prepare_cached(
+                    "UPDATE webhook_meta SET value = ?1 WHERE name = 'next_generation'",
+                )?
+                .execute([self.next_generation])?;
+        }
+        Ok(())
+    }
+
+    fn generation(&mut self) -> i64 {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        generation
+    }
+
+    /// The key's state, if its row is there and has not run out.
+    pub(super) fn status(&self, key: &str) -> Result<Option<KeyState>> {
+        let row: Option<(String, Option<i64>)> = self
+            .conn
+            .prepare_cached("SELECT state, expires_ms FROM webhook_keys WHERE key = ?1")?
+            .query_row([key], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        Ok(row
+            .filter(|(_, expires)| is_live(*expires, self.now))
+            .and_then(|(state, _)| KeyState::from_sql(&state)))
+    }
+
+    /// Every row, expired ones not yet swept included.
+    pub(super) fn len(&self) -> Result<u64> {
+        let rows: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM webhook_keys")?
+            .query_row([], |row| row.get(0))?;
+        Ok(unsigned(Some(rows)))
+    }
+
+    pub(super) fn claim(&mut self, key: &str, lease: Duration) -> Result<Claim<SqliteLease>> {
+        match self.status(key)? {
+            Some(KeyState::Done | KeyState::Dead) => return Ok(Claim::Done),
+            Some(_) => return Ok(Claim::InFlight),
+            None => {}
+        }
+        let generation = self.generation();
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO webhook_keys (key, state, generation, expires_ms)
+                 VALUES (?1, 'claimed', ?2, ?3)",
+            )?
+            .execute(params![key, generation, after(self.now, lease)])?;
+        Ok(Claim::New(SqliteLease {
+            key: Arc::from(key),
+            generation,
+        }))
+    }
+
+    /// Marks a held claim (or a job's lease) done for `ttl`; a stale lease
+    /// changes nothing.
+    pub(super) fn complete(&self, lease: &SqliteLease, ttl: Duration) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE webhook_keys
+                 SET state = 'done', expires_ms = ?3, due_ms = NULL, head = NULL, body = NULL
+                 WHERE key = ?1 AND generation = ?2 AND state IN ('claimed', 'running')",
+            )?
+            .execute(params![&*lease.key, lease.generation, after(self.now, ttl)])?;
+        Ok(())
+    }
+
+    pub(super) fn release(&self, lease: &SqliteLease) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM webhook_keys WHERE key = ?1 AND generation = ?2 AND state = 'claimed'",
+            )?
+            .execute(params![&*lease.key, lease.generation])?;
+        Ok(())
+    }
+
+    pub(super) fn accept(&mut self, key: &str, job: &NewJob) -> Result<Accept> {
+        if self.status(key)?.is_some() {
+            return Ok(Accept::Duplicate);
+        }
+        let generation = self.generation();
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO webhook_keys
+                 (key, state, generation, due_ms, scheme, event_id, head, body, attempts, accepted_ms)
+                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, 0, ?3)",
+            )?
+            .execute(params![
+                key,
+                generation,
+                self.now,
+                job.scheme,
+                job.event_id,
+                job.head,
+                &job.body[..],
+            ])?;
+        Ok(Accept::Accepted)
+    }
+
+    pub(super) fn take(&mut self, request: &TakeRequest) -> Result<Taken<SqliteLease>> {
+        let limit = i64::try_from(request.max).unwrap_or(i64::MAX);
+        let mut due: Vec<(i64, String)> = Vec::new();
+        let mut next_due: Option<i64> = None;
+        for scheme in request.schemes.iter() {
+            let mut select = self.conn.prepare_cached(
+                "SELECT due_ms, key FROM webhook_keys
+                 WHERE scheme = ?1 AND due_ms <= ?2 ORDER BY due_ms LIMIT ?3",
+            )?;
+            let rows = select.query_map(params![&**scheme, self.now, limit], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?;
+            for row in rows {
+                due.push(row?);
+            }
+        }
+        due.sort_unstable();
+        due.truncate(request.max);
+        let mut jobs = Vec::with_capacity(due.len());
+        for (_, key) in due {
+            if let Some(job) = self.lease_job(key, request.lease)? {
+                jobs.push(job);
+            }
+        }
+        for scheme in request.schemes.iter() {
+            let first: Option<i64> = self
+                .conn
+                .prepare_cached(
+                    "SELECT min(due_ms) FROM webhook_keys WHERE scheme = ?1 AND due_ms IS NOT NULL",
+                )?
+                .query_row([&**scheme], |row| row.get(0))?;
+            next_due = match (next_due, first) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(Taken {
+            jobs,
+            next_due: next_due.map(|ms| from_unix_millis(unsigned(Some(ms)))),
+        })
+    }
+
+    /// Leases the due job under `key` to the caller. A row whose delivery
+    /// no longer decodes becomes a dead letter instead, so that it cannot
+    /// stall the queue.
+    fn lease_job(&mut self, key: String, lease: Duration) -> Result<Option<Job<SqliteLease>>> {
+        type Row = (String, String, Vec<u8>, Vec<u8>, u32, Option<i64>);
+        let (scheme, event_id, head, body, attempts, accepted_ms): Row = self
+            .conn
+            .prepare_cached(
+                "SELECT scheme, event_id, head, body, attempts, accepted_ms
+                 FROM webhook_keys WHERE key = ?1",
+            )?
+            .query_row([&key], |row| {
+                let head: Option<Vec<u8>> = row.get(2)?;
+                let body: Option<Vec<u8>> = row.get(3)?;
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    head.unwrap_or_default(),
+                    body.unwrap_or_default(),
+                    row.get(4)?,
+                    row.get(5)?,
+                ))
+            })?;
+        let delivery = match Delivery::decode(scheme, event_id, &head, Bytes::from(body)) {
+            Ok(delivery) => delivery,
+            Err(error) => {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE webhook_keys
+                         SET state = 'dead', due_ms = NULL, expires_ms = ?2, last_error = ?3,
+                             failed_ms = ?4
+                         WHERE key = ?1",
+                    )?
+                    .execute(params![
+                        key,
+                        after(self.now, DEFAULT_DEAD_LETTER_TTL),
+                        error.to_string(),
+                        self.now,
+                    ])?;
+                return Ok(None);
+            }
+        };
+        let generation = self.generation();
+        let attempt = attempts.saturating_add(1);
+        self.conn
+            .prepare_cached(
+                "UPDATE webhook_keys
+                 SET state = 'running', generation = ?2, attempts = ?3, due_ms = ?4
+                 WHERE key = ?1",
+            )?
+            .execute(params![&key, generation, attempt, after(self.now, lease)])?;
+        let key: Arc<str> = Arc::from(key);
+        Ok(Some(Job {
+            key: key.to_string(),
+            delivery,
+            attempt,
+            accepted_at: from_unix_millis(unsigned(accepted_ms)),
+            lease: SqliteLease { key, generation },
+        }))
+    }
+
+    pub(super) fn renew(&self, lease: &SqliteLease, lease_for: Duration) -> Result<bool> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE webhook_keys SET due_ms = ?3
+                 WHERE key = ?1 AND generation = ?2 AND state = 'running'",
+            )?
+            .execute(params![
+                &*lease.key,
+                lease.generation,
+                after(self.now, lease_for)
+            ])?;
+        Ok(changed == 1)
+    }
+
+    pub(super) fn finish(&self, lease: &SqliteLease, outcome: &JobOutcome) -> Result<bool> {
+        let (key, generation) = (&*lease.key, lease.generation);
+        let changed = match outcome {
+            JobOutcome::Done { ttl } => self
+                .conn
+                .prepare_cached(
+                    "UPDATE webhook_keys
+                     SET state = 'done', expires_ms = ?3, due_ms = NULL, head = NULL, body = NULL
+                     WHERE key = ?1 AND generation = ?2 AND state = 'running'",
+                )?
+                .execute(params![key, generation, after(self.now, *ttl)])?,
+            JobOutcome::Retry { due, error } => self
+                .conn
+                .prepare_cached(
+                    "UPDATE webhook_keys SET state = 'pending', due_ms = ?3, last_error = ?4
+                     WHERE key = ?1 AND generation = ?2 AND state = 'running'",
+                )?
+                .execute(params![key, generation, sql_ms(unix_millis(*due)), error])?,
+            JobOutcome::Dead { error, retain } => self
+                .conn
+                .prepare_cached(
+                    "UPDATE webhook_keys
+                     SET state = 'dead', due_ms = NULL, expires_ms = ?3, last_error = ?4,
+                         failed_ms = ?5
+                     WHERE key = ?1 AND generation = ?2 AND state = 'running'",
+                )?
+                .execute(params![
+                    key,
+                    generation,
+                    after(self.now, *retain),
+                    error,
+                    self.now
+                ])?,
+        };
+        Ok(changed == 1)
+    }
+
+    pub(super) fn counts(&self) -> Result<QueueCounts> {
+        let mut counts = QueueCounts::default();
+        let mut by_state = self.conn.prepare_cached(
+            "SELECT state, count(*) FROM webhook_keys WHERE due_ms IS NOT NULL GROUP BY state",
+        )?;
+        let rows = by_state.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))?;
+        for row in rows {
+            let (state, count): (String, i64) = row?;
+            match state.as_str() {
+                "pending" => counts.pending = unsigned(Some(count)),
+                "running" => counts.running = unsigned(Some(count)),
+                _ => {}
+            }
+        }
+        let dead: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM webhook_keys WHERE state = 'dead' AND expires_ms > ?1",
+            )?
+            .query_row([self.now], |row| row.get(0))?;
+        counts.dead = unsigned(Some(dead));
+        Ok(counts)
+    }
+
+    pub(super) fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        let mut select = self.conn.prepare_cached(
+            "SELECT key, scheme, event_id, attempts, last_error, accepted_ms, failed_ms
+             FROM webhook_keys WHERE state = 'dead' AND expires_ms > ?1
+             ORDER BY failed_ms, key LIMIT ?2",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = select.query_map(params![self.now, limit], |row| {
+            Ok(DeadLetter {
+                key: row.get(0)?,
+                scheme: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                id: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                attempts: row.get(3)?,
+                last_error: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                accepted_at_ms: unsigned(row.get(5)?),
+                failed_at_ms: unsigned(row.get(6)?),
+            })
+        })?;
+        rows.collect()
+    }
+
+    pub(super) fn replay(&self, key: &str) -> Result<bool> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE webhook_keys
+                 SET state = 'pending', due_ms = ?2, expires_ms = NULL, failed_ms = NULL
+                 WHERE key = ?1 AND state = 'dead' AND expires_ms > ?2",
+            )?
+            .execute(params![key, self.now])?;
+        Ok(changed == 1)
+    }
+}
+
+/// Whether any row has run out (a cheap probe of the expiry index, so an
+/// idle sweep opens no transaction when there is nothing to do).
+pub(super) fn anything_expired(conn: &Connection, now: i64) -> Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM webhook_keys WHERE expires_ms <= ?1)")?
+        .query_row([now], |row| row.get(0))
+}
+
+/// Deletes up to `batch` rows that have run out, soonest expiry first;
+/// returns how many it deleted. (`DELETE … LIMIT` is not compiled into the
+/// bundled SQLite, hence the sub-select.)
+pub(super) fn delete_expired(conn: &Connection, now: i64, batch: usize) -> Result<usize> {
+    let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "DELETE FROM webhook_keys WHERE rowid IN (
+             SELECT rowid FROM webhook_keys WHERE expires_ms <= ?1 ORDER BY expires_ms LIMIT ?2)",
+    )?
+    .execute(params![now, batch])
+}

@@ -1,0 +1,620 @@
+//! Queued mode on `RedisStore`, against a real `redis-server` that each test
+//! starts (a free 127.0.0.1 port, a throwaway directory): the shared
+//! contract, then several replicas (each its own axum server, store
+//! connection and `Worker`) on one Redis.
+
+#![cfg(feature = "redis")]
+
+mod queue_contract;
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, header};
+use queue_contract::{self as contract, PATIENCE, Queued, harness, numero_body, quick_retries};
+use redis_server::RedisServer;
+use tokio::time::{sleep, timeout};
+use tower_webhook::queue::{
+    Accept, Delivery, JobOutcome, JobQueue, QueueCounts, TakeRequest, Worker, WorkerBuilder,
+};
+use tower_webhook::{Claim, EventId, IdempotencyKey, IdempotencyStore, RedisStore};
+
+/// Every test ends within this, or fails.
+const TEST_LIMIT: Duration = Duration::from_secs(90);
+const LONG: Duration = Duration::from_secs(3600);
+
+async fn connect(server: &RedisServer) -> RedisStore {
+    RedisStore::builder()
+        .timeout(Duration::from_millis(500))
+        .connect(&server.url())
+        .await
+        .unwrap()
+}
+
+async fn within_limit(test: impl Future<Output = ()>) {
+    timeout(TEST_LIMIT, test).await.expect("test timed out");
+}
+
+fn zero() -> QueueCounts {
+    QueueCounts::default()
+}
+
+fn key(id: &str) -> IdempotencyKey {
+    IdempotencyKey::new("numero", &EventId::new(id).unwrap())
+}
+
+fn numero_schemes() -> Arc<[Box<str>]> {
+    Arc::from(vec![Box::from("numero")])
+}
+
+/// A replica: a queued receiver whose worker has its handler at start
+/// (`contract::start` gives the router its state before serving).
+async fn replica(worker: WorkerBuilder<RedisStore>) -> Queued<RedisStore> {
+    contract::start(worker).await
+}
+
+/// A replica that records and answers (202) but runs nothing: its worker
+/// is stopped before the first delivery, as if its handlers were elsewhere.
+async fn intake_only(store: RedisStore) -> Queued<RedisStore> {
+    let replica = contract::start(Worker::builder(store)).await;
+    replica.worker.shutdown(Duration::ZERO).await;
+    replica
+}
+
+/// Every handler attempt across `replicas`, as `(id, attempt, status)`.
+fn all_runs(replicas: &[&Queued<RedisStore>]) -> Vec<(String, u32, u16)> {
+    replicas
+        .iter()
+        .flat_map(|r| r.seen.runs())
+        .map(|run| (run.id, run.attempt, run.status))
+        .collect()
+}
+
+fn successes(replicas: &[&Queued<RedisStore>]) -> usize {
+    replicas.iter().map(|r| r.seen.successes()).sum()
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Retries `call` while Redis is coming back.
+async fn eventually<T, F, Fut>(call: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, tower_webhook::StoreError>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match call().await {
+            Ok(value) => return value,
+            Err(e) => assert!(Instant::now() < deadline, "redis never came back: {e}"),
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// --- the shared contract --------------------------------------------------------
+
+/// Runs one contract case on a store of a fresh server.
+async fn on_fresh_redis<Fut: Future<Output = ()>>(case: impl FnOnce(RedisStore) -> Fut) {
+    within_limit(async {
+        let server = RedisServer::start();
+        case(connect(&server).await).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_then_run_once() {
+    on_fresh_redis(contract::accepted_then_run_once).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_jobs_run_without_a_request() {
+    on_fresh_redis(contract::recorded_jobs_run_without_a_request).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_copies_make_one_job() {
+    on_fresh_redis(|store| contract::concurrent_copies_make_one_job(store, 200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_retried_until_done() {
+    on_fresh_redis(|store| contract::failures_are_retried_until_done(store, false)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panics_are_retried_until_done() {
+    on_fresh_redis(|store| contract::failures_are_retried_until_done(store, true)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_kept_and_replayed() {
+    within_limit(async {
+        let server = RedisServer::start();
+        // Replayed through a worker on another connection: any replica can.
+        let other = Worker::builder(connect(&server).await).start();
+        contract::dead_letters_are_kept_and_replayed(connect(&server).await, other).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_handlers_do_not_hold_the_sender() {
+    on_fresh_redis(contract::slow_handlers_do_not_hold_the_sender).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_running_attempts_finish() {
+    on_fresh_redis(contract::shutdown_lets_running_attempts_finish).await;
+}
+
+// --- the store on its own -------------------------------------------------------
+
+fn delivery(id: &str) -> Delivery {
+    let body = numero_body(id);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "x-webhook-signature",
+        harness::numero_signature(body.as_bytes()).parse().unwrap(),
+    );
+    headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+    Delivery {
+        scheme: "numero".into(),
+        event_id: id.into(),
+        method: Method::POST,
+        uri: "/numero".parse().unwrap(),
+        headers,
+        body: Bytes::from(body),
+    }
+}
+
+/// An inline claim and a queued job of one event exclude each other, both
+/// ways, and a dead letter counts as done for an inline claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_claims_and_queued_jobs_exclude_each_other() {
+    within_limit(async {
+        let server = RedisServer::start();
+        let store = connect(&server).await;
+
+        let Claim::New(inline) = store.claim(&key("evt_inline"), LONG).await.unwrap() else {
+            panic!("a fresh key is new")
+        };
+        let copy = store.accept(&key("evt_inline"), delivery("evt_inline"));
+        assert_eq!(copy.await.unwrap(), Accept::Duplicate);
+        store.complete(inline, LONG).await.unwrap();
+        let copy = store.accept(&key("evt_inline"), delivery("evt_inline"));
+        assert_eq!(copy.await.unwrap(), Accept::Duplicate);
+
+        let queued = store.accept(&key("evt_queued"), delivery("evt_queued"));
+        assert_eq!(queued.await.unwrap(), Accept::Accepted);
+        assert!(matches!(
+            store.claim(&key("evt_queued"), LONG).await.unwrap(),
+            Claim::InFlight
+        ));
+        let taken = store
+            .take(TakeRequest {
+                schemes: numero_schemes(),
+                max: 10,
+                lease: LONG,
+            })
+            .await
+            .unwrap();
+        assert_eq!(taken.jobs.len(), 1);
+        let job = taken.jobs.into_iter().next().unwrap();
+        assert_eq!(job.key, "numero:evt_queued");
+        assert_eq!(job.attempt, 1);
+        assert_eq!(&job.delivery.body[..], numero_body("evt_queued").as_bytes());
+        assert_eq!(job.delivery.headers, delivery("evt_queued").headers);
+        let accepted_ago = SystemTime::now().duration_since(job.accepted_at).unwrap();
+        assert!(accepted_ago < PATIENCE, "{accepted_ago:?}");
+        assert!(matches!(
+            store.claim(&key("evt_queued"), LONG).await.unwrap(),
+            Claim::InFlight
+        ));
+        let dead = JobOutcome::Dead {
+            error: "gave up".into(),
+            retain: LONG,
+        };
+        assert!(store.finish(job.lease, dead).await.unwrap());
+        assert!(matches!(
+            store.claim(&key("evt_queued"), LONG).await.unwrap(),
+            Claim::Done
+        ));
+        assert_eq!(
+            store
+                .accept(&key("evt_queued"), delivery("evt_queued"))
+                .await
+                .unwrap(),
+            Accept::Duplicate
+        );
+        assert_eq!(
+            store.counts().await.unwrap(),
+            QueueCounts { dead: 1, ..zero() }
+        );
+    })
+    .await;
+}
+
+/// Every key the queue writes carries the prefix; done keys expire after
+/// the done TTL; a dead letter (record and key) expires after its
+/// retention, after which the event can be accepted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everything_carries_the_prefix_and_expires() {
+    within_limit(async {
+        let server = RedisServer::start();
+        let store = RedisStore::builder()
+            .prefix("tenant-a:")
+            .connect(&server.url())
+            .await
+            .unwrap();
+        let retain = Duration::from_millis(1500);
+        let r = replica(
+            Worker::builder(store)
+                .retry(quick_retries(1))
+                .dead_letter_ttl(retain),
+        )
+        .await;
+        assert_eq!(
+            r.deliver(&numero_body("evt_ok")).await.status,
+            StatusCode::ACCEPTED
+        );
+        r.wait_until("the handler run", |s| s.successes() == 1)
+            .await;
+        r.seen.script.lock().unwrap().fail_first = u32::MAX;
+        assert_eq!(
+            r.deliver(&numero_body("evt_dead")).await.status,
+            StatusCode::ACCEPTED
+        );
+        r.wait_counts(QueueCounts { dead: 1, ..zero() }).await;
+
+        let keys = server.command(&["KEYS", "*"]).unwrap();
+        let names: Vec<&str> = keys
+            .lines()
+            .filter(|l| !l.starts_with('*') && !l.starts_with('$'))
+            .collect();
+        assert!(names.len() >= 5, "{keys}");
+        assert!(
+            names.iter().all(|k| k.starts_with("tenant-a:")),
+            "every key carries the prefix: {names:?}"
+        );
+        let pttl = |key: &str| -> i64 {
+            let reply = server.command(&["PTTL", key]).unwrap();
+            reply.trim_start_matches(':').trim().parse().unwrap()
+        };
+        let done_ttl = pttl("tenant-a:numero:evt_ok");
+        assert!(
+            done_ttl > 71 * 3_600_000,
+            "done for the done TTL: {done_ttl}"
+        );
+        assert_eq!(
+            pttl("tenant-a:#q:job:numero:evt_ok"),
+            -2,
+            "no record once done"
+        );
+        for dead_key in [
+            "tenant-a:numero:evt_dead",
+            "tenant-a:#q:job:numero:evt_dead",
+        ] {
+            let ttl = pttl(dead_key);
+            assert!(ttl > 0 && ttl <= 1500, "{dead_key} expires: {ttl}");
+        }
+        // Another prefix is another deployment: it sees none of this.
+        let other = RedisStore::builder()
+            .prefix("tenant-b:")
+            .connect(&server.url())
+            .await
+            .unwrap();
+        assert_eq!(other.counts().await.unwrap(), zero());
+
+        // The retention passes: the dead letter is gone, and the event is
+        // new again.
+        sleep(retain).await;
+        r.wait_counts(zero()).await;
+        assert!(r.worker.dead_letters(10).await.unwrap().is_empty());
+        r.seen.script.lock().unwrap().fail_first = 0;
+        assert_eq!(
+            r.deliver(&numero_body("evt_dead")).await.status,
+            StatusCode::ACCEPTED
+        );
+        r.wait_until("the second chance", |s| s.successes() == 2)
+            .await;
+    })
+    .await;
+}
+
+// --- replicas ---------------------------------------------------------------------
+
+/// Two replicas, 100 concurrent copies of one event split across them:
+/// exactly one 202, one job, one successful handler run in total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_one_hundred_copies_one_run() {
+    within_limit(async {
+        let server = RedisServer::start();
+        let a = replica(Worker::builder(connect(&server).await)).await;
+        let b = replica(Worker::builder(connect(&server).await)).await;
+        for r in [&a, &b] {
+            r.seen.script.lock().unwrap().delay = Duration::from_millis(50);
+        }
+        let urls = [&a, &b].map(|r| format!("http://{}/numero", r.addr));
+        let statuses = contract::post_copies(&urls, &numero_body("evt_shared"), 100).await;
+        assert_eq!(statuses.get(&202), Some(&1), "{statuses:?}");
+        assert_eq!(statuses.get(&200), Some(&99), "duplicates: {statuses:?}");
+        wait_for("the handler run", || successes(&[&a, &b]) == 1).await;
+        a.wait_counts(zero()).await;
+        sleep(Duration::from_millis(200)).await;
+        assert_eq!(all_runs(&[&a, &b]).len(), 1, "one run in total");
+        for r in [&a, &b] {
+            let copy = r.deliver(&numero_body("evt_shared")).await;
+            assert_eq!(copy.text(), r#"{"status":"duplicate"}"#);
+        }
+    })
+    .await;
+}
+
+/// Replica A takes a job and dies (its lease is never renewed). Replica B
+/// runs the job once the lease runs out; A's late renew and finish, with
+/// the stale lease, answer `false` and change nothing, while B still runs
+/// it and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_replicas_job_is_taken_over_and_its_lease_is_void() {
+    within_limit(async {
+        let server = RedisServer::start();
+        let a_store = connect(&server).await;
+        let a = intake_only(a_store.clone()).await;
+        assert_eq!(
+            a.deliver(&numero_body("evt_orphan")).await.status,
+            StatusCode::ACCEPTED
+        );
+        let lease = Duration::from_millis(800);
+        let taken = a_store
+            .take(TakeRequest {
+                schemes: numero_schemes(),
+                max: 10,
+                lease,
+            })
+            .await
+            .unwrap();
+        assert_eq!(taken.jobs.len(), 1);
+        let stale = taken.jobs[0].lease.clone();
+        let taken_at = Instant::now();
+
+        let b = replica(Worker::builder(connect(&server).await)).await;
+        b.seen.script.lock().unwrap().delay = Duration::from_millis(1500);
+        b.wait_until("B to start the orphaned job", |s| {
+            !s.started.lock().unwrap().is_empty()
+        })
+        .await;
+        assert!(
+            taken_at.elapsed() >= lease - Duration::from_millis(50),
+            "B waited for the lease to run out"
+        );
+        assert_eq!(
+            b.seen.started.lock().unwrap().clone(),
+            [("evt_orphan".to_owned(), 2)],
+            "the second attempt"
+        );
+
+        // A comes back late, while B runs the job.
+        assert!(!a_store.renew(&stale, LONG).await.unwrap());
+        let done = JobOutcome::Done { ttl: LONG };
+        assert!(!a_store.finish(stale.clone(), done.clone()).await.unwrap());
+        let retry = JobOutcome::Retry {
+            due: SystemTime::now(),
+            error: "late".into(),
+        };
+        assert!(!a_store.finish(stale.clone(), retry).await.unwrap());
+        assert_eq!(
+            b.counts().await,
+            QueueCounts {
+                running: 1,
+                ..zero()
+            },
+            "still B's"
+        );
+        assert_eq!(
+            a_store.status(&key("evt_orphan")).await.unwrap(),
+            Some(false)
+        );
+
+        b.wait_until("B's run", |s| s.successes() == 1).await;
+        b.wait_counts(zero()).await;
+        let dead = JobOutcome::Dead {
+            error: "late".into(),
+            retain: LONG,
+        };
+        assert!(!a_store.finish(stale, dead).await.unwrap());
+        assert_eq!(b.counts().await, zero());
+        assert_eq!(
+            a_store.status(&key("evt_orphan")).await.unwrap(),
+            Some(true)
+        );
+        assert!(b.worker.dead_letters(10).await.unwrap().is_empty());
+        assert_eq!(all_runs(&[&a, &b]), [("evt_orphan".to_owned(), 2, 200)]);
+    })
+    .await;
+}
+
+/// Redis stops: deliveries get 503 with Retry-After, nothing is recorded,
+/// the handler does not run. Redis comes back: the sender's retry is
+/// accepted and processed, and the worker resumed by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_means_503_then_the_retry_is_processed() {
+    within_limit(async {
+        let mut server = RedisServer::start_persistent();
+        let store = connect(&server).await;
+        let r = replica(Worker::builder(store.clone())).await;
+        assert_eq!(
+            r.deliver(&numero_body("evt_before")).await.status,
+            StatusCode::ACCEPTED
+        );
+        r.wait_until("the first run", |s| s.successes() == 1).await;
+
+        server.stop();
+        for _ in 0..3 {
+            let reply = r.deliver(&numero_body("evt_during")).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{}",
+                reply.text()
+            );
+            assert!(reply.headers.contains_key(header::RETRY_AFTER));
+        }
+        sleep(Duration::from_millis(300)).await;
+        assert_eq!(r.seen.runs().len(), 1, "the handler did not run");
+
+        server.restart();
+        let during = key("evt_during");
+        let status = eventually(|| store.status(&during)).await;
+        assert_eq!(status, None, "nothing recorded, nothing done");
+        let copy = r.deliver(&numero_body("evt_before")).await;
+        assert_eq!(copy.text(), r#"{"status":"duplicate"}"#, "data survived");
+
+        let deadline = Instant::now() + PATIENCE;
+        let reply = loop {
+            let reply = r.deliver(&numero_body("evt_during")).await;
+            if reply.status != StatusCode::SERVICE_UNAVAILABLE || Instant::now() > deadline {
+                break reply;
+            }
+            sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
+        r.wait_until("the retried event's run", |s| s.successes() == 2)
+            .await;
+        r.wait_counts(zero()).await;
+        assert_eq!(store.status(&key("evt_during")).await.unwrap(), Some(true));
+    })
+    .await;
+}
+
+/// With `appendonly yes`, a Redis restart keeps pending jobs: accepted
+/// while no worker runs the scheme, Redis killed and started again, then a
+/// worker starts and runs the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_jobs_survive_a_redis_restart_with_appendonly() {
+    within_limit(async {
+        let mut server = RedisServer::start_with(&["--appendonly", "yes"]);
+        let a = intake_only(connect(&server).await).await;
+        assert_eq!(
+            a.deliver(&numero_body("evt_kept")).await.status,
+            StatusCode::ACCEPTED
+        );
+        assert_eq!(
+            a.counts().await,
+            QueueCounts {
+                pending: 1,
+                ..zero()
+            }
+        );
+        // A reply is sent after the write reached the OS; `everysec` then
+        // fsyncs within a second, and the kill is a process crash, not
+        // power loss: nothing written is lost.
+        server.restart();
+
+        let b_store =
+            eventually(|| async { RedisStore::builder().connect(&server.url()).await }).await;
+        assert_eq!(
+            b_store.counts().await.unwrap(),
+            QueueCounts {
+                pending: 1,
+                ..zero()
+            },
+            "the job survived the restart"
+        );
+        let b = replica(Worker::builder(b_store)).await;
+        b.wait_until("the kept job's run", |s| s.successes() == 1)
+            .await;
+        assert_eq!(all_runs(&[&b]), [("evt_kept".to_owned(), 1, 200)]);
+        b.wait_counts(zero()).await;
+    })
+    .await;
+}
+
+/// A handler that keeps failing: backoff, then a dead letter, shared by
+/// both replicas; replayed from replica B (A's worker stopped), B runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_is_replayed_and_run_by_the_other_replica() {
+    within_limit(async {
+        let server = RedisServer::start();
+        let a = replica(Worker::builder(connect(&server).await).retry(quick_retries(3))).await;
+        let b = replica(Worker::builder(connect(&server).await).retry(quick_retries(3))).await;
+        for r in [&a, &b] {
+            r.seen.script.lock().unwrap().fail_first = u32::MAX;
+        }
+        assert_eq!(
+            a.deliver(&numero_body("evt_poison")).await.status,
+            StatusCode::ACCEPTED
+        );
+        b.wait_counts(QueueCounts { dead: 1, ..zero() }).await;
+        let mut attempts: Vec<(u32, u16)> = all_runs(&[&a, &b])
+            .into_iter()
+            .map(|(_, attempt, status)| (attempt, status))
+            .collect();
+        attempts.sort_unstable();
+        assert_eq!(attempts, [(1, 500), (2, 500), (3, 500)]);
+
+        let letters = b.worker.dead_letters(10).await.unwrap();
+        assert_eq!(letters, a.worker.dead_letters(10).await.unwrap(), "shared");
+        assert_eq!(letters.len(), 1);
+        assert_eq!(
+            (letters[0].key.as_str(), letters[0].attempts),
+            ("numero:evt_poison", 3)
+        );
+        assert!(letters[0].last_error.contains("500"), "{letters:?}");
+        assert!(letters[0].failed_at_ms >= letters[0].accepted_at_ms);
+
+        a.worker.shutdown(PATIENCE).await;
+        b.seen.script.lock().unwrap().fail_first = 0;
+        assert!(b.worker.replay("numero:evt_poison").await.unwrap());
+        assert!(!b.worker.replay("numero:evt_poison").await.unwrap(), "once");
+        b.wait_until("the replayed run", |s| s.successes() == 1)
+            .await;
+        assert_eq!(b.seen.runs().last().unwrap().attempt, 4);
+        b.wait_counts(zero()).await;
+        assert!(b.worker.dead_letters(10).await.unwrap().is_empty());
+        assert_eq!(a.seen.successes(), 0);
+    })
+    .await;
+}
+
+/// An idle worker on another replica is woken by the wake stream, not by
+/// its idle poll (a minute here), and still is after Redis restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_workers_on_other_replicas_wake_without_polling() {
+    within_limit(async {
+        let mut server = RedisServer::start();
+        let a = intake_only(connect(&server).await).await;
+        let b = replica(Worker::builder(connect(&server).await).idle_poll(Duration::from_secs(60)))
+            .await;
+        sleep(Duration::from_millis(300)).await; // B is idle, waiting
+        assert_eq!(
+            a.deliver(&numero_body("evt_wake_1")).await.status,
+            StatusCode::ACCEPTED
+        );
+        b.wait_until("B's run", |s| s.successes() == 1).await;
+
+        server.restart();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let reply = a.deliver(&numero_body("evt_wake_2")).await;
+            if reply.status == StatusCode::ACCEPTED {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}", reply.text());
+            sleep(Duration::from_millis(100)).await;
+        }
+        b.wait_until("B's run after the restart", |s| s.successes() == 2)
+            .await;
+    })
+    .await;
+}

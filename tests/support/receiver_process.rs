@@ -1,0 +1,219 @@
+//! The example receiver as a real child process: started on a free
+//! 127.0.0.1 port, driven over HTTP, stopped with SIGTERM or killed with
+//! SIGKILL. Every wait is bounded; the child is killed on drop.
+//!
+//! Included with `#[path = "support/receiver_process.rs"] mod receiver_process;`.
+//! The first use builds the receiver (`cargo build --all-features --example
+//! receiver`), a no-op when `scripts/test.sh` already built it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long the receiver may take to print its address.
+const STARTUP: Duration = Duration::from_secs(30);
+
+/// The receiver binary, built once per test binary.
+pub fn binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args([
+                    "build",
+                    "--quiet",
+                    "--all-features",
+                    "--example",
+                    "receiver",
+                ])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building the receiver failed");
+            // target/<profile>/deps/<this test> → target/<profile>/examples/receiver
+            let exe = std::env::current_exe().expect("the test binary's path");
+            let profile_dir = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("target dir");
+            profile_dir.join("examples").join("receiver")
+        })
+        .clone()
+}
+
+/// A running receiver process.
+pub struct ReceiverProcess {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base_url: String,
+    /// Everything it printed on stdout so far.
+    pub output: Arc<Mutex<Vec<String>>>,
+}
+
+impl ReceiverProcess {
+    /// Starts the receiver with `args` (plus `--addr 127.0.0.1:0`) and
+    /// `env`, and waits until it listens.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(binary());
+        command
+            .args(["--addr", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("the receiver starts");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let lines = Arc::clone(&output);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("listening on ") {
+                    let url = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = tx.send(url);
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let stderr = child.stderr.take().expect("piped stderr");
+        let lines = Arc::clone(&output);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(format!("stderr: {line}"));
+            }
+        });
+        let base_url = match rx.recv_timeout(STARTUP) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "the receiver did not start listening: {:?}",
+                    output.lock().unwrap()
+                );
+            }
+        };
+        Self {
+            child,
+            base_url,
+            output,
+        }
+    }
+
+    /// `base_url` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, as a crash or `kill -9` would, and reaps it.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM (a graceful stop).
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What it printed so far, one line each.
+    pub fn printed(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ReceiverProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the receiver with `args` to its end (for arguments it refuses):
+/// its exit status and stderr.
+pub fn run_to_end(args: &[&str], limit: Duration) -> (ExitStatus, String) {
+    let mut child = Command::new(binary())
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the receiver starts");
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            let mut stderr = String::new();
+            use std::io::Read as _;
+            child
+                .stderr
+                .take()
+                .expect("piped")
+                .read_to_string(&mut stderr)
+                .expect("stderr");
+            return (status, stderr);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the receiver did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A fresh temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates `<tmp>/tower-webhook-<label>-<pid>-<n>`.
+    pub fn new(label: &str) -> Self {
+        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("tower-webhook-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    /// A path inside the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
