@@ -271,7 +271,13 @@ fn paired() {
     let ring_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, NUMERO_SECRET.as_bytes());
     let (parts, body) = delivery(300);
     let signature = tower_webhook::Scheme::signature(&Numero, &parts.headers).unwrap();
-    let tag = *signature.tags().next().unwrap().as_bytes();
+    let tag: [u8; 32] = signature
+        .tags()
+        .next()
+        .unwrap()
+        .as_bytes()
+        .try_into()
+        .unwrap();
     let requests = |n: u64| -> Vec<Request<Full<Bytes>>> {
         (0..n)
             .map(|_| {
@@ -331,9 +337,52 @@ fn paired() {
     );
 }
 
+/// `LAYER_PROFILE=N`: N fresh 300 B deliveries through the layer in
+/// `profile_loop`, then exit, for an instruction profile:
+/// `LAYER_PROFILE=20000 valgrind --tool=callgrind --toggle-collect='*profile_loop*' <bench binary>`.
+fn profile(n: u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let layered = WebhookLayer::new(Numero, NUMERO_SECRET)
+        .unwrap()
+        .layer(tower::service_fn(inner::<Full<Bytes>>));
+    let requests: Vec<_> = (0..n)
+        .map(|_| {
+            let (parts, body) = delivery(300);
+            Request::from_parts(parts, Full::new(body))
+        })
+        .collect();
+    profile_loop(&rt, &layered, requests);
+}
+
+#[inline(never)]
+fn profile_loop<S>(rt: &tokio::runtime::Runtime, service: &S, requests: Vec<Request<Full<Bytes>>>)
+where
+    S: tower::Service<
+            Request<Full<Bytes>>,
+            Response = Response<tower_webhook::ResponseBody<Full<Bytes>>>,
+        > + Clone,
+    S::Error: std::fmt::Debug,
+{
+    for request in requests {
+        let response = rt.block_on(service.clone().oneshot(request)).unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+}
+
 criterion_group!(benches, layer);
 
 fn main() {
+    if let Some(n) = std::env::var("LAYER_PROFILE")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        return profile(n);
+    }
+    if std::env::var_os("LAYER_PAIRED").is_some() {
+        return paired(); // the interleaved table alone
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
     if std::env::args().any(|a| a == "--bench") {

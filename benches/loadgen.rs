@@ -5,7 +5,7 @@
 //! ```text
 //! cargo bench --bench loadgen -- --url http://127.0.0.1:3000/webhooks/numero \
 //!     --scheme numero --secret whsec_... [--duration 10] [--warmup 2] \
-//!     [--connections 32] [--size 300]
+//!     [--connections 32] [--size 300] [--server-pid PID]
 //! ```
 //!
 //! It runs on one thread (a current-thread tokio runtime), so pinning it to
@@ -13,7 +13,11 @@
 //! a quarter of a microsecond per request, with the keyed HMAC state cached.
 //! It prints one `RESULT` line: requests/s, p50 and p99 latency, non-2xx
 //! answers, and the share of its core the generator used (near 100% means the
-//! generator, not the server, set the pace).
+//! generator, not the server, set the pace). With `--server-pid`, it also
+//! reads that process's CPU time (user + system, `/proc/PID/stat`) at the
+//! start and end of the measured window and prints the server's CPU
+//! microseconds per completed request (`server_cpu_us`) and the share of a
+//! core it used (`server_cpu`).
 //!
 //! Run without `--url` (as a plain `cargo bench` does) it prints its usage
 //! and exits successfully.
@@ -34,7 +38,8 @@ mod common;
 use common::{numberotp_body, numero_body};
 
 const USAGE: &str = "usage: loadgen --url http://127.0.0.1:PORT/PATH --scheme numero|numberotp \
---secret SECRET [--duration SECS] [--warmup SECS] [--connections N] [--size BYTES]";
+--secret SECRET [--duration SECS] [--warmup SECS] [--connections N] [--size BYTES] \
+[--server-pid PID]";
 
 struct Options {
     url: Uri,
@@ -44,6 +49,7 @@ struct Options {
     warmup: Duration,
     connections: usize,
     size: usize,
+    server_pid: Option<u32>,
 }
 
 fn parse() -> Result<Option<Options>, String> {
@@ -54,6 +60,7 @@ fn parse() -> Result<Option<Options>, String> {
     let mut warmup = 2.0;
     let mut connections = 32;
     let mut size = 300;
+    let mut server_pid = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -66,6 +73,7 @@ fn parse() -> Result<Option<Options>, String> {
             "--warmup" => warmup = value()?.parse().map_err(|_| "bad --warmup")?,
             "--connections" => connections = value()?.parse().map_err(|_| "bad --connections")?,
             "--size" => size = value()?.parse().map_err(|_| "bad --size")?,
+            "--server-pid" => server_pid = Some(value()?.parse().map_err(|_| "bad --server-pid")?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -81,6 +89,7 @@ fn parse() -> Result<Option<Options>, String> {
         warmup: Duration::from_secs_f64(warmup),
         connections,
         size,
+        server_pid,
     }))
 }
 
@@ -128,9 +137,10 @@ struct Tally {
     errors: u64,
 }
 
-/// This process's user + system CPU time, from /proc (Linux).
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// A process's user + system CPU time, all its threads, from
+/// `/proc/<pid>/stat` (Linux; `self` for this one). Clock ticks of 10 ms.
+fn cpu_time(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
     // Fields 14 and 15 of stat(5); `after` starts at field 3.
@@ -258,10 +268,16 @@ fn main() {
             .collect();
         tokio::time::sleep(options.warmup).await;
         measuring.store(true, Ordering::Relaxed);
-        let (wall_start, cpu_start) = (Instant::now(), cpu_time());
+        let server = options.server_pid.map(|pid| pid.to_string());
+        let server_cpu = || server.as_deref().map(cpu_time);
+        let (wall_start, cpu_start, server_start) =
+            (Instant::now(), cpu_time("self"), server_cpu());
         tokio::time::sleep(options.duration).await;
         measuring.store(false, Ordering::Relaxed);
-        let (wall, cpu) = (wall_start.elapsed(), cpu_time() - cpu_start);
+        let (wall, cpu) = (wall_start.elapsed(), cpu_time("self") - cpu_start);
+        let server_used = server_cpu()
+            .zip(server_start)
+            .map(|(end, start)| end.saturating_sub(start));
         stop.store(true, Ordering::Relaxed);
         let mut all = Tally::default();
         for task in tasks {
@@ -279,8 +295,15 @@ fn main() {
                 all.latencies_us[((n as f64 * p) as usize).min(n - 1)]
             }
         };
+        let server = server_used.map_or(String::new(), |used| {
+            format!(
+                " server_cpu_us={:.2} server_cpu={:.0}%",
+                used.as_secs_f64() * 1e6 / n.max(1) as f64,
+                100.0 * used.as_secs_f64() / wall.as_secs_f64(),
+            )
+        });
         println!(
-            "RESULT requests={n} rps={:.0} p50_us={} p99_us={} non2xx={} errors={} gen_cpu={:.0}%",
+            "RESULT requests={n} rps={:.0} p50_us={} p99_us={} non2xx={} errors={} gen_cpu={:.0}%{server}",
             n as f64 / wall.as_secs_f64(),
             pct(0.50),
             pct(0.99),

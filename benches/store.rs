@@ -2,8 +2,9 @@
 //!
 //! `cargo bench --bench store`
 //!
-//! The store is bounded at 1 M keys and filled before timing, so every claim
-//! also evicts the oldest completed key: the steady state of a busy receiver.
+//! The store is bounded at 1 M keys and filled before timing (with 2 M keys,
+//! so that every shard is at its share of the bound), so every claim also
+//! evicts the oldest completed key: the steady state of a busy receiver.
 //! Keys (`numero:evt_<12 digits>`, 23 bytes) are built before timing and
 //! cycle through 4 M distinct values, so each claim is a new key.
 //!
@@ -17,12 +18,18 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use tower_webhook::store::memory::MemoryStore;
 use tower_webhook::{Claim, EventId, IdempotencyKey, IdempotencyStore};
 
-const RESIDENT: usize = 1_000_000;
-const DISTINCT: usize = 4 * RESIDENT;
+/// Resident keys: 1 M, or `STORE_RESIDENT` (to see the same loop with a
+/// store that fits in the CPU's caches).
+fn resident() -> usize {
+    std::env::var("STORE_RESIDENT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000)
+}
 const LEASE: Duration = Duration::from_secs(300);
 const TTL: Duration = Duration::from_secs(72 * 3600);
 
@@ -38,15 +45,17 @@ fn claim_complete(store: &MemoryStore, key: &IdempotencyKey) {
 }
 
 fn store(c: &mut Criterion) {
-    let keys: Vec<IdempotencyKey> = (0..DISTINCT).map(key).collect();
-    let store = MemoryStore::with_max_keys(RESIDENT);
-    for k in &keys[..RESIDENT] {
+    let resident = resident();
+    let distinct = 4 * resident;
+    let keys: Vec<IdempotencyKey> = (0..distinct).map(key).collect();
+    let store = MemoryStore::with_max_keys(resident);
+    for k in &keys[..2 * resident] {
         claim_complete(&store, k);
     }
-    assert_eq!(store.len(), RESIDENT);
+    assert_eq!(store.len(), resident);
     // Next key index per thread; thread t uses indices ≡ t (mod 2) in the
     // 2-thread case, so the two never claim the same key.
-    let next = AtomicUsize::new(RESIDENT);
+    let next = AtomicUsize::new(2 * resident);
 
     let mut group = c.benchmark_group("claim_complete");
     group.warm_up_time(Duration::from_secs(1));
@@ -58,7 +67,7 @@ fn store(c: &mut Criterion) {
             let start_at = next.fetch_add(iters as usize, Ordering::Relaxed);
             let start = Instant::now();
             for i in 0..iters as usize {
-                claim_complete(&store, &keys[(start_at + i) % DISTINCT]);
+                claim_complete(&store, &keys[(start_at + i) % distinct]);
             }
             start.elapsed()
         })
@@ -74,7 +83,7 @@ fn store(c: &mut Criterion) {
                     let (store, keys) = (&store, &keys);
                     s.spawn(move || {
                         for i in 0..iters as usize {
-                            claim_complete(store, &keys[(start_at + 2 * i + t) % DISTINCT]);
+                            claim_complete(store, &keys[(start_at + 2 * i + t) % distinct]);
                         }
                     });
                 }
@@ -83,8 +92,39 @@ fn store(c: &mut Criterion) {
         })
     });
     group.finish();
-    assert_eq!(store.len(), RESIDENT);
+    assert_eq!(store.len(), resident);
+}
+
+/// `STORE_PROFILE=N`: fill the store, run N claim + complete pairs in
+/// `profile_loop` and exit, for an instruction profile:
+/// `STORE_PROFILE=200000 valgrind --tool=callgrind --toggle-collect='*profile_loop*' <bench binary>`.
+fn profile(n: usize) {
+    let resident = resident();
+    let keys: Vec<IdempotencyKey> = (0..2 * resident + n).map(key).collect();
+    let store = MemoryStore::with_max_keys(resident);
+    for k in &keys[..2 * resident] {
+        claim_complete(&store, k);
+    }
+    profile_loop(&store, &keys[2 * resident..]);
+    assert_eq!(store.len(), resident);
+}
+
+#[inline(never)]
+fn profile_loop(store: &MemoryStore, keys: &[IdempotencyKey]) {
+    for k in keys {
+        claim_complete(store, k);
+    }
 }
 
 criterion_group!(benches, store);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(n) = std::env::var("STORE_PROFILE")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        return profile(n);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # HTTP load, server on one core and load generator on the other, 127.0.0.1
-# only, bounded in time. Compares, in one run:
+# only, bounded in time. Compares, in one run, interleaved (each round runs
+# every server once, in this order: A B C A B C ...):
 #   bare      examples/bare.rs: an axum route that does nothing
 #   layer     examples/bare.rs --layer: the same route behind WebhookLayer
 #             (Numero, memory store, handler takes the VerifiedEvent)
-#   receiver  examples/receiver.rs: the example receiver (layer + its
-#             event log and one log line per event, stdout to /dev/null)
+#   receiver  examples/receiver.rs --store memory --quiet: the example
+#             receiver, inline, on the memory store, no log line per event
 # Every request is a 300-byte Numero JSON body with a unique id, signed,
 # over keep-alive connections (benches/loadgen.rs, a hyper client).
 #
+# Besides requests/s, it reports the server's CPU time per request: user +
+# system time of the server process (all threads) from /proc/PID/stat,
+# read by the generator at the start and end of the measured window,
+# divided by the requests completed in it. That is what the layer costs,
+# whether or not the generator is the bottleneck.
+#
 # Usage: scripts/load.sh [DURATION_SECS=10] [ROUNDS=1]
 # Env: CONNECTIONS (32), SIZE (300), SERVER_CPU (0), CLIENT_CPU (1),
+#      SERVERS ("bare layer receiver"),
 #      CARGO_TARGET_DIR (target/bench, so the shared debug target is free).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +27,7 @@ DURATION=${1:-10}
 ROUNDS=${2:-1}
 CONNECTIONS=${CONNECTIONS:-32}
 SIZE=${SIZE:-300}
+SERVERS=${SERVERS:-bare layer receiver}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/bench}
@@ -51,7 +60,8 @@ wait_port() {
   return 1
 }
 
-# run NAME PORT PATH SCHEME COMMAND...: prints "NAME rps p50 p99 non2xx gen_cpu"
+# run NAME PORT PATH SCHEME COMMAND...:
+# prints "NAME rps p50 p99 non2xx errors gen_cpu server_cpu_us server_cpu"
 run() {
   local name=$1 port=$2 path=$3 scheme=$4 secret
   shift 4
@@ -62,28 +72,54 @@ run() {
   local line
   line=$(taskset -c "$CLIENT_CPU" "$LOADGEN" --url "http://127.0.0.1:$port$path" \
     --scheme "$scheme" --secret "$secret" --duration "$DURATION" --warmup 2 \
-    --connections "$CONNECTIONS" --size "$SIZE" | grep '^RESULT')
+    --connections "$CONNECTIONS" --size "$SIZE" --server-pid "$SERVER_PID" | grep '^RESULT')
   stop_server
   echo "$line" >&2
   local get
   get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
-  echo "$name $(get rps) $(get p50_us) $(get p99_us) $(get non2xx) $(get errors) $(get gen_cpu)"
+  echo "$name $(get rps) $(get p50_us) $(get p99_us) $(get non2xx) $(get errors) $(get gen_cpu)" \
+    "$(get server_cpu_us) $(get server_cpu)"
 }
+
+RECEIVER_ARGS=(--addr 127.0.0.1:39103 --store memory --quiet)
 
 RESULTS=$(mktemp)
 trap 'stop_server; rm -f "$RESULTS"' EXIT INT TERM
 for round in $(seq 1 "$ROUNDS"); do
-  echo "round $round: ${DURATION}s per side, server on CPU $SERVER_CPU, generator on CPU $CLIENT_CPU" >&2
-  run bare 39101 /webhooks/numero numero "$EXAMPLES/bare" --addr 127.0.0.1:39101 >>"$RESULTS"
-  run layer 39102 /webhooks/numero numero "$EXAMPLES/bare" --addr 127.0.0.1:39102 --layer >>"$RESULTS"
-  run receiver 39103 /webhooks/numero numero "$EXAMPLES/receiver" --addr 127.0.0.1:39103 --store memory --quiet >>"$RESULTS"
+  echo "round $round: ${DURATION}s per server, server on CPU $SERVER_CPU, generator on CPU $CLIENT_CPU" >&2
+  for server in $SERVERS; do
+    case $server in
+      bare) run bare 39101 /webhooks/numero numero "$EXAMPLES/bare" --addr 127.0.0.1:39101 ;;
+      layer) run layer 39102 /webhooks/numero numero "$EXAMPLES/bare" --addr 127.0.0.1:39102 --layer ;;
+      receiver) run receiver 39103 /webhooks/numero numero "$EXAMPLES/receiver" "${RECEIVER_ARGS[@]}" ;;
+      *) echo "unknown server $server" >&2; exit 2 ;;
+    esac
+  done >>"$RESULTS"
 done
 
 echo
-echo "| round | server | requests/s | p50 µs | p99 µs | non-2xx | errors | generator CPU | rps / bare |"
-echo "|---|---|---|---|---|---|---|---|---|"
-awk -v per=3 '
+echo "| round | server | requests/s | server CPU µs / request | server CPU | p50 µs | p99 µs | non-2xx | errors | generator CPU | rps / bare | CPU per request / bare |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+awk -v per="$(wc -w <<<"$SERVERS")" '
   { round = int((NR - 1) / per) + 1
-    if ($1 == "bare") bare = $2
-    printf "| %d | %s | %.0f | %s | %s | %s | %s | %s | %.3f |\n", round, $1, $2, $3, $4, $5, $6, $7, $2 / bare }
+    if ($1 == "bare") { bare = $2; bare_cpu = $8 }
+    rps_ratio = bare ? $2 / bare : 0
+    cpu_ratio = bare_cpu ? $8 / bare_cpu : 0
+    printf "| %d | %s | %.0f | %.2f | %s | %s | %s | %s | %s | %s | %.3f | %.3f |\n",
+      round, $1, $2, $8, $9, $3, $4, $5, $6, $7, rps_ratio, cpu_ratio }
 ' "$RESULTS"
+
+# Medians over the rounds, per server, and their ratio to bare's.
+echo
+echo "| server | median requests/s | median server CPU µs / request | ÷ bare |"
+echo "|---|---|---|---|"
+for server in $SERVERS; do
+  rps=$(awk -v s="$server" '$1 == s { print $2 }' "$RESULTS" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+  cpu=$(awk -v s="$server" '$1 == s { print $8 }' "$RESULTS" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+  echo "$server $rps $cpu"
+done | awk '
+  { if ($1 == "bare") bare = $3
+    name[NR] = $1; rps[NR] = $2; cpu[NR] = $3 }
+  END { for (i = 1; i <= NR; i++)
+          printf "| %s | %.0f | %.2f | %s |\n", name[i], rps[i], cpu[i], bare ? sprintf("%.3f", cpu[i] / bare) : "-" }
+'

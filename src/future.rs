@@ -6,7 +6,8 @@
 //!    │                │     │     │                 └─ complete on 2xx, else release
 //!    └─ 413/400/408   │     │     └─ 200 duplicate / 409 / 503
 //!                     │     └─ queued: Accept ─► 202 accepted / 200 duplicate / 503
-//!                     └─ 401 / 400
+//!                     ├─ 401 / 400
+//!                     └─ Answer: the scheme's handshake reply (no claim, no call)
 //! ```
 //!
 //! A claim taken in `Claim` is held by [`Guard`] until `Call` ends. If the
@@ -54,6 +55,7 @@ pin_project! {
     #[project = StateProj]
     enum State<B, S, F, CF, FF, R> {
         Reject { rejection: Option<Rejection> },
+        Answer { response: Option<Response<Full<Bytes>>> },
         Collect {
             #[pin] body: B,
             collector: Collector,
@@ -164,6 +166,10 @@ where
                     let rejection = rejection.take().expect("polled after completion");
                     return Poll::Ready(Ok(reject(&guard.config, rejection)));
                 }
+                StateProj::Answer { response } => {
+                    let response = response.take().expect("polled after completion");
+                    return Poll::Ready(Ok(response.map(ResponseBody::layer)));
+                }
                 StateProj::Collect {
                     body,
                     collector,
@@ -174,7 +180,10 @@ where
                     let pending = pending.take().expect("polled after completion");
                     match collected.and_then(|body| verify_and_parse(&guard.config, pending, body))
                     {
-                        Ok((checked, key)) => match &guard.config.intake {
+                        Ok(Verdict::Answer(response)) => State::Answer {
+                            response: Some(response),
+                        },
+                        Ok(Verdict::Claim(checked, key)) => match &guard.config.intake {
                             Some(intake) => State::Accept {
                                 accept: intake
                                     .accept(&key, checked.into_delivery(&guard.config, &key)),
@@ -298,23 +307,35 @@ fn reject<Sc: Scheme, St, B>(
     config.respond(rejection).map(ResponseBody::layer)
 }
 
-/// Verifies the raw bytes, then parses them; returns the request ready to
-/// claim and its key. Inline, the event and its id are handed on here, into
-/// the extensions the inner service will see if the claim is new.
+/// What a verified delivery leads to.
+enum Verdict<S> {
+    /// The request, ready to claim, and its key.
+    Claim(Checked<S>, IdempotencyKey),
+    /// The scheme's handshake reply, sent as it is.
+    Answer(Response<Full<Bytes>>),
+}
+
+/// Verifies the raw bytes, answers a handshake, or parses them; returns
+/// the request ready to claim and its key. Inline, the event and its id are
+/// handed on here, into the extensions the inner service will see if the
+/// claim is new.
 fn verify_and_parse<S, Sc: Scheme, St>(
     config: &Config<Sc, St>,
     pending: Pending<S>,
     body: Bytes,
-) -> Result<(Checked<S>, IdempotencyKey), Rejection> {
+) -> Result<Verdict<S>, Rejection> {
     let Pending {
         mut parts,
         signature,
         inner,
     } = pending;
-    config
+    let key = config
         .secrets
-        .verify(&signature, &body)
+        .verify_key(&signature, &body)
         .map_err(|_| Rejection::SignatureMismatch)?;
+    if let Some(response) = config.scheme.handshake(&parts.headers, &body, key) {
+        return Ok(Verdict::Answer(response));
+    }
     let parsed = config.scheme.parse(&parts.headers, &body)?;
     if let (Some(window), Some(signed)) = (
         config.replay_window,
@@ -327,7 +348,7 @@ fn verify_and_parse<S, Sc: Scheme, St>(
     if config.intake.is_none() {
         hand_on(&mut parts.extensions, parsed.event, parsed.id);
     }
-    Ok((Checked { parts, body, inner }, key))
+    Ok(Verdict::Claim(Checked { parts, body, inner }, key))
 }
 
 fn store_failed(operation: &str, error: &crate::store::StoreError) {

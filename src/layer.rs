@@ -341,11 +341,11 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
             check_secret_text(index, secret)?;
             let key = self
                 .scheme
-                .decode_secret(secret)
+                .decode_key(secret)
                 .map_err(|expected| SecretError::Undecodable { index, expected })?;
             keys.push(key);
         }
-        let secrets = SecretSet::from_keys(&keys)?;
+        let secrets = SecretSet::from_decoded(keys)?;
         Ok(WebhookLayer {
             config: Arc::new(Config {
                 scheme: self.scheme,

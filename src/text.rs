@@ -67,10 +67,14 @@ impl Text {
     ///
     /// When `raw` is not a JSON string.
     pub fn json_string(&self, raw: &str) -> Result<Self, serde_json::Error> {
+        // `[u8]::contains` runs a word-at-a-time memchr; a `char` pattern
+        // set would test each character in turn.
         let inner = raw
             .strip_prefix('"')
             .and_then(|rest| rest.strip_suffix('"'))
-            .filter(|inner| !inner.contains(['\\', '"']));
+            .filter(|inner| {
+                !inner.as_bytes().contains(&b'\\') && !inner.as_bytes().contains(&b'"')
+            });
         match inner {
             Some(inner) => Ok(self.slice_ref(inner)),
             None => serde_json::from_str::<String>(raw).map(Self::from),

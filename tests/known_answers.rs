@@ -56,7 +56,7 @@ fn rfc4231_vectors_verify_and_a_flipped_bit_does_not() {
         assert_eq!(set.verify(&Signature::over_body(tag), &data), Ok(()));
         assert_eq!(tower_webhook::sign::tag(&key, &data), tag);
 
-        let mut flipped = *tag.as_bytes();
+        let mut flipped: [u8; 32] = tag.as_bytes().try_into().unwrap();
         flipped[31] ^= 1;
         let flipped = Signature::over_body(Tag::from_bytes(flipped));
         assert!(set.verify(&flipped, &data).is_err());

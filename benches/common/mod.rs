@@ -25,10 +25,16 @@ pub fn numero_body(id: u64, size: usize) -> Vec<u8> {
     body
 }
 
+/// `bytes` as hyper hands a body over: a slice of a shared read buffer
+/// (`BytesMut` split and frozen), so cloning it counts a reference.
+pub fn shared(bytes: &[u8]) -> bytes::Bytes {
+    bytes::BytesMut::from(bytes).split().freeze()
+}
+
 /// A signed Numero delivery of `size` bytes with id `evt_<id>`, as the parts
-/// of a request (with `Content-Length`) and its body.
+/// of a request (with `Content-Length`) and its body (shared, as hyper's).
 pub fn signed_delivery(id: u64, size: usize) -> (http::request::Parts, bytes::Bytes) {
-    let body = bytes::Bytes::from(numero_body(id, size));
+    let body = shared(&numero_body(id, size));
     let signature = tower_webhook::sign::numero(NUMERO_SECRET.as_bytes(), &body);
     let (parts, ()) = http::Request::post("/webhooks/numero")
         .header("content-type", "application/json")

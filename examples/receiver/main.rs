@@ -30,6 +30,11 @@
 //! * `POST /webhooks/standard`: Standard Webhooks / Svix headers
 //!   `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`;
 //! * `POST /webhooks/stripe`: header `Stripe-Signature: t=<unix>,v1=<hex>`;
+//! * `POST /webhooks/<provider>` for Shopify, Slack, Paddle, Linear, Zoom,
+//!   Twitch, WooCommerce, Lemon Squeezy, Flutterwave, Paystack, Twilio,
+//!   Square and Discord, each configured with its provider's setting names
+//!   (see `providers.rs`); Standard Webhooks also takes
+//!   `STANDARD_WEBHOOK_PUBLIC_KEY` (`whpk_…`, `v1a`);
 //! * `GET /events`: the most recent handler runs (the last 1000,
 //!   `--events-keep`), each `{"seq","scheme","id","attempt","status"}`, so
 //!   you can watch each event run once;
@@ -69,6 +74,7 @@
 
 mod cli;
 mod events;
+mod providers;
 mod routes;
 mod secrets;
 mod serve;
@@ -86,7 +92,6 @@ use tower_webhook::github::GitHub;
 use tower_webhook::numberotp::NumberOtp;
 use tower_webhook::numero::Numero;
 use tower_webhook::queue::RetryPolicy;
-use tower_webhook::standard::Standard;
 use tower_webhook::store::SqliteStore;
 use tower_webhook::stripe::Stripe;
 use tower_webhook::{JobQueue, MemoryQueue, MemoryStore, Scheme, Worker};
@@ -193,8 +198,9 @@ async fn start<W: Wiring + Admin>(
     let app = mount(app, NumberOtp, &wiring, &settings, &base_url)?;
     let app = mount(app, Numero, &wiring, &settings, &base_url)?;
     let app = mount(app, GitHub, &wiring, &settings, &base_url)?;
-    let app = mount(app, Standard::new(), &wiring, &settings, &base_url)?;
+    let app = providers::mount_standard(app, &wiring, &settings)?;
     let app = mount(app, Stripe::new(), &wiring, &settings, &base_url)?;
+    let app = providers::mount_all(app, &wiring, &settings, &base_url)?;
     let admin: Arc<dyn Admin> = Arc::new(wiring);
     let state = AppState {
         log: EventLog::new(options.events_keep),
@@ -235,9 +241,7 @@ where
         }
         _ => String::new(),
     };
-    let secrets = secrets::from_env(&var, name, &hint)?;
-    println!("POST /webhooks/{name}: {} secret(s)", secrets.len());
-    routes::mount(app, scheme, secrets, wiring, settings)
+    providers::mount_as(app, scheme, &var, &hint, wiring, settings)
 }
 
 /// Connects to the Redis at `url` and says whether it may evict.

@@ -57,14 +57,29 @@ pub(crate) fn read<'b, const N: usize, F: AsRef<str>>(
     fields: &[(F, usize)],
     id_slots: &[usize],
 ) -> Result<Envelope<'b, N>, Rejection> {
-    let mut de = serde_json::Deserializer::from_str(body.as_str());
+    let slots = read_slots(body.as_str(), fields, id_slots)?;
+    Ok(Envelope { body, slots })
+}
+
+/// As [`read`], over any JSON object text (a nested object's raw JSON
+/// included): the raw JSON of each slot, borrowed from `json`.
+///
+/// # Errors
+///
+/// As [`read`].
+pub(crate) fn read_slots<'b, const N: usize, F: AsRef<str>>(
+    json: &'b str,
+    fields: &[(F, usize)],
+    id_slots: &[usize],
+) -> Result<[Option<&'b RawValue>; N], Rejection> {
+    let mut de = serde_json::Deserializer::from_str(json);
     let seed = Seed::<N, F> { fields };
     let result = seed.deserialize(&mut de).and_then(|slots| {
         de.end()?;
         Ok(slots)
     });
     match result {
-        Ok(Ok(slots)) => Ok(Envelope { body, slots }),
+        Ok(Ok(slots)) => Ok(slots),
         Ok(Err(slot)) if id_slots.contains(&slot) => Err(Rejection::AmbiguousId),
         Ok(Err(_)) => Err(Rejection::InvalidPayload),
         Err(e) if e.is_data() => Err(Rejection::InvalidPayload),

@@ -16,7 +16,9 @@
 //! of its scheme and id, so a claim allocates nothing and an entry has a
 //! fixed size (16 bytes of digest, 16 of state). The digest is SipHash-1-3
 //! (std's `RandomState`, keyed with random keys per store) over the scheme
-//! and the id, computed twice under two domain tags for 128 bits. Two
+//! and the id: `H(m)` and `H(m ‖ 0x01)` for the two 64-bit halves, where
+//! `m` is the scheme, `0xFF`, the id, `0xFF` (so no two keys, and no key
+//! and extended key, share an input). Two
 //! different keys share a digest with probability at most about
 //! n² / 2¹²⁹ for n keys resident together (≈ 2⁻⁸⁹ at a million), on the
 //! usual assumption that keyed SipHash behaves as a pseudo-random function;
@@ -41,6 +43,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
+use crate::scheme::MAX_ID_LEN;
 
 /// Default bound on resident keys.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
@@ -222,10 +225,28 @@ impl MemoryStore {
 
     /// The key's 128-bit keyed digest (see the module docs).
     fn digest(&self, key: &IdempotencyKey) -> Digest {
-        let parts = (key.scheme(), key.id().as_str());
-        let low = self.shared.keys.hash_one((0u8, parts));
-        let high = self.shared.keys.hash_one((1u8, parts));
-        (u128::from(high) << 64) | u128::from(low)
+        // m = scheme 0xFF id 0xFF (0xFF is never in UTF-8, so m is
+        // unambiguous); low = H(m), high = H(m 0x01): one pass over the key,
+        // two finalisations.
+        // Written in one call when it fits a stack buffer (each `write`
+        // call costs SipHash's tail handling again); the result is the same
+        // either way, the hash being over the stream of bytes.
+        let (scheme, id) = (key.scheme().as_bytes(), key.id().as_str().as_bytes());
+        let mut hasher = self.shared.keys.build_hasher();
+        let mut m = [0xff; 2 + 32 + MAX_ID_LEN];
+        if let Some(rest) = m.get_mut(..scheme.len() + 1 + id.len() + 1) {
+            rest[..scheme.len()].copy_from_slice(scheme);
+            rest[scheme.len() + 1..][..id.len()].copy_from_slice(id);
+            hasher.write(rest);
+        } else {
+            hasher.write(scheme);
+            hasher.write_u8(0xff);
+            hasher.write(id);
+            hasher.write_u8(0xff);
+        }
+        let low = hasher.finish();
+        hasher.write_u8(0x01);
+        (u128::from(hasher.finish()) << 64) | u128::from(low)
     }
 
     fn now_ms(&self) -> u64 {
