@@ -48,6 +48,8 @@ pub struct LayerSettings {
     pub max_body_bytes: usize,
     /// The lease of an inline claim.
     pub lease: Duration,
+    /// The body deadline.
+    pub body_timeout: Duration,
 }
 
 /// The admin routes.
@@ -78,6 +80,7 @@ where
     let builder = WebhookLayer::builder(scheme)
         .secrets(secrets)
         .max_body_bytes(settings.max_body_bytes)
+        .body_timeout(settings.body_timeout)
         .lease(settings.lease);
     let layer = wiring
         .wire(builder)
