@@ -10,7 +10,10 @@
 //!   and the receiver's resident memory stays under 200 MB throughout;
 //! * a body that is slow but in time is processed, one past the deadline
 //!   gets 408 and its retry 200;
-//! * a peer that reads none of its answers is cut off;
+//! * a connection that sends nothing, one idle after its answer, and a peer
+//!   that reads none of its answers are closed;
+//! * a connection past `--max-connections` waits for a free place, and a cap
+//!   above the open-file limit is lowered;
 //! * SIGTERM while a handler runs: the answer goes out and the process
 //!   exits 0; Ctrl-C (SIGINT) past the grace period cuts the request off
 //!   and exits 0 too.
@@ -650,4 +653,30 @@ fn a_cap_above_the_open_file_limit_is_lowered() {
     let receiver = receiver(&["--max-connections", &asked]);
     let said = format!("--max-connections {asked} lowered to {}", limit - 64);
     wait_for_line(&receiver, &said);
+}
+
+#[test]
+fn silent_and_idle_keep_alive_connections_are_closed_after_the_deadline() {
+    let receiver = receiver(&[]);
+    let addr = addr_of(&receiver);
+    runtime().block_on(async {
+        let silent = async {
+            let started = Instant::now();
+            let mut stream = connect(addr).await;
+            assert!(read_reply(&mut stream).await.is_none(), "no answer");
+            started.elapsed()
+        };
+        let idle = async {
+            let mut stream = connect(addr).await;
+            stream.write_all(&delivery("evt_idle")).await.expect("sent");
+            let reply = read_reply(&mut stream).await.expect("an answer");
+            assert_eq!(reply.status, 200, "{reply:?}");
+            let answered = Instant::now();
+            assert!(read_reply(&mut stream).await.is_none(), "no second answer");
+            answered.elapsed()
+        };
+        let (silent, idle) = tokio::join!(silent, idle);
+        assert!(silent < DEADLINE + MARGIN, "silent for {silent:?}");
+        assert!(idle < DEADLINE + MARGIN, "idle for {idle:?}");
+    });
 }
