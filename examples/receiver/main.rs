@@ -99,6 +99,7 @@ use tower_webhook::{JobQueue, MemoryQueue, MemoryStore, Scheme, Worker};
 use crate::cli::{Options, StoreChoice};
 use crate::events::EventLog;
 use crate::routes::{AppState, Demo, LayerSettings};
+use crate::serve::{Flush, Limits, StopSignal};
 use crate::shown::Shown;
 use crate::wiring::{Admin, Inline, Queued, Wiring};
 
@@ -180,7 +181,7 @@ fn worker<Q: JobQueue>(queue: Q, options: &Options) -> Worker<Q> {
 }
 
 /// Mounts every scheme with `wiring` and serves.
-async fn start<W: Wiring + Admin>(
+async fn start<W: Wiring + Admin + Flush>(
     listener: TcpListener,
     options: &Options,
     wiring: W,
@@ -193,6 +194,7 @@ async fn start<W: Wiring + Admin>(
     let settings = LayerSettings {
         max_body_bytes: options.max_body_bytes,
         lease: Duration::from_millis(options.lease_ms),
+        body_timeout: Duration::from_millis(options.body_timeout_ms),
     };
     let app = Router::new().merge(routes::admin());
     let app = mount(app, NumberOtp, &wiring, &settings, &base_url)?;
@@ -201,6 +203,7 @@ async fn start<W: Wiring + Admin>(
     let app = providers::mount_standard(app, &wiring, &settings)?;
     let app = mount(app, Stripe::new(), &wiring, &settings, &base_url)?;
     let app = providers::mount_all(app, &wiring, &settings, &base_url)?;
+    let flushed = wiring.flushed();
     let admin: Arc<dyn Admin> = Arc::new(wiring);
     let state = AppState {
         log: EventLog::new(options.events_keep),
@@ -211,12 +214,26 @@ async fn start<W: Wiring + Admin>(
             quiet: options.quiet,
         },
     };
+    let limits = Limits::new(
+        Duration::from_millis(options.body_timeout_ms),
+        options.max_connections,
+        Duration::from_millis(options.shutdown_grace_ms),
+    );
+    let stop = StopSignal::listen();
     println!(
         "listening on {base_url} (store: {described}); GET /events lists handler runs; \
          Ctrl-C stops"
     );
-    let grace = Duration::from_millis(options.shutdown_grace_ms);
-    serve::serve(listener, app.with_state(state), admin, grace).await
+    serve::serve(
+        listener,
+        app.with_state(state),
+        admin,
+        flushed,
+        stop,
+        limits,
+    )
+    .await;
+    Ok(())
 }
 
 /// One scheme's route, with its secrets from `<NAME>_WEBHOOK_SECRET`.
