@@ -48,8 +48,10 @@ pub enum SecretError {
         /// Position of the secret in the order it was given.
         index: usize,
     },
-    /// Secret number `index` contains whitespace, which no provider puts in
-    /// a secret: most often a stray newline from a file or an env var.
+    /// Secret number `index` begins or ends with whitespace: almost always
+    /// a stray newline or space from a file or an env var. (Whitespace
+    /// inside a secret is part of it: GitHub's own sample secret is
+    /// `It's a Secret to Everybody`.)
     Whitespace {
         /// Position of the secret in the order it was given.
         index: usize,
@@ -70,7 +72,7 @@ impl fmt::Display for SecretError {
             Self::Empty { index } => write!(f, "webhook secret #{index} is empty"),
             Self::Whitespace { index } => write!(
                 f,
-                "webhook secret #{index} contains whitespace (a stray newline?)"
+                "webhook secret #{index} begins or ends with whitespace (a stray newline?)"
             ),
             Self::Undecodable { index, expected } => {
                 write!(f, "webhook secret #{index} is not {expected}")
@@ -238,7 +240,8 @@ pub(crate) fn check_secret_text(index: usize, secret: &str) -> Result<(), Secret
     if secret.is_empty() {
         return Err(SecretError::Empty { index });
     }
-    if secret.chars().any(char::is_whitespace) {
+    // Only what is certainly a mistake: interior spaces are the secret's.
+    if secret.trim() != secret {
         return Err(SecretError::Whitespace { index });
     }
     Ok(())

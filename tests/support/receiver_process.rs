@@ -192,9 +192,19 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
 /// Runs the receiver with `args` to its end (for arguments it refuses):
 /// its exit status and stderr.
 pub fn run_to_end(args: &[&str], limit: Duration) -> (ExitStatus, String) {
+    run_to_end_with(args, &[], limit)
+}
+
+/// [`run_to_end`] with extra environment variables.
+pub fn run_to_end_with(
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (ExitStatus, String) {
     let mut child = Command::new(binary())
         .args(["--addr", "127.0.0.1:0"])
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
