@@ -29,6 +29,7 @@ use tower_service::Service;
 
 use crate::body::{Collector, Deadline, ResponseBody};
 use crate::layer::Config;
+use crate::metrics::Stopwatch;
 use crate::queue::{Accept, Delivery, QueueFuture};
 use crate::secret::Signature;
 use crate::store::{Claim, IdempotencyKey, IdempotencyStore};
@@ -72,11 +73,14 @@ pin_project! {
 struct Guard<Sc, St: IdempotencyStore> {
     config: Arc<Config<Sc, St>>,
     lease: Option<St::Lease>,
+    /// When the inner service was called (feature `metrics`).
+    called: Stopwatch,
 }
 
 impl<Sc, St: IdempotencyStore> Drop for Guard<Sc, St> {
     fn drop(&mut self) {
         if let Some(lease) = self.lease.take() {
+            self.config.metrics.handler_dropped(&self.called);
             self.config.store.release_abandoned(lease);
         }
     }
@@ -115,6 +119,7 @@ where
             guard: Guard {
                 config,
                 lease: None,
+                called: Stopwatch::default(),
             },
         }
     }
@@ -141,6 +146,7 @@ where
             guard: Guard {
                 config,
                 lease: None,
+                called: Stopwatch::default(),
             },
         }
     }
@@ -200,6 +206,7 @@ where
                                 mut inner,
                             } = checked.take().expect("polled after completion");
                             let request = Request::from_parts(parts, Full::new(body));
+                            guard.called = Stopwatch::start();
                             State::Call {
                                 future: inner.call(request),
                             }
@@ -236,11 +243,15 @@ where
                     let result = ready!(future.poll(cx));
                     let lease = guard.lease.take().expect("a call always holds a lease");
                     let store = &guard.config.store;
-                    let finish = match &result {
-                        Ok(response) if response.status().is_success() => {
-                            store.complete(lease, guard.config.done_ttl)
-                        }
-                        _ => store.release(lease),
+                    let processed = matches!(&result, Ok(r) if r.status().is_success());
+                    guard
+                        .config
+                        .metrics
+                        .handler_answered(processed, &guard.called);
+                    let finish = if processed {
+                        store.complete(lease, guard.config.done_ttl)
+                    } else {
+                        store.release(lease)
                     };
                     State::Finish {
                         finish,
@@ -311,6 +322,7 @@ fn verify_and_parse<S, Sc: Scheme, St>(
         signature,
         inner,
     } = pending;
+    config.metrics.body_collected(body.len());
     config
         .secrets
         .verify(&signature, &body)

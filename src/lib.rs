@@ -136,6 +136,7 @@
 mod body;
 mod future;
 mod layer;
+pub mod metrics;
 mod rejection;
 mod secret;
 mod service;
