@@ -80,7 +80,7 @@ struct Guard<Sc, St: IdempotencyStore> {
 impl<Sc, St: IdempotencyStore> Drop for Guard<Sc, St> {
     fn drop(&mut self) {
         if let Some(lease) = self.lease.take() {
-            self.config.metrics.handler_dropped(&self.called);
+            self.config.metrics.handler_dropped(&mut self.called);
             self.config.store.release_abandoned(lease);
         }
     }
@@ -207,8 +207,10 @@ where
                             } = checked.take().expect("polled after completion");
                             let request = Request::from_parts(parts, Full::new(body));
                             guard.called = Stopwatch::start();
+                            let metrics = &guard.config.metrics;
                             State::Call {
-                                future: inner.call(request),
+                                future: metrics
+                                    .handler_step(&mut guard.called, || inner.call(request)),
                             }
                         }
                         Ok(Claim::Done) => State::Reject {
@@ -240,14 +242,13 @@ where
                     }
                 }
                 StateProj::Call { future } => {
-                    let result = ready!(future.poll(cx));
+                    let metrics = &guard.config.metrics;
+                    let result =
+                        ready!(metrics.handler_step(&mut guard.called, || future.poll(cx)));
                     let lease = guard.lease.take().expect("a call always holds a lease");
                     let store = &guard.config.store;
                     let processed = matches!(&result, Ok(r) if r.status().is_success());
-                    guard
-                        .config
-                        .metrics
-                        .handler_answered(processed, &guard.called);
+                    metrics.handler_answered(processed, &mut guard.called);
                     let finish = if processed {
                         store.complete(lease, guard.config.done_ttl)
                     } else {

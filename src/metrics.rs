@@ -200,10 +200,10 @@ impl LayerMetrics {
         let _ = len;
     }
 
-    /// The inline handler started with `started` answered; `processed`
-    /// when with a 2xx.
+    /// The inline handler timed by `run` answered; `processed` when with a
+    /// 2xx.
     #[inline]
-    pub(crate) fn handler_answered(&self, processed: bool, started: &Stopwatch) {
+    pub(crate) fn handler_answered(&self, processed: bool, run: &mut Stopwatch) {
         #[cfg(feature = "metrics")]
         {
             let outcome = if processed {
@@ -211,16 +211,17 @@ impl LayerMetrics {
             } else {
                 imp::Outcome::HandlerFailed
             };
-            self.handles().handler_ended(outcome, started);
+            self.handles().handler_ended(outcome, run);
         }
         #[cfg(not(feature = "metrics"))]
-        let _ = (processed, started);
+        let _ = (processed, run);
     }
 
-    /// The inline handler started with `started` never answered: it
-    /// panicked (this runs while unwinding), or its request was dropped.
+    /// The inline handler timed by `run` never answered: its request was
+    /// dropped (cancelled), or dropped while a panic unwinds (failed). A
+    /// run already counted by [`Self::handler_step`] is not counted again.
     #[inline]
-    pub(crate) fn handler_dropped(&self, started: &Stopwatch) {
+    pub(crate) fn handler_dropped(&self, run: &mut Stopwatch) {
         #[cfg(feature = "metrics")]
         {
             let outcome = if std::thread::panicking() {
@@ -228,15 +229,42 @@ impl LayerMetrics {
             } else {
                 imp::Outcome::Cancelled
             };
-            self.handles().handler_ended(outcome, started);
+            self.handles().handler_ended(outcome, run);
         }
         #[cfg(not(feature = "metrics"))]
-        let _ = started;
+        let _ = run;
+    }
+
+    /// Runs `step` (the inner service's `call`, or one poll of its future).
+    /// With the feature, a panic out of it counts the run timed by `run` as
+    /// `handler_failed`, then goes on unwinding as before. The drop alone
+    /// cannot tell: a catch-panic layer outside this one catches the panic
+    /// and drops the request only after the unwinding stopped (tokio drops
+    /// a panicked task's future while unwinding, which the drop does see).
+    /// Without the feature: `step()`.
+    #[inline]
+    pub(crate) fn handler_step<T>(&self, run: &mut Stopwatch, step: impl FnOnce() -> T) -> T {
+        #[cfg(feature = "metrics")]
+        {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
+                Ok(value) => value,
+                Err(panic) => {
+                    self.handles()
+                        .handler_ended(imp::Outcome::HandlerFailed, run);
+                    std::panic::resume_unwind(panic)
+                }
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = run;
+            step()
+        }
     }
 }
 
-/// When a handler run started; zero-sized without the feature, and reads
-/// no clock then.
+/// When a handler run started, until its outcome is counted; zero-sized
+/// without the feature, and reads no clock then.
 #[derive(Debug, Default)]
 pub(crate) struct Stopwatch {
     #[cfg(feature = "metrics")]
@@ -438,11 +466,12 @@ mod imp {
             self.outcomes[slot(rejection)].increment(1);
         }
 
-        pub(super) fn handler_ended(&self, outcome: Outcome, started: &Stopwatch) {
-            if let Some(started) = started.started {
+        /// Counts the run timed by `run` once: its first ending stops it.
+        pub(super) fn handler_ended(&self, outcome: Outcome, run: &mut Stopwatch) {
+            if let Some(started) = run.started.take() {
                 self.handler_duration.record(started.elapsed());
+                self.outcomes[outcome.slot()].increment(1);
             }
-            self.outcomes[outcome.slot()].increment(1);
         }
     }
 
