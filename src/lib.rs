@@ -126,6 +126,11 @@
 //! * `axum` (default): the [`VerifiedEvent`] and [`Verified`] extractors.
 //! * `tracing`: a `tracing` event for every rejection, carrying its reason
 //!   code, and for every failed store call.
+//! * `metrics`: counters, histograms and gauges through the `metrics`
+//!   facade, for any exporter: deliveries by scheme and outcome (every
+//!   reason code, `processed`, `handler_failed`, `accepted`, …), handler
+//!   durations, body sizes, and in queued mode jobs by state and attempts
+//!   by result. See [`metrics`].
 //! * `redis`: `RedisStore` (in [`store`]), one idempotency store shared by several
 //!   replicas.
 //! * `sqlite`: `SqliteStore` (in [`store`]), a durable store and job queue on
