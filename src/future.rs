@@ -30,6 +30,7 @@ use tower_service::Service;
 
 use crate::body::{Collector, Deadline, ResponseBody};
 use crate::layer::Config;
+use crate::metrics::Stopwatch;
 use crate::queue::{Accept, Delivery, QueueFuture};
 use crate::secret::Signature;
 use crate::store::{Claim, IdempotencyKey, IdempotencyStore};
@@ -74,11 +75,14 @@ pin_project! {
 struct Guard<Sc, St: IdempotencyStore> {
     config: Arc<Config<Sc, St>>,
     lease: Option<St::Lease>,
+    /// When the inner service was called (feature `metrics`).
+    called: Stopwatch,
 }
 
 impl<Sc, St: IdempotencyStore> Drop for Guard<Sc, St> {
     fn drop(&mut self) {
         if let Some(lease) = self.lease.take() {
+            self.config.metrics.handler_dropped(&mut self.called);
             self.config.store.release_abandoned(lease);
         }
     }
@@ -117,6 +121,7 @@ where
             guard: Guard {
                 config,
                 lease: None,
+                called: Stopwatch::default(),
             },
         }
     }
@@ -143,6 +148,7 @@ where
             guard: Guard {
                 config,
                 lease: None,
+                called: Stopwatch::default(),
             },
         }
     }
@@ -209,8 +215,11 @@ where
                                 mut inner,
                             } = checked.take().expect("polled after completion");
                             let request = Request::from_parts(parts, Full::new(body));
+                            guard.called = Stopwatch::start();
+                            let metrics = &guard.config.metrics;
                             State::Call {
-                                future: inner.call(request),
+                                future: metrics
+                                    .handler_step(&mut guard.called, || inner.call(request)),
                             }
                         }
                         Ok(Claim::Done) => State::Reject {
@@ -242,14 +251,17 @@ where
                     }
                 }
                 StateProj::Call { future } => {
-                    let result = ready!(future.poll(cx));
+                    let metrics = &guard.config.metrics;
+                    let result =
+                        ready!(metrics.handler_step(&mut guard.called, || future.poll(cx)));
                     let lease = guard.lease.take().expect("a call always holds a lease");
                     let store = &guard.config.store;
-                    let finish = match &result {
-                        Ok(response) if response.status().is_success() => {
-                            store.complete(lease, guard.config.done_ttl)
-                        }
-                        _ => store.release(lease),
+                    let processed = matches!(&result, Ok(r) if r.status().is_success());
+                    metrics.handler_answered(processed, &mut guard.called);
+                    let finish = if processed {
+                        store.complete(lease, guard.config.done_ttl)
+                    } else {
+                        store.release(lease)
                     };
                     State::Finish {
                         finish,
@@ -329,6 +341,7 @@ fn verify_and_parse<S, Sc: Scheme, St>(
         signature,
         inner,
     } = pending;
+    config.metrics.body_collected(body.len());
     let key = config
         .secrets
         .verify_key(&signature, &body)

@@ -10,6 +10,7 @@ use http_body_util::Full;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::metrics::LayerMetrics;
 use crate::queue::runner::{Intake, LayerRunner};
 use crate::queue::{JobQueue, Worker};
 use crate::secret::{SecretError, SecretSet, check_secret_text};
@@ -50,12 +51,15 @@ pub(crate) struct Config<Sc, St> {
     responder: Option<Arc<Responder>>,
     /// Queued mode: the worker that records deliveries and runs the handler.
     pub(crate) intake: Option<Arc<dyn Intake>>,
+    /// Feature `metrics`: this scheme's counters and histograms.
+    pub(crate) metrics: LayerMetrics,
 }
 
 impl<Sc: Scheme, St> Config<Sc, St> {
     /// The response for a delivery the layer answers itself.
     pub(crate) fn respond(&self, rejection: Rejection) -> Response<Full<Bytes>> {
         crate::rejection::trace(self.scheme.name(), &rejection);
+        self.metrics.answered(&rejection);
         match &self.responder {
             Some(responder) => {
                 // A replaced response still ends a connection that must end.
@@ -346,6 +350,7 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
             keys.push(key);
         }
         let secrets = SecretSet::from_decoded(keys)?;
+        let metrics = LayerMetrics::new(self.scheme.name());
         Ok(WebhookLayer {
             config: Arc::new(Config {
                 scheme: self.scheme,
@@ -362,6 +367,7 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
                 retry_after: self.retry_after,
                 responder: self.responder,
                 intake: self.intake,
+                metrics,
             }),
         })
     }

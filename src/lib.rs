@@ -134,6 +134,11 @@
 //!   code, and for every failed store call.
 //! * `ed25519`: Ed25519 verification (`ed25519-dalek`): the `discord`
 //!   scheme and Standard Webhooks `v1a` public keys.
+//! * `metrics`: counters, histograms and gauges through the `metrics`
+//!   facade, for any exporter: deliveries by scheme and outcome (every
+//!   reason code, `processed`, `handler_failed`, `accepted`, …), handler
+//!   durations, body sizes, and in queued mode jobs by state and attempts
+//!   by result. See [`metrics`].
 //! * `redis`: `RedisStore` (in [`store`]), one idempotency store shared by several
 //!   replicas.
 //! * `sqlite`: `SqliteStore` (in [`store`]), a durable store and job queue on
@@ -144,6 +149,7 @@
 mod body;
 mod future;
 mod layer;
+pub mod metrics;
 mod rejection;
 mod secret;
 mod service;

@@ -41,7 +41,10 @@
 //! * `GET /queue`: `{"pending":N,"running":N,"dead":N}` (zeros inline);
 //! * `GET /dead-letters`: `[{"key","scheme","id","attempts","last_error",…}]`;
 //! * `POST /dead-letters/replay` with `{"key":"<key>"}`: 202 when that dead
-//!   letter is queued again, 404 when there is none.
+//!   letter is queued again, 404 when there is none;
+//! * `GET /metrics`: `webhook_deliveries_total`, the handler-duration and
+//!   body-size histograms, and in queued mode `webhook_queue_jobs` and
+//!   `webhook_job_attempts_total`, in the Prometheus text format.
 //!
 //! Secrets come from `NUMBEROTP_WEBHOOK_SECRET`, `NUMERO_WEBHOOK_SECRET`,
 //! `GITHUB_WEBHOOK_SECRET`, `STANDARD_WEBHOOK_SECRET` (`whsec_` + base64)
@@ -75,6 +78,7 @@
 mod cli;
 mod events;
 mod providers;
+mod metrics;
 mod routes;
 mod secrets;
 mod serve;
@@ -118,6 +122,8 @@ async fn main() -> ExitCode {
 /// Opens the store, binds, mounts every route, serves until stopped.
 async fn run(options: Options) -> Result<(), String> {
     let choice = options.store_choice()?;
+    // Before any layer is built: they register their metrics with it.
+    metrics::install()?;
     // Bind first, so the hints printed for demo secrets carry the real port.
     let listener = TcpListener::bind(options.addr)
         .await

@@ -1,5 +1,6 @@
 //! The routes: `POST /webhooks/<scheme>` behind its own layer and the demo
-//! handler, and the admin routes (`/events`, `/queue`, `/dead-letters`).
+//! handler, and the admin routes (`/events`, `/queue`, `/dead-letters`,
+//! `/metrics`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +60,7 @@ pub fn admin() -> Router<AppState> {
         .route("/queue", get(queue_counts))
         .route("/dead-letters", get(dead_letters))
         .route("/dead-letters/replay", post(replay))
+        .route("/metrics", get(crate::metrics::render))
 }
 
 /// Mounts `POST /webhooks/<scheme name>` behind a layer keyed with
