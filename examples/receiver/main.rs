@@ -77,8 +77,8 @@
 
 mod cli;
 mod events;
-mod providers;
 mod metrics;
+mod providers;
 mod routes;
 mod secrets;
 mod serve;
