@@ -129,7 +129,7 @@ impl<Sc: Scheme> WebhookLayer<Sc, MemoryStore> {
     ///
     /// # Errors
     ///
-    /// [`SecretError`] when the secret is empty, holds whitespace, or the
+    /// [`SecretError`] when the secret is empty, begins or ends with whitespace, or the
     /// scheme cannot decode it.
     pub fn new(scheme: Sc, secret: impl Into<String>) -> Result<Self, SecretError> {
         Self::builder(scheme).secret(secret).build()
@@ -337,8 +337,8 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
     ///
     /// # Errors
     ///
-    /// [`SecretError`] when no secret was given, or one is empty, holds
-    /// whitespace, or cannot be decoded by the scheme.
+    /// [`SecretError`] when no secret was given, or one is empty, begins or
+    /// ends with whitespace, or cannot be decoded by the scheme.
     pub fn build(self) -> Result<WebhookLayer<Sc, St>, SecretError> {
         let mut keys = Vec::with_capacity(self.secrets.len());
         for (index, secret) in self.secrets.iter().enumerate() {

@@ -235,7 +235,7 @@ impl fmt::Debug for SecretSet {
     }
 }
 
-/// Checks a secret as the provider shows it: not empty, no whitespace.
+/// Checks a secret as the provider shows it: not empty, no whitespace at either end.
 pub(crate) fn check_secret_text(index: usize, secret: &str) -> Result<(), SecretError> {
     if secret.is_empty() {
         return Err(SecretError::Empty { index });
