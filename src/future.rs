@@ -33,6 +33,7 @@ use crate::layer::Config;
 use crate::queue::{Accept, Delivery, QueueFuture};
 use crate::secret::Signature;
 use crate::store::{Claim, IdempotencyKey, IdempotencyStore};
+use crate::tenant::TenantEntry;
 use crate::{EventId, Rejection, Scheme, Verified};
 
 /// What a request carries from the header checks to the body's arrival.
@@ -40,6 +41,8 @@ struct Pending<S> {
     parts: Parts,
     signature: Signature,
     inner: S,
+    /// With per-tenant secrets: the tenant and its secrets.
+    tenant: Option<Arc<TenantEntry>>,
 }
 
 /// What a verified request carries while its key is claimed. Inline, the
@@ -128,6 +131,7 @@ where
         body: B,
         collector: Collector,
         signature: Signature,
+        tenant: Option<Arc<TenantEntry>>,
     ) -> Self {
         Self {
             state: State::Collect {
@@ -138,6 +142,7 @@ where
                     parts,
                     signature,
                     inner,
+                    tenant,
                 }),
             },
             guard: Guard {
@@ -328,9 +333,16 @@ fn verify_and_parse<S, Sc: Scheme, St>(
         mut parts,
         signature,
         inner,
+        tenant,
     } = pending;
-    let key = config
-        .secrets
+    let secrets = match &tenant {
+        Some(entry) => &entry.secrets,
+        None => config
+            .secrets
+            .as_ref()
+            .ok_or(Rejection::SignatureMismatch)?,
+    };
+    let key = secrets
         .verify_key(&signature, &body)
         .map_err(|_| Rejection::SignatureMismatch)?;
     if let Some(response) = config.scheme.handshake(&parts.headers, &body, key) {
@@ -344,9 +356,15 @@ fn verify_and_parse<S, Sc: Scheme, St>(
     {
         return Err(Rejection::StaleTimestamp);
     }
-    let key = IdempotencyKey::new(config.scheme.name(), &parsed.id);
+    let mut key = IdempotencyKey::new(config.scheme.name(), &parsed.id);
+    if let Some(entry) = &tenant {
+        key = key.with_tenant(entry.tenant.clone());
+    }
     if config.intake.is_none() {
         hand_on(&mut parts.extensions, parsed.event, parsed.id);
+        if let Some(entry) = tenant {
+            parts.extensions.insert(entry.tenant.clone());
+        }
     }
     Ok(Verdict::Claim(Checked { parts, body, inner }, key))
 }

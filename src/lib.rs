@@ -155,6 +155,7 @@ pub mod queue;
 pub mod scheme;
 pub mod sign;
 pub mod store;
+pub mod tenant;
 mod text;
 mod verified;
 
@@ -180,6 +181,7 @@ pub use secret::{
 };
 pub use service::Webhook;
 pub use store::{Claim, IdempotencyKey, IdempotencyStore, MemoryStore, StoreError};
+pub use tenant::{Tenant, TenantError, TenantFrom, TenantSecrets};
 pub use text::Text;
 pub use verified::Verified;
 
