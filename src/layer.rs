@@ -230,7 +230,7 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
     /// and replaces while the layer runs. A request whose tenant is absent
     /// or unknown is `404 {"error":"unknown_tenant"}`, before its body is
     /// read. Idempotency keys carry the tenant, and the handler gets the
-    /// [`Tenant`](crate::Tenant) in the request extensions (inline mode).
+    /// [`Tenant`](crate::Tenant) in the request extensions.
     /// See [`crate::tenant`] for an example.
     ///
     /// Not combined with [`secret`](Self::secret): [`build`](Self::build)

@@ -19,7 +19,10 @@
 //! * Idempotency keys carry the tenant ([`IdempotencyKey::tenant`]), so two
 //!   tenants' equal event ids are two events.
 //! * The handler finds the [`Tenant`] in the request extensions (with axum:
-//!   `Extension<Tenant>`), next to [`Verified`](crate::Verified).
+//!   `Extension<Tenant>`), next to [`Verified`](crate::Verified). In queued
+//!   mode the worker reads it again from the recorded request head, so a
+//!   [`TenantFrom::with`] function that reads extensions set by earlier
+//!   layers finds none there, and the handler then gets no `Tenant`.
 //!
 //! # Tenant ids
 //!
@@ -453,6 +456,21 @@ impl Tenants {
     /// The entry of the tenant `parts` names, if it is in the map.
     pub(crate) fn lookup(&self, parts: &Parts) -> Option<Arc<TenantEntry>> {
         self.secrets.lookup(self.from.tenant_of(parts)?)
+    }
+
+    /// Queued mode: the worker's request, rebuilt from the recorded head,
+    /// gets its [`Tenant`] again, read as at intake (the map is not asked:
+    /// the delivery was verified when it was accepted).
+    pub(crate) fn mark<B>(&self, request: http::Request<B>) -> http::Request<B> {
+        let (mut parts, body) = request.into_parts();
+        if let Some(tenant) = self
+            .from
+            .tenant_of(&parts)
+            .and_then(|t| Tenant::new(t).ok())
+        {
+            parts.extensions.insert(tenant);
+        }
+        http::Request::from_parts(parts, body)
     }
 }
 

@@ -233,3 +233,60 @@ fn a_layer_refuses_fixed_secrets_with_tenants_and_another_scheme_s_map() {
         })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_deliveries_keep_their_tenant() {
+    use tower_webhook::queue::{MemoryQueue, Worker};
+    let tenants = TenantSecrets::new(Numero);
+    tenants
+        .replace([("acme", [ACME]), ("globex", [GLOBEX])])
+        .unwrap();
+    let worker = Worker::builder(MemoryQueue::new()).start();
+    let layer = WebhookLayer::builder(Numero)
+        .tenants(TenantFrom::path_segment(1), tenants.clone())
+        .queued(&worker)
+        .build()
+        .unwrap();
+    let seen = Seen::default();
+    let record = seen.clone();
+    let app = Router::new()
+        .route(
+            "/webhooks/{tenant}/numero",
+            post(
+                move |tenant: Option<Extension<Tenant>>,
+                      VerifiedEvent(event): VerifiedEvent<NumeroEvent>| {
+                    let record = record.clone();
+                    async move {
+                        let tenant = tenant.map_or(String::new(), |t| t.0.as_str().to_owned());
+                        let id = event.id.as_str().to_owned();
+                        record.lock().unwrap().push((tenant, id));
+                        StatusCode::OK
+                    }
+                },
+            )
+            .route_layer(layer),
+        )
+        .with_state(());
+    let server = Server {
+        addr: serve(app).await,
+        seen,
+        tenants,
+    };
+    let body = numero_body("evt_q");
+    for (tenant, secret) in [("acme", ACME), ("globex", GLOBEX)] {
+        let reply = server.deliver(true, tenant, secret, &body).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
+    }
+    let deadline = tokio::time::Instant::now() + harness::PATIENCE;
+    while server.runs() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "jobs never ran");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let mut seen = server.seen.lock().unwrap().clone();
+    seen.sort();
+    let want = |t: &str| (t.to_owned(), "evt_q".to_owned());
+    assert_eq!(seen, [want("acme"), want("globex")]);
+    let reply = server.deliver(true, "acme", ACME, &body).await;
+    assert_eq!(reply.text(), r#"{"status":"duplicate"}"#);
+    worker.shutdown(std::time::Duration::from_secs(1)).await;
+}
