@@ -39,7 +39,7 @@ impl Amount {
     fn from_raw(body: &Text, raw: &RawValue) -> Result<Self, Rejection> {
         let json = raw.get();
         match json.as_bytes().first() {
-            Some(b'"') => body.json_string(json).map(Self),
+            Some(b'"') => envelope::string(body, json).map(Self),
             Some(b'-' | b'0'..=b'9') => Ok(Self(body.slice_ref(json))),
             _ => return Err(Rejection::InvalidPayload),
         }
