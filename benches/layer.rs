@@ -271,7 +271,13 @@ fn paired() {
     let ring_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, NUMERO_SECRET.as_bytes());
     let (parts, body) = delivery(300);
     let signature = tower_webhook::Scheme::signature(&Numero, &parts.headers).unwrap();
-    let tag = *signature.tags().next().unwrap().as_bytes();
+    let tag: [u8; 32] = signature
+        .tags()
+        .next()
+        .unwrap()
+        .as_bytes()
+        .try_into()
+        .unwrap();
     let requests = |n: u64| -> Vec<Request<Full<Bytes>>> {
         (0..n)
             .map(|_| {

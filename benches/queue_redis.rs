@@ -41,7 +41,8 @@ const LATENCY_SAMPLES: usize = 2_000;
 
 fn body(id: &str) -> String {
     format!(
-        r#"{{"id":"{id}","event":"TRANSFER_NOTIFICATION","created_at":"2025-07-10T05:10:55Z","data":{{"TrxAmount":1000.0,"Reference":"T4898"}}}}"#
+        r#"{{"id":"{id}","event":"TRANSFER_NOTIFICATION","created_at":"{now}","data":{{"TrxAmount":1000.0,"Reference":"T4898"}}}}"#,
+        now = recent()
     )
 }
 
@@ -233,4 +234,11 @@ fn main() {
         "| worker on another replica (wake stream) | {:.2} ms | {:.2} ms |",
         other.0, other.1
     );
+}
+
+/// A recent signed time for sample bodies (inside the layer's replay
+/// window), fixed once per process so that a body built twice is the same.
+fn recent() -> &'static str {
+    static NOW: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NOW.get_or_init(|| tower_webhook::sign::rfc3339(std::time::SystemTime::now()))
 }

@@ -61,7 +61,13 @@ fn verify(c: &mut Criterion) {
             .unwrap(),
         );
         let numero_sig = Numero.signature(&numero_headers).unwrap();
-        let tag = *numero_sig.tags().next().unwrap().as_bytes();
+        let tag: [u8; 32] = numero_sig
+            .tags()
+            .next()
+            .unwrap()
+            .as_bytes()
+            .try_into()
+            .unwrap();
 
         group.bench_with_input(BenchmarkId::new("numero", name), &body, |b, body| {
             b.iter(|| {
@@ -122,7 +128,7 @@ fn paired() {
             HeaderValue::from_str(&header).unwrap(),
         );
         let sig = Numero.signature(&headers).unwrap();
-        let tag = *sig.tags().next().unwrap().as_bytes();
+        let tag: [u8; 32] = sig.tags().next().unwrap().as_bytes().try_into().unwrap();
         let mut variants: Vec<Variant<'_>> = vec![
             (
                 "numero",

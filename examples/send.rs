@@ -176,13 +176,14 @@ impl Provider {
             ),
             // Numero's own sample also carries a (truncated) "signature"
             // field; the real signature travels in the header, so it is left
-            // out here.
+            // out here. Its `created_at` is now: the receiver refuses a
+            // signed time older than its replay window (72 h).
             Self::Numero => (
                 format!(
                     r#"{{
   "id": {id},
   "event": "PAYOUT_NOTIFICATION",
-  "created_at": "2023-03-15T15:42:12Z",
+  "created_at": "{now}",
   "data": {{
     "transaction_id": "txn_987654321",
     "amount": 5000.00,
@@ -191,7 +192,8 @@ impl Provider {
     "customer_id": "cus_12345",
     "description": "Payment for invoice #12345"
   }}
-}}"#
+}}"#,
+                    now = tower_webhook::sign::rfc3339(SystemTime::now())
                 ),
                 r#""amount": 5000.00"#,
                 r#""amount": 9000.00"#,

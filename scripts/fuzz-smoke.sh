@@ -16,7 +16,7 @@ seconds="${FUZZ_SECONDS:-35}"
 toolchain="${FUZZ_TOOLCHAIN:-nightly}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(signature_numberotp signature_numero parse layer)
+  targets=(signature_numberotp signature_numero signature_providers parse layer)
 fi
 
 if ! cargo "+$toolchain" fuzz --version >/dev/null 2>&1; then

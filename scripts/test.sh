@@ -15,6 +15,22 @@ if ! command -v redis-server >/dev/null 2>&1; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server
 fi
 
+# Python and the providers' own libraries: tests/provider_libraries.rs signs
+# deliveries with them (and fails, rather than skips, without them).
+if ! command -v python3 >/dev/null 2>&1; then
+    echo "python3 not found: installing the Debian packages python3 and python3-pip" >&2
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 python3-pip
+fi
+if ! python3 -c "import slack_sdk, twilio, standardwebhooks, nacl" >/dev/null 2>&1; then
+    echo "installing the providers' Python libraries" >&2
+    python3 -m pip install --quiet --disable-pip-version-check slack_sdk twilio standardwebhooks pynacl \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages \
+            slack_sdk twilio standardwebhooks pynacl
+fi
+
 # --- the suite --------------------------------------------------------------
 # Benches are left out on purpose: `cargo test --all-targets` would run the
 # load generator and the constant-time check; CI compiles them instead.

@@ -6,7 +6,8 @@
 //!    │                │     │     │                 └─ complete on 2xx, else release
 //!    └─ 413/400/408   │     │     └─ 200 duplicate / 409 / 503
 //!                     │     └─ queued: Accept ─► 202 accepted / 200 duplicate / 503
-//!                     └─ 401 / 400
+//!                     ├─ 401 / 400
+//!                     └─ Answer: the scheme's handshake reply (no claim, no call)
 //! ```
 //!
 //! A claim taken in `Claim` is held by [`Guard`] until `Call` ends. If the
@@ -29,6 +30,7 @@ use tower_service::Service;
 
 use crate::body::{Collector, Deadline, ResponseBody};
 use crate::layer::Config;
+use crate::metrics::Stopwatch;
 use crate::queue::{Accept, Delivery, QueueFuture};
 use crate::secret::Signature;
 use crate::store::{Claim, IdempotencyKey, IdempotencyStore};
@@ -54,6 +56,7 @@ pin_project! {
     #[project = StateProj]
     enum State<B, S, F, CF, FF, R> {
         Reject { rejection: Option<Rejection> },
+        Answer { response: Option<Response<Full<Bytes>>> },
         Collect {
             #[pin] body: B,
             collector: Collector,
@@ -72,11 +75,14 @@ pin_project! {
 struct Guard<Sc, St: IdempotencyStore> {
     config: Arc<Config<Sc, St>>,
     lease: Option<St::Lease>,
+    /// When the inner service was called (feature `metrics`).
+    called: Stopwatch,
 }
 
 impl<Sc, St: IdempotencyStore> Drop for Guard<Sc, St> {
     fn drop(&mut self) {
         if let Some(lease) = self.lease.take() {
+            self.config.metrics.handler_dropped(&mut self.called);
             self.config.store.release_abandoned(lease);
         }
     }
@@ -115,6 +121,7 @@ where
             guard: Guard {
                 config,
                 lease: None,
+                called: Stopwatch::default(),
             },
         }
     }
@@ -141,6 +148,7 @@ where
             guard: Guard {
                 config,
                 lease: None,
+                called: Stopwatch::default(),
             },
         }
     }
@@ -164,6 +172,10 @@ where
                     let rejection = rejection.take().expect("polled after completion");
                     return Poll::Ready(Ok(reject(&guard.config, rejection)));
                 }
+                StateProj::Answer { response } => {
+                    let response = response.take().expect("polled after completion");
+                    return Poll::Ready(Ok(response.map(ResponseBody::layer)));
+                }
                 StateProj::Collect {
                     body,
                     collector,
@@ -174,7 +186,10 @@ where
                     let pending = pending.take().expect("polled after completion");
                     match collected.and_then(|body| verify_and_parse(&guard.config, pending, body))
                     {
-                        Ok((checked, key)) => match &guard.config.intake {
+                        Ok(Verdict::Answer(response)) => State::Answer {
+                            response: Some(response),
+                        },
+                        Ok(Verdict::Claim(checked, key)) => match &guard.config.intake {
                             Some(intake) => State::Accept {
                                 accept: intake
                                     .accept(&key, checked.into_delivery(&guard.config, &key)),
@@ -200,8 +215,11 @@ where
                                 mut inner,
                             } = checked.take().expect("polled after completion");
                             let request = Request::from_parts(parts, Full::new(body));
+                            guard.called = Stopwatch::start();
+                            let metrics = &guard.config.metrics;
                             State::Call {
-                                future: inner.call(request),
+                                future: metrics
+                                    .handler_step(&mut guard.called, || inner.call(request)),
                             }
                         }
                         Ok(Claim::Done) => State::Reject {
@@ -233,14 +251,17 @@ where
                     }
                 }
                 StateProj::Call { future } => {
-                    let result = ready!(future.poll(cx));
+                    let metrics = &guard.config.metrics;
+                    let result =
+                        ready!(metrics.handler_step(&mut guard.called, || future.poll(cx)));
                     let lease = guard.lease.take().expect("a call always holds a lease");
                     let store = &guard.config.store;
-                    let finish = match &result {
-                        Ok(response) if response.status().is_success() => {
-                            store.complete(lease, guard.config.done_ttl)
-                        }
-                        _ => store.release(lease),
+                    let processed = matches!(&result, Ok(r) if r.status().is_success());
+                    metrics.handler_answered(processed, &mut guard.called);
+                    let finish = if processed {
+                        store.complete(lease, guard.config.done_ttl)
+                    } else {
+                        store.release(lease)
                     };
                     State::Finish {
                         finish,
@@ -298,29 +319,49 @@ fn reject<Sc: Scheme, St, B>(
     config.respond(rejection).map(ResponseBody::layer)
 }
 
-/// Verifies the raw bytes, then parses them; returns the request ready to
-/// claim and its key. Inline, the event and its id are handed on here, into
-/// the extensions the inner service will see if the claim is new.
+/// What a verified delivery leads to.
+enum Verdict<S> {
+    /// The request, ready to claim, and its key.
+    Claim(Checked<S>, IdempotencyKey),
+    /// The scheme's handshake reply, sent as it is.
+    Answer(Response<Full<Bytes>>),
+}
+
+/// Verifies the raw bytes, answers a handshake, or parses them; returns
+/// the request ready to claim and its key. Inline, the event and its id are
+/// handed on here, into the extensions the inner service will see if the
+/// claim is new.
 fn verify_and_parse<S, Sc: Scheme, St>(
     config: &Config<Sc, St>,
     pending: Pending<S>,
     body: Bytes,
-) -> Result<(Checked<S>, IdempotencyKey), Rejection> {
+) -> Result<Verdict<S>, Rejection> {
     let Pending {
         mut parts,
         signature,
         inner,
     } = pending;
-    config
+    config.metrics.body_collected(body.len());
+    let key = config
         .secrets
-        .verify(&signature, &body)
+        .verify_key(&signature, &body)
         .map_err(|_| Rejection::SignatureMismatch)?;
+    if let Some(response) = config.scheme.handshake(&parts.headers, &body, key) {
+        return Ok(Verdict::Answer(response));
+    }
     let parsed = config.scheme.parse(&parts.headers, &body)?;
+    if let (Some(window), Some(signed)) = (
+        config.replay_window,
+        config.scheme.signed_time(&parsed.event),
+    ) && signed.elapsed().is_ok_and(|age| age > window)
+    {
+        return Err(Rejection::StaleTimestamp);
+    }
     let key = IdempotencyKey::new(config.scheme.name(), &parsed.id);
     if config.intake.is_none() {
         hand_on(&mut parts.extensions, parsed.event, parsed.id);
     }
-    Ok((Checked { parts, body, inner }, key))
+    Ok(Verdict::Claim(Checked { parts, body, inner }, key))
 }
 
 fn store_failed(operation: &str, error: &crate::store::StoreError) {

@@ -10,6 +10,7 @@ use http_body_util::Full;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::metrics::LayerMetrics;
 use crate::queue::runner::{Intake, LayerRunner};
 use crate::queue::{JobQueue, Worker};
 use crate::secret::{SecretError, SecretSet, check_secret_text};
@@ -43,17 +44,22 @@ pub(crate) struct Config<Sc, St> {
     /// `None`: no deadline.
     pub(crate) body_timeout: Option<Duration>,
     pub(crate) done_ttl: Duration,
+    /// Deliveries whose signed time is older than this are refused.
+    pub(crate) replay_window: Option<Duration>,
     pub(crate) lease: Duration,
     pub(crate) retry_after: Duration,
     responder: Option<Arc<Responder>>,
     /// Queued mode: the worker that records deliveries and runs the handler.
     pub(crate) intake: Option<Arc<dyn Intake>>,
+    /// Feature `metrics`: this scheme's counters and histograms.
+    pub(crate) metrics: LayerMetrics,
 }
 
 impl<Sc: Scheme, St> Config<Sc, St> {
     /// The response for a delivery the layer answers itself.
     pub(crate) fn respond(&self, rejection: Rejection) -> Response<Full<Bytes>> {
         crate::rejection::trace(self.scheme.name(), &rejection);
+        self.metrics.answered(&rejection);
         match &self.responder {
             Some(responder) => {
                 // A replaced response still ends a connection that must end.
@@ -111,6 +117,7 @@ impl<Sc: Scheme> WebhookLayer<Sc, MemoryStore> {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             body_timeout: Some(DEFAULT_BODY_TIMEOUT),
             done_ttl: DEFAULT_DONE_TTL,
+            replay_window: ReplayWindow::DoneTtl,
             lease: DEFAULT_LEASE,
             retry_after: DEFAULT_RETRY_AFTER,
             responder: None,
@@ -167,10 +174,18 @@ pub struct WebhookLayerBuilder<Sc, St> {
     max_body_bytes: usize,
     body_timeout: Option<Duration>,
     done_ttl: Duration,
+    replay_window: ReplayWindow,
     lease: Duration,
     retry_after: Duration,
     responder: Option<Arc<Responder>>,
     intake: Option<Arc<dyn Intake>>,
+}
+
+/// The builder's replay window: the done TTL unless set otherwise.
+#[derive(Debug, Clone, Copy)]
+enum ReplayWindow {
+    DoneTtl,
+    Set(Option<Duration>),
 }
 
 impl<Sc: fmt::Debug, St: fmt::Debug> fmt::Debug for WebhookLayerBuilder<Sc, St> {
@@ -243,6 +258,18 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
         self
     }
 
+    /// The oldest delivery accepted, by the time the provider signed inside
+    /// its body ([`Scheme::signed_time`]: Numero's `created_at`); older is
+    /// 401 `stale_timestamp`, nothing recorded. Default: the done TTL, so
+    /// that a captured delivery replayed after its key expired is refused,
+    /// and every replay is either a duplicate or refused. `None` turns the
+    /// check off. Schemes that sign no time in the body are not affected.
+    #[must_use]
+    pub fn replay_window(mut self, window: impl Into<Option<Duration>>) -> Self {
+        self.replay_window = ReplayWindow::Set(window.into());
+        self
+    }
+
     /// How long an in-flight claim holds its key before another delivery may
     /// take it over (default 5 min). Set it longer than your slowest handler.
     #[must_use]
@@ -279,6 +306,7 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
             max_body_bytes: self.max_body_bytes,
             body_timeout: self.body_timeout,
             done_ttl: self.done_ttl,
+            replay_window: self.replay_window,
             lease: self.lease,
             retry_after: self.retry_after,
             responder: self.responder,
@@ -317,11 +345,12 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
             check_secret_text(index, secret)?;
             let key = self
                 .scheme
-                .decode_secret(secret)
+                .decode_key(secret)
                 .map_err(|expected| SecretError::Undecodable { index, expected })?;
             keys.push(key);
         }
-        let secrets = SecretSet::from_keys(&keys)?;
+        let secrets = SecretSet::from_decoded(keys)?;
+        let metrics = LayerMetrics::new(self.scheme.name());
         Ok(WebhookLayer {
             config: Arc::new(Config {
                 scheme: self.scheme,
@@ -330,10 +359,15 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
                 max_body_bytes: self.max_body_bytes,
                 body_timeout: self.body_timeout,
                 done_ttl: self.done_ttl,
+                replay_window: match self.replay_window {
+                    ReplayWindow::DoneTtl => Some(self.done_ttl),
+                    ReplayWindow::Set(window) => window,
+                },
                 lease: self.lease,
                 retry_after: self.retry_after,
                 responder: self.responder,
                 intake: self.intake,
+                metrics,
             }),
         })
     }

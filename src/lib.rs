@@ -22,8 +22,13 @@
 //!   typing it copies nothing (unless a JSON string holds escapes).
 //!
 //! Schemes: [`numberotp`], [`numero`], [`github`], [`standard`] (Standard
-//! Webhooks, Svix), [`stripe`], and [`custom`] for any other HMAC-SHA256
-//! provider. Stores: [`MemoryStore`] (the default) and, with feature `redis`,
+//! Webhooks, Svix; `v1` HMAC and `v1a` Ed25519), [`stripe`], [`shopify`],
+//! [`slack`], [`paddle`], [`linear`], [`zoom`], [`twitch`], [`woocommerce`],
+//! [`lemonsqueezy`], [`flutterwave`], [`paystack`] (HMAC-SHA512),
+//! [`twilio`] (HMAC-SHA1), [`square`], `discord` (Ed25519, feature
+//! `ed25519`), and [`custom`] for any other HMAC provider. Each secret and
+//! tag carries its [`Algorithm`]; providers' endpoint checks (Slack, Zoom,
+//! Twitch, Discord) are answered by the layer ([`Scheme::handshake`]). Stores: [`MemoryStore`] (the default) and, with feature `redis`,
 //! `RedisStore` for several replicas.
 //!
 //! # Status codes
@@ -33,6 +38,7 @@
 //! | verified, new, inner answers 2xx | inner's | yes | done (TTL, default 72 h) |
 //! | verified, new, inner answers non-2xx / errors / panics / is dropped | inner's | yes | released |
 //! | verified, already done | 200 `{"status":"duplicate"}` | no | unchanged |
+//! | verified endpoint check (Slack, Zoom, Twitch, Discord handshakes) | 200 with the reply the provider expects | no | untouched |
 //! | verified, in flight elsewhere | 409 + `Retry-After` | no | unchanged |
 //! | missing / repeated / malformed / wrong signature | 401 | no | untouched |
 //! | body over the cap (declared or streamed) | 413 | no | untouched |
@@ -126,6 +132,13 @@
 //! * `axum` (default): the [`VerifiedEvent`] and [`Verified`] extractors.
 //! * `tracing`: a `tracing` event for every rejection, carrying its reason
 //!   code, and for every failed store call.
+//! * `ed25519`: Ed25519 verification (`ed25519-dalek`): the `discord`
+//!   scheme and Standard Webhooks `v1a` public keys.
+//! * `metrics`: counters, histograms and gauges through the `metrics`
+//!   facade, for any exporter: deliveries by scheme and outcome (every
+//!   reason code, `processed`, `handler_failed`, `accepted`, …), handler
+//!   durations, body sizes, and in queued mode jobs by state and attempts
+//!   by result. See [`metrics`].
 //! * `redis`: `RedisStore` (in [`store`]), one idempotency store shared by several
 //!   replicas.
 //! * `sqlite`: `SqliteStore` (in [`store`]), a durable store and job queue on
@@ -136,6 +149,7 @@
 mod body;
 mod future;
 mod layer;
+pub mod metrics;
 mod rejection;
 mod secret;
 mod service;
@@ -158,9 +172,18 @@ pub use layer::{
 };
 pub use queue::{Attempt, JobQueue, MemoryQueue, Worker};
 pub use rejection::Rejection;
+#[cfg(feature = "ed25519")]
+pub use scheme::discord;
 pub use scheme::{EventId, Parsed, Scheme, numberotp, numero};
 pub use scheme::{custom, github, standard, stripe};
-pub use secret::{InvalidTag, MacMismatch, SecretError, SecretSet, Signature, TAG_LEN, Tag};
+pub use scheme::{
+    flutterwave, lemonsqueezy, linear, paddle, paystack, shopify, slack, square, twilio, twitch,
+    woocommerce, zoom,
+};
+pub use secret::{
+    Algorithm, InvalidTag, Key, MAX_TAG_LEN, MacMismatch, MatchedKey, SecretError, SecretSet,
+    Signature, TAG_LEN, Tag,
+};
 pub use service::Webhook;
 pub use store::{Claim, IdempotencyKey, IdempotencyStore, MemoryStore, StoreError};
 pub use text::Text;

@@ -235,6 +235,14 @@ pub trait JobQueue: IdempotencyStore {
     /// Counts jobs by state.
     fn counts(&self) -> QueueFuture<QueueCounts>;
 
+    /// Counts jobs by state for each scheme, sorted by the scheme's name:
+    /// every scheme with a pending, running or dead job is listed; one with
+    /// none may be missing or listed with zeros (a backend that remembers
+    /// its schemes lists them all). The counts add up to
+    /// [`counts`](Self::counts). The worker reads it for the
+    /// `webhook_queue_jobs` gauges (feature `metrics`).
+    fn counts_by_scheme(&self) -> QueueFuture<Vec<(String, QueueCounts)>>;
+
     /// Lists up to `limit` dead letters, oldest failure first.
     fn dead_letters(&self, limit: usize) -> QueueFuture<Vec<DeadLetter>>;
 

@@ -17,28 +17,59 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::HeaderMap;
 use http::header::HeaderName;
+use http::{HeaderMap, Response, Uri};
+use http_body_util::Full;
 
-use crate::secret::Signature;
+use crate::secret::{Algorithm, Key, MatchedKey, Signature};
 use crate::{Rejection, Text};
 
 pub mod custom;
+#[cfg(feature = "ed25519")]
+pub mod discord;
+pub mod flutterwave;
 pub mod github;
+pub mod lemonsqueezy;
+pub mod linear;
 pub mod numberotp;
 pub mod numero;
+pub mod paddle;
+pub mod paystack;
+pub mod shopify;
+pub mod slack;
+pub mod square;
 pub mod standard;
 pub mod stripe;
+pub mod twilio;
+pub mod twitch;
+pub mod woocommerce;
+pub mod zoom;
 
 mod envelope;
+mod kit;
+pub(crate) mod rfc3339;
 mod support;
 
 pub use custom::Custom;
+#[cfg(feature = "ed25519")]
+pub use discord::Discord;
+pub use flutterwave::Flutterwave;
 pub use github::GitHub;
+pub use lemonsqueezy::LemonSqueezy;
+pub use linear::Linear;
 pub use numberotp::NumberOtp;
 pub use numero::Numero;
+pub use paddle::Paddle;
+pub use paystack::Paystack;
+pub use shopify::Shopify;
+pub use slack::Slack;
+pub use square::Square;
 pub use standard::Standard;
 pub use stripe::Stripe;
+pub use twilio::Twilio;
+pub use twitch::Twitch;
+pub use woocommerce::WooCommerce;
+pub use zoom::Zoom;
 
 /// Longest event id (or id part) accepted, in bytes. Longer → 400.
 pub const MAX_ID_LEN: usize = 255;
@@ -63,6 +94,27 @@ pub trait Scheme: Send + Sync + 'static {
         Ok(secret.as_bytes().to_vec())
     }
 
+    /// The algorithm the provider signs with (default HMAC-SHA256).
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::HmacSha256
+    }
+
+    /// Turns a secret, as the provider shows it, into a key of some
+    /// algorithm; what the layer calls when it is built.
+    ///
+    /// The default is [`Scheme::decode_secret`]'s bytes for
+    /// [`Scheme::algorithm`]. A scheme whose secrets come in several kinds
+    /// (Standard Webhooks: `whsec_` HMAC secrets and `whpk_` public keys)
+    /// tells them apart here.
+    ///
+    /// # Errors
+    ///
+    /// A few words saying what the scheme expected, when it cannot decode.
+    fn decode_key(&self, secret: &str) -> Result<Key, &'static str> {
+        self.decode_secret(secret)
+            .map(|bytes| Key::new(self.algorithm(), bytes))
+    }
+
     /// Reads the sender's claimed tags (and any signed prefix) from the
     /// headers, before any body is read.
     ///
@@ -72,6 +124,36 @@ pub trait Scheme: Send + Sync + 'static {
     /// [`Rejection::MalformedSignature`] or [`Rejection::StaleTimestamp`].
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection>;
 
+    /// As [`Scheme::signature`], for a scheme that also signs the request
+    /// URI (Twilio signs the query string); what the layer calls. The
+    /// default ignores the URI.
+    ///
+    /// # Errors
+    ///
+    /// As [`Scheme::signature`].
+    fn request_signature(&self, uri: &Uri, headers: &HeaderMap) -> Result<Signature, Rejection> {
+        let _ = uri;
+        self.signature(headers)
+    }
+
+    /// A provider's endpoint check, answered by the layer itself once the
+    /// delivery has verified, before it is parsed or claimed and without
+    /// calling the inner service: Slack's `url_verification`, Zoom's
+    /// `endpoint.url_validation`, Twitch's `webhook_callback_verification`,
+    /// Discord's `PING`. `key` is the secret that verified the delivery.
+    ///
+    /// The default answers nothing: every verified delivery goes on to
+    /// [`Scheme::parse`].
+    fn handshake(
+        &self,
+        headers: &HeaderMap,
+        body: &Bytes,
+        key: MatchedKey<'_>,
+    ) -> Option<Response<Full<Bytes>>> {
+        let _ = (headers, body, key);
+        None
+    }
+
     /// Parses the verified body into the typed event and its id.
     ///
     /// # Errors
@@ -79,6 +161,21 @@ pub trait Scheme: Send + Sync + 'static {
     /// A 400 rejection: not UTF-8, not JSON, no or ambiguous id, an unsigned
     /// header that disagrees with the body.
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<Self::Event>, Rejection>;
+
+    /// When the provider says the event happened, from a time it signs
+    /// inside the body (Numero's `created_at`), for the layer's replay
+    /// window: a delivery older than the window is refused (401
+    /// `stale_timestamp`) before anything is recorded, so a replay captured
+    /// and sent again after its key's done TTL cannot run again.
+    ///
+    /// `None` (the default) when the scheme signs no such time, or this
+    /// event carries none the scheme can read: then the window cannot
+    /// apply. Schemes that sign a timestamp header check it with their own
+    /// tolerance in [`Scheme::signature`] instead.
+    fn signed_time(&self, event: &Self::Event) -> Option<std::time::SystemTime> {
+        let _ = event;
+        None
+    }
 }
 
 /// A typed event and the id that stays the same across its redeliveries.

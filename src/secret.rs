@@ -1,156 +1,26 @@
-//! Secrets, rotation sets, and HMAC-SHA256 verification in constant time.
+//! Secrets, rotation sets, and signature verification in constant time.
 //!
-//! The keyed HMAC state (the hashed inner and outer pads) is computed once per
-//! secret when the set is built; a request clones that state instead of
-//! re-keying. Tags are decoded into exactly 32 bytes before any comparison, so
-//! a truncated or overlong tag never reaches the compare.
+//! A secret is decoded once, when the layer is built, into a [`Key`] for one
+//! [`Algorithm`] and prepared: an HMAC key's keyed state (the hashed inner
+//! and outer pads), an Ed25519 public key's decompressed point. A request
+//! clones that state instead of re-keying. Tags are decoded into exactly
+//! their algorithm's length before any comparison, so a truncated or
+//! overlong tag never reaches the compare, and a tag is only ever compared
+//! with keys of its own algorithm.
 
 use std::fmt;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
+mod algorithm;
+mod key;
+mod signature;
+mod tag;
 
-type HmacSha256 = Hmac<Sha256>;
+pub use algorithm::Algorithm;
+pub use key::Key;
+pub use signature::Signature;
+pub use tag::{InvalidTag, MAX_TAG_LEN, TAG_LEN, Tag};
 
-/// Length in bytes of an HMAC-SHA256 tag.
-pub const TAG_LEN: usize = 32;
-
-/// A 32-byte HMAC-SHA256 tag, as decoded from a signature header.
-///
-/// `==` compares in constant time, so comparing tags directly is as safe as
-/// [`SecretSet::verify`].
-#[derive(Clone, Copy, Eq)]
-pub struct Tag([u8; TAG_LEN]);
-
-impl PartialEq for Tag {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-
-/// A tag that is not exactly 32 bytes in the expected encoding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InvalidTag;
-
-impl fmt::Display for InvalidTag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("not a 32-byte tag in the expected encoding")
-    }
-}
-
-impl std::error::Error for InvalidTag {}
-
-impl Tag {
-    /// Wraps 32 raw bytes.
-    pub fn from_bytes(bytes: [u8; TAG_LEN]) -> Self {
-        Self(bytes)
-    }
-
-    /// Decodes exactly 64 hex digits, in either case.
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidTag`] for any other length or a non-hex byte.
-    pub fn from_hex(hex_digits: &[u8]) -> Result<Self, InvalidTag> {
-        let mut out = [0u8; TAG_LEN];
-        hex::decode_to_slice(hex_digits, &mut out).map_err(|_| InvalidTag)?;
-        Ok(Self(out))
-    }
-
-    /// Decodes standard, padded, canonical base64 of exactly 32 bytes
-    /// (44 characters).
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidTag`] for any other length, a missing or extra pad, a
-    /// non-canonical final character, or a byte outside the alphabet.
-    pub fn from_base64(text: &[u8]) -> Result<Self, InvalidTag> {
-        // 32 bytes encode to 43 characters plus one pad; checking the length
-        // first also keeps the decode below from ever writing past `out`.
-        if text.len() != 44 {
-            return Err(InvalidTag);
-        }
-        let mut out = [0u8; TAG_LEN];
-        match STANDARD.decode_slice(text, &mut out) {
-            Ok(TAG_LEN) => Ok(Self(out)),
-            _ => Err(InvalidTag),
-        }
-    }
-
-    /// The raw bytes.
-    pub fn as_bytes(&self) -> &[u8; TAG_LEN] {
-        &self.0
-    }
-
-    /// Lower-case hex, as `sha256=` headers carry it.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    /// Standard padded base64.
-    pub fn to_base64(&self) -> String {
-        STANDARD.encode(self.0)
-    }
-}
-
-impl fmt::Debug for Tag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A tag is not secret, but printing it in full invites logging the
-        // expected tag next to a forged one; the prefix is enough to debug.
-        write!(f, "Tag({}…)", &self.to_hex()[..8])
-    }
-}
-
-/// What a sender's headers claim: one or more candidate tags, and the bytes
-/// the sender signed before the body (empty for schemes that sign the body
-/// alone; `"{id}.{timestamp}."` for Standard Webhooks, for example).
-///
-/// A [`Scheme`](crate::Scheme) builds it from the headers alone; the layer
-/// verifies it over `prefix ‖ body` once the body has arrived.
-#[derive(Debug, Clone)]
-pub struct Signature {
-    prefix: Vec<u8>,
-    first: Tag,
-    more: Vec<Tag>,
-}
-
-impl Signature {
-    /// One tag over the body alone.
-    pub fn over_body(tag: Tag) -> Self {
-        Self {
-            prefix: Vec::new(),
-            first: tag,
-            more: Vec::new(),
-        }
-    }
-
-    /// Adds another candidate tag; any one that verifies passes.
-    #[must_use]
-    pub fn or_tag(mut self, tag: Tag) -> Self {
-        self.more.push(tag);
-        self
-    }
-
-    /// Sets the bytes the sender signed before the body.
-    #[must_use]
-    pub fn with_prefix(mut self, prefix: impl Into<Vec<u8>>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// The signed bytes that precede the body.
-    pub fn prefix(&self) -> &[u8] {
-        &self.prefix
-    }
-
-    /// Every candidate tag, first one first.
-    pub fn tags(&self) -> impl Iterator<Item = &Tag> {
-        std::iter::once(&self.first).chain(&self.more)
-    }
-}
+use key::Prepared;
 
 /// No configured secret produced any of the given tags.
 ///
@@ -178,8 +48,10 @@ pub enum SecretError {
         /// Position of the secret in the order it was given.
         index: usize,
     },
-    /// Secret number `index` contains whitespace, which no provider puts in
-    /// a secret: most often a stray newline from a file or an env var.
+    /// Secret number `index` begins or ends with whitespace: almost always
+    /// a stray newline or space from a file or an env var. (Whitespace
+    /// inside a secret is part of it: GitHub's own sample secret is
+    /// `It's a Secret to Everybody`.)
     Whitespace {
         /// Position of the secret in the order it was given.
         index: usize,
@@ -200,7 +72,7 @@ impl fmt::Display for SecretError {
             Self::Empty { index } => write!(f, "webhook secret #{index} is empty"),
             Self::Whitespace { index } => write!(
                 f,
-                "webhook secret #{index} contains whitespace (a stray newline?)"
+                "webhook secret #{index} begins or ends with whitespace (a stray newline?)"
             ),
             Self::Undecodable { index, expected } => {
                 write!(f, "webhook secret #{index} is not {expected}")
@@ -211,16 +83,46 @@ impl fmt::Display for SecretError {
 
 impl std::error::Error for SecretError {}
 
-/// The secrets one scheme accepts: several during a rotation, old and new.
+/// The secrets one scheme accepts: several during a rotation, old and new,
+/// possibly of different algorithms (Standard Webhooks' `whsec_` HMAC
+/// secrets next to `whpk_` Ed25519 public keys).
 ///
 /// `Debug` prints only how many secrets there are.
 #[derive(Clone)]
 pub struct SecretSet {
-    keyed: Vec<HmacSha256>,
+    keys: Vec<Prepared>,
+}
+
+/// The configured key that verified a delivery; a scheme's
+/// [`handshake`](crate::Scheme::handshake) answers with it (Zoom's
+/// `encryptedToken` is an HMAC under the secret that signed the challenge).
+#[derive(Clone, Copy)]
+pub struct MatchedKey<'a>(&'a Prepared);
+
+impl MatchedKey<'_> {
+    /// The key's algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.0.algorithm()
+    }
+
+    /// This key's HMAC tag of `content`; `None` for a key that can only
+    /// check signatures (a public key, a shared token).
+    pub fn mac(&self, content: &[u8]) -> Option<Tag> {
+        self.0.mac(&[content])
+    }
+}
+
+impl fmt::Debug for MatchedKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MatchedKey")
+            .field("algorithm", &self.algorithm())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SecretSet {
-    /// Builds a set from raw key bytes, keying each HMAC once.
+    /// Builds a set of HMAC-SHA256 keys from raw key bytes, keying each HMAC
+    /// once.
     ///
     /// # Errors
     ///
@@ -231,48 +133,81 @@ impl SecretSet {
         I: IntoIterator<Item = K>,
         K: AsRef<[u8]>,
     {
-        let mut keyed = Vec::new();
+        Self::from_decoded(keys.into_iter().map(|key| Key::hmac_sha256(key.as_ref())))
+    }
+
+    /// Builds a set from decoded keys of any algorithm, preparing each once.
+    ///
+    /// # Errors
+    ///
+    /// [`SecretError::NoSecrets`] for no keys, [`SecretError::Empty`] for an
+    /// empty one, [`SecretError::Undecodable`] for a key its algorithm
+    /// cannot use (an Ed25519 public key that is not a valid 32-byte point,
+    /// or any Ed25519 key without the `ed25519` feature).
+    pub fn from_decoded<I>(keys: I) -> Result<Self, SecretError>
+    where
+        I: IntoIterator<Item = Key>,
+    {
+        let mut prepared = Vec::new();
         for (index, key) in keys.into_iter().enumerate() {
-            let key = key.as_ref();
-            if key.is_empty() {
+            if key.as_bytes().is_empty() {
                 return Err(SecretError::Empty { index });
             }
-            keyed.push(HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length"));
+            let key = Prepared::new(&key)
+                .map_err(|expected| SecretError::Undecodable { index, expected })?;
+            prepared.push(key);
         }
-        if keyed.is_empty() {
+        if prepared.is_empty() {
             return Err(SecretError::NoSecrets);
         }
-        Ok(Self { keyed })
+        Ok(Self { keys: prepared })
     }
 
     /// How many secrets the set holds.
     pub fn len(&self) -> usize {
-        self.keyed.len()
+        self.keys.len()
     }
 
     /// Always false: a set holds at least one secret.
     pub fn is_empty(&self) -> bool {
-        self.keyed.is_empty()
+        self.keys.is_empty()
     }
 
-    /// Checks that some secret's HMAC of `prefix ‖ body` equals some tag of
-    /// `signature`, comparing in constant time.
+    /// Checks that some secret verifies some tag of `signature` over its
+    /// signed bytes (see [`Signature`]), comparing HMAC tags in constant
+    /// time; a tag is only tried against keys of its own algorithm.
     ///
     /// # Errors
     ///
-    /// [`MacMismatch`] when no pair matches.
+    /// [`MacMismatch`] when no pair matches, or the signature's content
+    /// function refuses the body.
     pub fn verify(&self, signature: &Signature, body: &[u8]) -> Result<(), MacMismatch> {
-        for keyed in &self.keyed {
-            let mut mac = keyed.clone();
-            mac.update(signature.prefix());
-            mac.update(body);
-            let computed = mac.finalize().into_bytes();
-            let mut any = subtle::Choice::from(0);
-            for tag in signature.tags() {
-                any |= computed.as_slice().ct_eq(tag.as_bytes());
-            }
-            if bool::from(any) {
-                return Ok(());
+        self.verify_key(signature, body).map(|_| ())
+    }
+
+    /// As [`SecretSet::verify`], and says which key verified.
+    ///
+    /// # Errors
+    ///
+    /// [`MacMismatch`] when no pair matches, or the signature's content
+    /// function refuses the body.
+    pub fn verify_key(
+        &self,
+        signature: &Signature,
+        body: &[u8],
+    ) -> Result<MatchedKey<'_>, MacMismatch> {
+        let content = signature.content(body).ok_or(MacMismatch)?;
+        for key in &self.keys {
+            // No allocation on this path: the candidates are filtered lazily.
+            let candidates = || {
+                signature
+                    .tags()
+                    .filter(|t| t.algorithm() == key.algorithm())
+            };
+            if candidates().next().is_some()
+                && key.verifies(signature.prefix(), &content, candidates())
+            {
+                return Ok(MatchedKey(key));
             }
         }
         Err(MacMismatch)
@@ -280,18 +215,22 @@ impl SecretSet {
 
     /// The tag the first (newest-listed) secret gives `prefix ‖ body`; for
     /// signing helpers and tests.
+    ///
+    /// # Panics
+    ///
+    /// When the first secret is not an HMAC key (a public key or a token
+    /// cannot sign).
     pub fn sign(&self, prefix: &[u8], body: &[u8]) -> Tag {
-        let mut mac = self.keyed[0].clone();
-        mac.update(prefix);
-        mac.update(body);
-        Tag(mac.finalize().into_bytes().into())
+        self.keys[0]
+            .mac(&[prefix, body])
+            .expect("the first secret is an HMAC key")
     }
 }
 
 impl fmt::Debug for SecretSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SecretSet")
-            .field("secrets", &self.keyed.len())
+            .field("secrets", &self.keys.len())
             .finish_non_exhaustive()
     }
 }
@@ -301,7 +240,8 @@ pub(crate) fn check_secret_text(index: usize, secret: &str) -> Result<(), Secret
     if secret.is_empty() {
         return Err(SecretError::Empty { index });
     }
-    if secret.chars().any(char::is_whitespace) {
+    // Only what is certainly a mistake: interior spaces are the secret's.
+    if secret.trim() != secret {
         return Err(SecretError::Whitespace { index });
     }
     Ok(())
@@ -312,23 +252,81 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tag_rejects_wrong_lengths_and_non_canonical_base64() {
-        assert_eq!(Tag::from_hex(&[b'a'; 62]), Err(InvalidTag));
-        assert_eq!(Tag::from_hex(&[b'a'; 66]), Err(InvalidTag));
-        let good = Tag::from_bytes([7; 32]).to_base64();
-        assert!(Tag::from_base64(good.as_bytes()).is_ok());
-        // Same bytes with non-zero trailing bits in the last symbol.
-        let mut bent = good.into_bytes();
-        bent[42] = if bent[42] == b'c' { b'd' } else { b'c' };
-        assert_eq!(Tag::from_base64(&bent), Err(InvalidTag));
-        // Unpadded.
-        assert_eq!(Tag::from_base64(&bent[..43]), Err(InvalidTag));
-    }
-
-    #[test]
     fn debug_never_prints_key_material() {
         let set = SecretSet::from_keys(["super-secret-value"]).unwrap();
         let printed = format!("{set:?}");
         assert!(!printed.contains("super"), "{printed}");
+    }
+
+    #[test]
+    fn tags_meet_only_keys_of_their_algorithm() {
+        let set = SecretSet::from_decoded([
+            Key::new(Algorithm::HmacSha512, b"k512".to_vec()),
+            Key::new(Algorithm::HmacSha1, b"k1".to_vec()),
+            Key::hmac_sha256(b"k256".to_vec()),
+        ])
+        .unwrap();
+        let tag_of = |algorithm, key: &[u8]| {
+            let one = SecretSet::from_decoded([Key::new(algorithm, key)]).unwrap();
+            one.sign(b"p.", b"body")
+        };
+        for (algorithm, key) in [
+            (Algorithm::HmacSha512, &b"k512"[..]),
+            (Algorithm::HmacSha1, b"k1"),
+            (Algorithm::HmacSha256, b"k256"),
+        ] {
+            let tag = tag_of(algorithm, key);
+            assert_eq!(tag.as_bytes().len(), algorithm.tag_len());
+            let signature = Signature::over_body(tag).with_prefix(b"p.".to_vec());
+            let matched = set.verify_key(&signature, b"body").unwrap();
+            assert_eq!(matched.algorithm(), algorithm);
+            assert_eq!(set.verify(&signature, b"body!"), Err(MacMismatch));
+            // The same bytes labelled with another algorithm never verify.
+            if algorithm == Algorithm::HmacSha256 {
+                let relabelled = Tag::from_slice(Algorithm::SharedToken, tag.as_bytes()).unwrap();
+                let signature = Signature::over_body(relabelled).with_prefix(b"p.".to_vec());
+                assert_eq!(set.verify(&signature, b"body"), Err(MacMismatch));
+            }
+        }
+    }
+
+    #[test]
+    fn content_function_and_shared_token() {
+        let set = SecretSet::from_keys(["k"]).unwrap();
+        let tag = set.sign(b"u", b"BODY");
+        let upper = Signature::over_body(tag)
+            .with_prefix(b"u".to_vec())
+            .with_content(|body| Some(body.to_ascii_uppercase()));
+        assert_eq!(set.verify(&upper, b"body"), Ok(()));
+        let refuses = Signature::over_body(tag).with_content(|_| None);
+        assert_eq!(set.verify(&refuses, b"BODY"), Err(MacMismatch));
+
+        use sha2::Digest as _;
+        let token = SecretSet::from_decoded([Key::new(Algorithm::SharedToken, "t0k3n")]).unwrap();
+        let claim = |value: &str| {
+            let digest = sha2::Sha256::digest(value.as_bytes());
+            Signature::over_body(Tag::from_slice(Algorithm::SharedToken, &digest).unwrap())
+        };
+        let matched = token.verify_key(&claim("t0k3n"), b"any body").unwrap();
+        assert_eq!(matched.mac(b"x"), None, "a token cannot sign");
+        assert_eq!(token.verify(&claim("t0k3n "), b""), Err(MacMismatch));
+    }
+
+    #[test]
+    fn unusable_keys_are_refused_when_built() {
+        let error = SecretSet::from_decoded([
+            Key::hmac_sha256("fine"),
+            Key::new(Algorithm::Ed25519, [1u8; 31].to_vec()),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(error, SecretError::Undecodable { index: 1, .. }),
+            "{error}"
+        );
+        assert_eq!(
+            SecretSet::from_decoded([Key::new(Algorithm::HmacSha1, Vec::new())]).unwrap_err(),
+            SecretError::Empty { index: 0 }
+        );
+        assert!(!format!("{:?}", Key::hmac_sha256("hidden")).contains("hidden"));
     }
 }

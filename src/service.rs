@@ -80,7 +80,10 @@ where
             }
             declared => declared.map(|len| len as usize),
         };
-        let signature = match config.scheme.signature(request.headers()) {
+        let signature = match config
+            .scheme
+            .request_signature(request.uri(), request.headers())
+        {
             Ok(signature) => signature,
             Err(rejection) => return ResponseFuture::rejected(config, rejection),
         };

@@ -36,7 +36,8 @@ const MAX_PER_REQUEST: usize = 4;
 /// a slice of a shared read buffer (`BytesMut` split and frozen).
 fn delivery(n: u64) -> Request<Full<Bytes>> {
     let head = format!(
-        r#"{{"id":"evt_{n:012}","event":"TRANSFER_NOTIFICATION","created_at":"2025-07-10T05:10:55Z","data":{{"transaction_id":"txn_{n:012}","amount":5000.00,"currency":"NGN","status":"completed","narration":""#
+        r#"{{"id":"evt_{n:012}","event":"TRANSFER_NOTIFICATION","created_at":"{now}","data":{{"transaction_id":"txn_{n:012}","amount":5000.00,"currency":"NGN","status":"completed","narration":""#,
+        now = recent()
     );
     let tail = r#""}}"#;
     let mut buffer = BytesMut::with_capacity(300);
@@ -109,4 +110,11 @@ fn a_new_delivery_costs_at_most_four_allocations() {
         "{per_request} allocations per request, at most {MAX_PER_REQUEST} expected"
     );
     assert_eq!(store.len(), 1_000);
+}
+
+/// A recent signed time for sample bodies (inside the layer's replay
+/// window), fixed once per process so that a body built twice is the same.
+fn recent() -> &'static str {
+    static NOW: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NOW.get_or_init(|| tower_webhook::sign::rfc3339(std::time::SystemTime::now()))
 }

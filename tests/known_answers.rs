@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use tower::{Layer as _, ServiceExt as _, service_fn};
+use tower_webhook::github::GitHub;
 use tower_webhook::numberotp::NumberOtp;
 use tower_webhook::numero::Numero;
 use tower_webhook::{Rejection, Scheme, SecretError, SecretSet, Signature, Tag, WebhookLayer};
@@ -56,7 +57,7 @@ fn rfc4231_vectors_verify_and_a_flipped_bit_does_not() {
         assert_eq!(set.verify(&Signature::over_body(tag), &data), Ok(()));
         assert_eq!(tower_webhook::sign::tag(&key, &data), tag);
 
-        let mut flipped = *tag.as_bytes();
+        let mut flipped: [u8; 32] = tag.as_bytes().try_into().unwrap();
         flipped[31] ^= 1;
         let flipped = Signature::over_body(Tag::from_bytes(flipped));
         assert!(set.verify(&flipped, &data).is_err());
@@ -86,6 +87,10 @@ const GITHUB_SECRET: &str = "It's a Secret to Everybody";
 const GITHUB_BODY: &[u8] = b"Hello, World!";
 const GITHUB_HEX: &str = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
 const GITHUB_BASE64: &str = "dXEH6g6yUJ/CESIczphLijdXC211hsIsRvQ3nIsEPhc=";
+/// The `X-Hub-Signature-256` GitHub's "Validating webhook deliveries" page
+/// gives for the secret and body above.
+const GITHUB_HEADER: &str =
+    "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
 
 #[test]
 fn github_vector_through_both_header_formats() {
@@ -120,31 +125,36 @@ fn github_vector_through_both_header_formats() {
 }
 
 #[tokio::test]
-async fn a_verified_non_event_is_400_and_a_wrong_tag_401() {
-    // The vector's secret holds spaces, which the builder refuses (a stray
-    // space or newline in an env var is the usual cause); NumberOTP and
-    // Numero secrets never contain whitespace.
+async fn githubs_own_vector_verifies_with_its_spaced_secret() {
+    // GitHub's documented sample secret holds spaces: interior whitespace is
+    // part of a secret; only leading or trailing whitespace is refused.
+    for stray in [
+        " It's a Secret to Everybody",
+        "It's a Secret to Everybody\n",
+        "",
+    ] {
+        assert!(WebhookLayer::new(GitHub, stray).is_err(), "{stray:?}");
+    }
     assert_eq!(
-        WebhookLayer::new(Numero, GITHUB_SECRET).unwrap_err(),
+        WebhookLayer::new(GitHub, "It's a Secret to Everybody\n").unwrap_err(),
         SecretError::Whitespace { index: 0 }
     );
-    // Through the real request path with a space-free secret: "Hello,
-    // World!" verifies but is no event (400); a wrong tag is 401.
-    let secret = "whsec_abcdefghijklmnopqrstuvwxyz123456789";
-    let svc = WebhookLayer::new(Numero, secret).unwrap().layer(service_fn(
-        |_req: Request<Full<Bytes>>| async {
+    let svc = WebhookLayer::new(GitHub, GITHUB_SECRET)
+        .unwrap()
+        .layer(service_fn(|_req: Request<Full<Bytes>>| async {
             Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::new())))
-        },
-    ));
+        }));
     let send = |sig: &str| {
         Request::post("/")
-            .header("x-webhook-signature", sig)
+            .header("x-hub-signature-256", sig)
             .body(Full::new(Bytes::from_static(GITHUB_BODY)))
             .unwrap()
     };
-    let good = tower_webhook::sign::numero(secret.as_bytes(), GITHUB_BODY);
-    let verified = svc.clone().oneshot(send(&good)).await.unwrap();
+    // The documented header verifies; "Hello, World!" is then no JSON
+    // event (400), which is past the signature check. A wrong tag is 401.
+    let verified = svc.clone().oneshot(send(GITHUB_HEADER)).await.unwrap();
     assert_eq!(verified.status(), StatusCode::BAD_REQUEST);
-    let forged = svc.oneshot(send(GITHUB_BASE64)).await.unwrap();
-    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    let forged = GITHUB_HEADER.replace("757107", "757108");
+    let refused = svc.oneshot(send(&forged)).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
 }

@@ -12,7 +12,8 @@ pub const NUMBEROTP_SECRET: &str = "numberotp-demo-secret-0123456789";
 /// JSON of the same shape at every size.
 pub fn numero_body(id: u64, size: usize) -> Vec<u8> {
     let head = format!(
-        r#"{{"id":"evt_{id:012}","event":"TRANSFER_NOTIFICATION","created_at":"2025-07-10T05:10:55Z","data":{{"transaction_id":"txn_{id:012}","amount":5000.00,"currency":"NGN","status":"completed","narration":""#
+        r#"{{"id":"evt_{id:012}","event":"TRANSFER_NOTIFICATION","created_at":"{now}","data":{{"transaction_id":"txn_{id:012}","amount":5000.00,"currency":"NGN","status":"completed","narration":""#,
+        now = recent()
     );
     let tail = r#""}}"#;
     let pad = size.saturating_sub(head.len() + tail.len());
@@ -144,4 +145,11 @@ pub fn time_n(n: u64, mut f: impl FnMut()) -> Duration {
         f();
     }
     start.elapsed()
+}
+
+/// A recent signed time for sample bodies (inside the layer's replay
+/// window), fixed once per process so that a body built twice is the same.
+fn recent() -> &'static str {
+    static NOW: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NOW.get_or_init(|| tower_webhook::sign::rfc3339(std::time::SystemTime::now()))
 }

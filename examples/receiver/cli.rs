@@ -73,6 +73,20 @@ pub struct Options {
     /// may take to finish, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub shutdown_grace_ms: u64,
+
+    /// Deadline for a sender, in milliseconds: its headers must be in
+    /// within it (else the connection is closed), and its body within it
+    /// once the headers are (else 408 body_timeout). An idle keep-alive
+    /// connection, and one whose peer takes none of the answer, are closed
+    /// after it too.
+    #[arg(long, default_value_t = 10_000, value_parser = positive_u64)]
+    pub body_timeout_ms: u64,
+
+    /// Connections served at once; further ones wait in the listen backlog
+    /// until one ends. Lowered to the open-file limit less a reserve when
+    /// that is smaller.
+    #[arg(long, default_value_t = crate::serve::DEFAULT_MAX_CONNECTIONS, value_parser = positive)]
+    pub max_connections: usize,
 }
 
 /// The store the command line asks for.

@@ -30,13 +30,21 @@
 //! * `POST /webhooks/standard`: Standard Webhooks / Svix headers
 //!   `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`;
 //! * `POST /webhooks/stripe`: header `Stripe-Signature: t=<unix>,v1=<hex>`;
+//! * `POST /webhooks/<provider>` for Shopify, Slack, Paddle, Linear, Zoom,
+//!   Twitch, WooCommerce, Lemon Squeezy, Flutterwave, Paystack, Twilio,
+//!   Square and Discord, each configured with its provider's setting names
+//!   (see `providers.rs`); Standard Webhooks also takes
+//!   `STANDARD_WEBHOOK_PUBLIC_KEY` (`whpk_…`, `v1a`);
 //! * `GET /events`: the most recent handler runs (the last 1000,
 //!   `--events-keep`), each `{"seq","scheme","id","attempt","status"}`, so
 //!   you can watch each event run once;
 //! * `GET /queue`: `{"pending":N,"running":N,"dead":N}` (zeros inline);
 //! * `GET /dead-letters`: `[{"key","scheme","id","attempts","last_error",…}]`;
 //! * `POST /dead-letters/replay` with `{"key":"<key>"}`: 202 when that dead
-//!   letter is queued again, 404 when there is none.
+//!   letter is queued again, 404 when there is none;
+//! * `GET /metrics`: `webhook_deliveries_total`, the handler-duration and
+//!   body-size histograms, and in queued mode `webhook_queue_jobs` and
+//!   `webhook_job_attempts_total`, in the Prometheus text format.
 //!
 //! Secrets come from `NUMBEROTP_WEBHOOK_SECRET`, `NUMERO_WEBHOOK_SECRET`,
 //! `GITHUB_WEBHOOK_SECRET`, `STANDARD_WEBHOOK_SECRET` (`whsec_` + base64)
@@ -69,6 +77,8 @@
 
 mod cli;
 mod events;
+mod metrics;
+mod providers;
 mod routes;
 mod secrets;
 mod serve;
@@ -86,7 +96,6 @@ use tower_webhook::github::GitHub;
 use tower_webhook::numberotp::NumberOtp;
 use tower_webhook::numero::Numero;
 use tower_webhook::queue::RetryPolicy;
-use tower_webhook::standard::Standard;
 use tower_webhook::store::SqliteStore;
 use tower_webhook::stripe::Stripe;
 use tower_webhook::{JobQueue, MemoryQueue, MemoryStore, Scheme, Worker};
@@ -94,6 +103,7 @@ use tower_webhook::{JobQueue, MemoryQueue, MemoryStore, Scheme, Worker};
 use crate::cli::{Options, StoreChoice};
 use crate::events::EventLog;
 use crate::routes::{AppState, Demo, LayerSettings};
+use crate::serve::{Flush, Limits, StopSignal};
 use crate::shown::Shown;
 use crate::wiring::{Admin, Inline, Queued, Wiring};
 
@@ -112,6 +122,8 @@ async fn main() -> ExitCode {
 /// Opens the store, binds, mounts every route, serves until stopped.
 async fn run(options: Options) -> Result<(), String> {
     let choice = options.store_choice()?;
+    // Before any layer is built: they register their metrics with it.
+    metrics::install()?;
     // Bind first, so the hints printed for demo secrets carry the real port.
     let listener = TcpListener::bind(options.addr)
         .await
@@ -175,7 +187,7 @@ fn worker<Q: JobQueue>(queue: Q, options: &Options) -> Worker<Q> {
 }
 
 /// Mounts every scheme with `wiring` and serves.
-async fn start<W: Wiring + Admin>(
+async fn start<W: Wiring + Admin + Flush>(
     listener: TcpListener,
     options: &Options,
     wiring: W,
@@ -188,13 +200,16 @@ async fn start<W: Wiring + Admin>(
     let settings = LayerSettings {
         max_body_bytes: options.max_body_bytes,
         lease: Duration::from_millis(options.lease_ms),
+        body_timeout: Duration::from_millis(options.body_timeout_ms),
     };
     let app = Router::new().merge(routes::admin());
     let app = mount(app, NumberOtp, &wiring, &settings, &base_url)?;
     let app = mount(app, Numero, &wiring, &settings, &base_url)?;
     let app = mount(app, GitHub, &wiring, &settings, &base_url)?;
-    let app = mount(app, Standard::new(), &wiring, &settings, &base_url)?;
+    let app = providers::mount_standard(app, &wiring, &settings)?;
     let app = mount(app, Stripe::new(), &wiring, &settings, &base_url)?;
+    let app = providers::mount_all(app, &wiring, &settings, &base_url)?;
+    let flushed = wiring.flushed();
     let admin: Arc<dyn Admin> = Arc::new(wiring);
     let state = AppState {
         log: EventLog::new(options.events_keep),
@@ -205,12 +220,26 @@ async fn start<W: Wiring + Admin>(
             quiet: options.quiet,
         },
     };
+    let limits = Limits::new(
+        Duration::from_millis(options.body_timeout_ms),
+        options.max_connections,
+        Duration::from_millis(options.shutdown_grace_ms),
+    );
+    let stop = StopSignal::listen();
     println!(
         "listening on {base_url} (store: {described}); GET /events lists handler runs; \
          Ctrl-C stops"
     );
-    let grace = Duration::from_millis(options.shutdown_grace_ms);
-    serve::serve(listener, app.with_state(state), admin, grace).await
+    serve::serve(
+        listener,
+        app.with_state(state),
+        admin,
+        flushed,
+        stop,
+        limits,
+    )
+    .await;
+    Ok(())
 }
 
 /// One scheme's route, with its secrets from `<NAME>_WEBHOOK_SECRET`.
@@ -235,9 +264,7 @@ where
         }
         _ => String::new(),
     };
-    let secrets = secrets::from_env(&var, name, &hint)?;
-    println!("POST /webhooks/{name}: {} secret(s)", secrets.len());
-    routes::mount(app, scheme, secrets, wiring, settings)
+    providers::mount_as(app, scheme, &var, &hint, wiring, settings)
 }
 
 /// Connects to the Redis at `url` and says whether it may evict.

@@ -1,5 +1,6 @@
 //! The routes: `POST /webhooks/<scheme>` behind its own layer and the demo
-//! handler, and the admin routes (`/events`, `/queue`, `/dead-letters`).
+//! handler, and the admin routes (`/events`, `/queue`, `/dead-letters`,
+//! `/metrics`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_webhook::queue::Attempt;
 use tower_webhook::{Scheme, VerifiedEvent, WebhookLayer};
 
@@ -46,6 +49,8 @@ pub struct LayerSettings {
     pub max_body_bytes: usize,
     /// The lease of an inline claim.
     pub lease: Duration,
+    /// The body deadline.
+    pub body_timeout: Duration,
 }
 
 /// The admin routes.
@@ -55,6 +60,7 @@ pub fn admin() -> Router<AppState> {
         .route("/queue", get(queue_counts))
         .route("/dead-letters", get(dead_letters))
         .route("/dead-letters/replay", post(replay))
+        .route("/metrics", get(crate::metrics::render))
 }
 
 /// Mounts `POST /webhooks/<scheme name>` behind a layer keyed with
@@ -76,6 +82,7 @@ where
     let builder = WebhookLayer::builder(scheme)
         .secrets(secrets)
         .max_body_bytes(settings.max_body_bytes)
+        .body_timeout(settings.body_timeout)
         .lease(settings.lease);
     let layer = wiring
         .wire(builder)
@@ -86,7 +93,12 @@ where
                         VerifiedEvent(event): VerifiedEvent<Sc::Event>| {
         demo_handler(state, name, attempt.map(|Extension(Attempt(n))| n), event)
     };
-    Ok(app.route(&path, post(handler).route_layer(layer)))
+    // A panicking handler becomes a 500 inside the webhook layer, which
+    // then releases the claim (queued, the worker runs this same stack).
+    let stack = ServiceBuilder::new()
+        .layer(layer)
+        .layer(CatchPanicLayer::new());
+    Ok(app.route(&path, post(handler).route_layer(stack)))
 }
 
 /// Records the run, waits, and answers 500 to the first attempts it was

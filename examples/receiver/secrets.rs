@@ -31,6 +31,8 @@ pub fn from_env(var: &str, scheme: &str, hint: &str) -> Result<Vec<String>, Stri
             let secret = match scheme {
                 // Standard Webhooks secrets are `whsec_` + base64 of the key.
                 "standard" => tower_webhook::sign::standard_secret(demo_secret().as_bytes()),
+                #[cfg(feature = "ed25519")]
+                "discord" => demo_public_key(var),
                 _ => demo_secret(),
             };
             println!("{var} is not set; demo secret for this run: {secret}");
@@ -40,6 +42,46 @@ pub fn from_env(var: &str, scheme: &str, hint: &str) -> Result<Vec<String>, Stri
             Ok(vec![secret])
         }
     }
+}
+
+/// The values of `var` split on whitespace, `None` when it is unset (no
+/// demo value).
+pub fn optional(var: &str) -> Result<Option<Vec<String>>, String> {
+    match std::env::var(var) {
+        Ok(value) if value.trim().is_empty() => Err(format!("{var} is set but empty")),
+        Ok(value) => Ok(Some(value.split_whitespace().map(str::to_owned).collect())),
+        Err(VarError::NotUnicode(_)) => Err(format!("{var} is not valid UTF-8")),
+        Err(VarError::NotPresent) => Ok(None),
+    }
+}
+
+/// A demo Ed25519 key pair: prints the signing key (to sign test
+/// deliveries with) and returns the public key in hex, the configured value.
+#[cfg(feature = "ed25519")]
+fn demo_public_key(var: &str) -> String {
+    let seed: [u8; 32] = hex_pair(&demo_secret()["demo_".len()..]);
+    println!(
+        "{var}: demo Ed25519 signing key (seed, hex) for this run: {}",
+        hex_string(&seed)
+    );
+    tower_webhook::sign::ed25519_public_key_hex(&seed)
+}
+
+/// 32 bytes from the 32 hex digits of `hex` (used twice: 128 random bits
+/// widened to a seed, enough for a demo).
+#[cfg(feature = "ed25519")]
+fn hex_pair(hex: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        let at = (i % 16) * 2;
+        *byte = u8::from_str_radix(&hex[at..at + 2], 16).unwrap_or(0);
+    }
+    out
+}
+
+#[cfg(feature = "ed25519")]
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One secret per line of the file at `path`, exactly as written.

@@ -96,3 +96,39 @@ impl Shown for StripeEvent {
         present([("event_type", self.event_type.as_deref())])
     }
 }
+
+/// `Shown` for an event whose id is the field `$id` and whose shown fields
+/// are optional text fields.
+macro_rules! shown {
+    ($($event:ty => $id:ident [$($field:ident),*];)*) => {
+        $(impl Shown for $event {
+            fn id(&self) -> Text {
+                self.$id.clone()
+            }
+
+            fn fields(&self) -> Vec<(&'static str, String)> {
+                present([$((stringify!($field), self.$field.as_deref())),*])
+            }
+        })*
+    };
+}
+
+shown! {
+    tower_webhook::shopify::ShopifyEvent => digest [topic, shop_domain];
+    tower_webhook::slack::SlackEvent => id [event_type, inner_type, team_id];
+    tower_webhook::paddle::PaddleEvent => event_id [event_type, notification_id];
+    tower_webhook::linear::LinearEvent => digest [entity_type, action, data_id];
+    tower_webhook::zoom::ZoomEvent => digest [event_type];
+    tower_webhook::twitch::TwitchEvent => message_id [subscription_type];
+    tower_webhook::woocommerce::WooCommerceEvent => digest [topic, resource_id];
+    tower_webhook::lemonsqueezy::LemonSqueezyEvent => digest [event_name, data_id];
+    tower_webhook::flutterwave::FlutterwaveEvent => digest [event_type, tx_ref];
+    tower_webhook::paystack::PaystackEvent => digest [event_type, reference];
+    tower_webhook::twilio::TwilioEvent => digest [sid, status];
+    tower_webhook::square::SquareEvent => event_id [event_type, merchant_id];
+}
+
+#[cfg(feature = "ed25519")]
+shown! {
+    tower_webhook::discord::DiscordEvent => id [application_id];
+}

@@ -5,7 +5,7 @@
 //! Every call takes one short lock. `take` scans the jobs (O(jobs)), which
 //! is fine for the volumes of a test or a laptop, not for production.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::{Ready, ready};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -329,6 +329,26 @@ impl JobQueue for MemoryQueue {
                 Slot::Claimed { .. } | Slot::Done { .. } => {}
             }
         }
+        Box::pin(ready(Ok(counts)))
+    }
+
+    fn counts_by_scheme(&self) -> QueueFuture<Vec<(String, QueueCounts)>> {
+        let state = self.lock();
+        let now = now_ms();
+        let mut by_scheme: BTreeMap<&str, QueueCounts> = BTreeMap::new();
+        for slot in state.slots.values().filter(|slot| !slot.expired(now)) {
+            let (job, count): (&Recorded, fn(&mut QueueCounts)) = match slot {
+                Slot::Pending { job, .. } => (job, |c| c.pending += 1),
+                Slot::Running { job, .. } => (job, |c| c.running += 1),
+                Slot::Dead { job, .. } => (job, |c| c.dead += 1),
+                Slot::Claimed { .. } | Slot::Done { .. } => continue,
+            };
+            count(by_scheme.entry(&job.delivery.scheme).or_default());
+        }
+        let counts = by_scheme
+            .into_iter()
+            .map(|(scheme, counts)| (scheme.to_owned(), counts))
+            .collect();
         Box::pin(ready(Ok(counts)))
     }
 

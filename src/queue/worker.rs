@@ -15,6 +15,7 @@ use super::{
     Accept, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueCounts, QueueFuture, RetryPolicy,
     TakeRequest,
 };
+use crate::metrics::{AttemptResult, QueueGauges, Stopwatch, attempt_ended};
 use crate::store::{IdempotencyKey, StoreError};
 
 /// Default number of handler runs at once: 4.
@@ -119,6 +120,8 @@ struct Shared<Q: JobQueue> {
     /// Set to `true` when running attempts must stop now.
     abort: watch::Sender<bool>,
     aborted: AtomicUsize,
+    /// Feature `metrics`: the `webhook_queue_jobs` gauges.
+    gauges: QueueGauges,
 }
 
 /// What [`Worker::shutdown`] found.
@@ -289,6 +292,7 @@ impl<Q: JobQueue> WorkerBuilder<Q> {
             stopping: AtomicBool::new(false),
             abort,
             aborted: AtomicUsize::new(0),
+            gauges: QueueGauges::default(),
         });
         tokio::spawn(take_loop(Arc::clone(&shared)));
         Worker { shared }
@@ -401,6 +405,11 @@ async fn take_loop<Q: JobQueue>(shared: Arc<Shared<Q>>) {
                 }
             }
         }
+        // Every pass follows a change (or the idle poll): refresh the
+        // gauges, or come back when they may be.
+        if let Some(wait) = shared.gauges.refresh(&shared.queue, &shared.schemes()) {
+            sleep_for = sleep_for.min(wait);
+        }
         tokio::select! {
             () = shared.wake.notified() => {}
             _ = shared.queue.wait_for_work(sleep_for) => {}
@@ -411,6 +420,8 @@ async fn take_loop<Q: JobQueue>(shared: Arc<Shared<Q>>) {
 /// How an attempt ended, from the worker's side.
 enum Ending {
     Ran(RunResult),
+    /// The attempt ran past the attempt timeout and was stopped.
+    TimedOut(String),
     /// The worker is shutting down and stopped the attempt.
     Aborted,
     /// The lease was lost: another worker owns the job now.
@@ -430,6 +441,9 @@ async fn run_job<Q: JobQueue>(
         lease,
     } = job;
     let settings = &shared.settings;
+    let scheme = delivery.scheme.clone();
+    // When the handler was called, if it was (feature `metrics`).
+    let mut handler = None;
     let (ending, done_ttl) = match shared.runner(&delivery.scheme) {
         None => (
             Ending::Ran(RunResult::Failed(format!(
@@ -440,20 +454,25 @@ async fn run_job<Q: JobQueue>(
         ),
         Some(runner) => {
             let done_ttl = runner.done_ttl();
+            handler = Some(Stopwatch::start());
             let ending = attend(&shared, runner.run(delivery, attempt), &lease).await;
             (ending, done_ttl)
         }
     };
     let now = SystemTime::now();
-    let failed = |error: String| match settings.retry.next_due(attempt, accepted_at, now) {
-        Some(due) => JobOutcome::Retry { due, error },
-        None => JobOutcome::Dead {
-            error,
-            retain: settings.dead_letter_ttl,
-        },
+    let failed = |error: String, result| match settings.retry.next_due(attempt, accepted_at, now) {
+        Some(due) => (JobOutcome::Retry { due, error }, result),
+        None => (
+            JobOutcome::Dead {
+                error,
+                retain: settings.dead_letter_ttl,
+            },
+            AttemptResult::DeadLettered,
+        ),
     };
-    let outcome = match ending {
+    let (outcome, result) = match ending {
         Ending::LostLease => {
+            attempt_ended(&scheme, AttemptResult::LostLease, handler.as_ref());
             warn_lost(&key);
             drop(permit);
             shared.wake.notify_one();
@@ -461,19 +480,33 @@ async fn run_job<Q: JobQueue>(
         }
         Ending::Aborted => {
             shared.aborted.fetch_add(1, Ordering::SeqCst);
-            JobOutcome::Retry {
+            let outcome = JobOutcome::Retry {
                 due: now,
                 error: "the worker shut down during the attempt".into(),
-            }
+            };
+            (outcome, AttemptResult::Aborted)
         }
-        Ending::Ran(RunResult::Succeeded) => JobOutcome::Done { ttl: done_ttl },
-        Ending::Ran(RunResult::Failed(error)) => failed(error),
-        Ending::Ran(RunResult::Unrunnable(error)) => JobOutcome::Dead {
-            error,
-            retain: settings.dead_letter_ttl,
-        },
+        Ending::Ran(RunResult::Succeeded) => {
+            (JobOutcome::Done { ttl: done_ttl }, AttemptResult::Succeeded)
+        }
+        Ending::Ran(RunResult::Failed(error)) => failed(error, AttemptResult::Failed),
+        Ending::TimedOut(error) => failed(error, AttemptResult::TimedOut),
+        Ending::Ran(RunResult::Unrunnable(error)) => {
+            handler = None; // the recorded delivery did not parse: no call
+            let outcome = JobOutcome::Dead {
+                error,
+                retain: settings.dead_letter_ttl,
+            };
+            (outcome, AttemptResult::DeadLettered)
+        }
     };
-    finish(&shared, &key, lease, outcome).await;
+    let held = finish(&shared, &key, lease, outcome).await;
+    let result = if held {
+        result
+    } else {
+        AttemptResult::LostLease
+    };
+    attempt_ended(&scheme, result, handler.as_ref());
     drop(permit);
     shared.wake.notify_one();
 }
@@ -507,10 +540,10 @@ async fn attend<Q: JobQueue>(
             }
             () = &mut deadline => {
                 handler.abort();
-                return Ending::Ran(RunResult::Failed(format!(
+                return Ending::TimedOut(format!(
                     "the attempt timed out after {:?}",
                     settings.attempt_timeout
-                )));
+                ));
             }
             _ = renewals.tick() => match shared.queue.renew(lease, settings.lease).await {
                 Ok(true) => {}
@@ -533,25 +566,33 @@ async fn attend<Q: JobQueue>(
 }
 
 /// Records the outcome, retrying while the store is briefly away; if it
-/// stays away the lease runs out and the job is taken again.
+/// stays away the lease runs out and the job is taken again. `false` when
+/// the lease was lost (another worker took the job), so nothing was
+/// recorded.
 async fn finish<Q: JobQueue>(
     shared: &Shared<Q>,
     key: &str,
     lease: Q::JobLease,
     outcome: JobOutcome,
-) {
+) -> bool {
     let give_up = tokio::time::Instant::now() + shared.settings.lease;
     let mut wait = Duration::from_millis(50);
     loop {
         match shared.queue.finish(lease.clone(), outcome.clone()).await {
-            Ok(true) => return,
-            Ok(false) => return warn_lost(key),
+            Ok(true) => return true,
+            Ok(false) => {
+                warn_lost(key);
+                return false;
+            }
             Err(error) if tokio::time::Instant::now() + wait < give_up => {
                 report("record a job's outcome", &error);
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(2));
             }
-            Err(error) => return report("record a job's outcome (gave up)", &error),
+            Err(error) => {
+                report("record a job's outcome (gave up)", &error);
+                return true;
+            }
         }
     }
 }

@@ -1,10 +1,11 @@
-//! A custom HMAC-SHA256 scheme, configured rather than coded: for a
-//! provider this crate does not list.
+//! A custom HMAC scheme, configured rather than coded: for a provider this
+//! crate does not list.
 //!
-//! The provider must sign the raw body alone with HMAC-SHA256, and send the
-//! 32-byte tag in one header, as hex (64 digits, either case) or standard
-//! padded base64 (44 characters), after an optional fixed prefix such as
-//! `sha256=`. The secret is used as raw bytes. What identifies an event
+//! The provider must sign the raw body alone with an HMAC — HMAC-SHA256 by
+//! default, or HMAC-SHA512 or HMAC-SHA1 when it requires one
+//! ([`CustomBuilder::algorithm`]) — and send the tag in one header, as hex
+//! (twice the tag length in digits, either case) or standard padded base64,
+//! after an optional fixed prefix such as `sha256=`. The secret is used as raw bytes. What identifies an event
 //! across redeliveries is either a top-level field of the signed JSON body
 //! (the default: `id`), or, when the provider signs no id, the SHA-256 of
 //! the body (a redelivery must then be byte-identical, and two events with
@@ -16,7 +17,8 @@
 //! # Choices made the strict way
 //!
 //! * The header appears once, the prefix matches exactly (case included),
-//!   and the tag is exactly 32 bytes in the configured encoding; else 401.
+//!   and the tag is exactly the algorithm's length (32 bytes for
+//!   HMAC-SHA256) in the configured encoding; else 401.
 //! * With an id field, the body must be a JSON object whose field is a
 //!   non-empty string, given once (else 400). With a body digest the body
 //!   is not parsed at all, unless an event-type field is configured.
@@ -50,11 +52,30 @@ use http::header::HeaderName;
 use serde::Serialize;
 
 use super::{EventId, Parsed, Scheme, envelope, support};
-use crate::secret::{Signature, Tag};
+use crate::secret::{Algorithm, Signature, Tag};
 use crate::{Rejection, Text};
 
 /// Names a custom scheme may not take: the built-in schemes'.
-pub const RESERVED_NAMES: &[&str] = &["numberotp", "numero", "github", "standard", "stripe"];
+pub const RESERVED_NAMES: &[&str] = &[
+    "numberotp",
+    "numero",
+    "github",
+    "standard",
+    "stripe",
+    "shopify",
+    "slack",
+    "paddle",
+    "linear",
+    "zoom",
+    "twitch",
+    "woocommerce",
+    "lemonsqueezy",
+    "flutterwave",
+    "paystack",
+    "twilio",
+    "square",
+    "discord",
+];
 
 /// How the tag is written in the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,6 +103,7 @@ pub struct Custom {
     header: HeaderName,
     prefix: String,
     encoding: Encoding,
+    algorithm: Algorithm,
     id: IdSource,
     type_field: Option<String>,
     /// The envelope fields to read (id and event type, as configured),
@@ -120,6 +142,8 @@ pub enum CustomSchemeError {
     EmptyField,
     /// The id field and the event-type field are the same field.
     SameField,
+    /// The algorithm is not an HMAC: a custom scheme verifies HMACs only.
+    NotHmac,
 }
 
 impl fmt::Display for CustomSchemeError {
@@ -131,6 +155,7 @@ impl fmt::Display for CustomSchemeError {
             Self::ReservedName => "a custom scheme cannot take a built-in scheme's name",
             Self::EmptyField => "a custom scheme's id or event-type field name is empty",
             Self::SameField => "a custom scheme's id and event-type fields are the same field",
+            Self::NotHmac => "a custom scheme's algorithm must be an HMAC",
         })
     }
 }
@@ -147,6 +172,7 @@ impl Custom {
                 header,
                 prefix: String::new(),
                 encoding: Encoding::Hex,
+                algorithm: Algorithm::HmacSha256,
                 id: IdSource::Field("id".to_owned()),
                 type_field: None,
                 fields: Vec::new(),
@@ -169,6 +195,11 @@ impl Custom {
         self.encoding
     }
 
+    /// The HMAC the provider signs with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
     /// What identifies an event.
     pub fn id_source(&self) -> &IdSource {
         &self.id
@@ -188,6 +219,15 @@ impl CustomBuilder {
     #[must_use]
     pub fn encoding(mut self, encoding: Encoding) -> Self {
         self.scheme.encoding = encoding;
+        self
+    }
+
+    /// The HMAC the provider signs with (default HMAC-SHA256): also
+    /// [`Algorithm::HmacSha512`], or [`Algorithm::HmacSha1`] only for a
+    /// provider that requires it.
+    #[must_use]
+    pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.scheme.algorithm = algorithm;
         self
     }
 
@@ -220,9 +260,13 @@ impl CustomBuilder {
     /// # Errors
     ///
     /// [`CustomSchemeError`] for an invalid or reserved name, an empty field
-    /// name, or the same field as id and event type.
+    /// name, the same field as id and event type, or an algorithm that is
+    /// not an HMAC.
     pub fn build(self) -> Result<Custom, CustomSchemeError> {
         let mut scheme = self.scheme;
+        if !scheme.algorithm.is_hmac() {
+            return Err(CustomSchemeError::NotHmac);
+        }
         let name_ok = (1..=32).contains(&scheme.name.len())
             && scheme
                 .name
@@ -264,12 +308,18 @@ impl Scheme for Custom {
         self.name
     }
 
+    fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
         let decode = match self.encoding {
-            Encoding::Hex => Tag::from_hex,
-            Encoding::Base64 => Tag::from_base64,
+            Encoding::Hex => Tag::decode_hex,
+            Encoding::Base64 => Tag::decode_base64,
         };
-        support::prefixed_tag(headers, &self.header, self.prefix.as_bytes(), decode)
+        support::prefixed_tag(headers, &self.header, self.prefix.as_bytes(), |encoded| {
+            decode(self.algorithm, encoded)
+        })
     }
 
     fn parse(&self, _headers: &HeaderMap, body: &Bytes) -> Result<Parsed<CustomEvent>, Rejection> {
@@ -408,5 +458,37 @@ mod tests {
             .event_type_field("id")
             .build();
         assert!(digest_and_type.is_ok());
+    }
+
+    #[test]
+    fn the_algorithm_is_configurable_among_hmacs() {
+        let body = br#"{"id":"e1"}"#;
+        let sha512 = Custom::builder("acme", HEADER)
+            .algorithm(Algorithm::HmacSha512)
+            .build()
+            .unwrap();
+        let header = crate::sign::custom(&sha512, b"acme-secret", body);
+        assert_eq!(header.len(), 128);
+        let set = crate::SecretSet::from_decoded([crate::Key::new(
+            Algorithm::HmacSha512,
+            b"acme-secret".to_vec(),
+        )])
+        .unwrap();
+        let signature = sha512.signature(&headers(&header)).unwrap();
+        assert_eq!(set.verify(&signature, body), Ok(()));
+        // A SHA-256-length tag is malformed for a SHA-512 scheme.
+        let short = crate::sign::tag(b"acme-secret", body).to_hex();
+        assert_eq!(
+            sha512.signature(&headers(&short)).unwrap_err(),
+            Rejection::MalformedSignature
+        );
+        let ed = Custom::builder("acme", HEADER)
+            .algorithm(Algorithm::Ed25519)
+            .build();
+        assert_eq!(ed.unwrap_err(), CustomSchemeError::NotHmac);
+        assert_eq!(
+            Custom::builder("paystack", HEADER).build().unwrap_err(),
+            CustomSchemeError::ReservedName
+        );
     }
 }

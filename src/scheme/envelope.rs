@@ -58,7 +58,22 @@ pub(crate) fn read<'b, const N: usize, F: AsRef<str>>(
     fields: &[(F, usize)],
     id_slots: &[usize],
 ) -> Result<Envelope<'b, N>, Rejection> {
-    read_with(body, fields, id_slots, &NoInline).map(|(envelope, _)| envelope)
+    let slots = read_slots(body.as_str(), fields, id_slots)?;
+    Ok(Envelope { body, slots })
+}
+
+/// As [`read`], over any JSON object text (a nested object's raw JSON
+/// included): the raw JSON of each slot, borrowed from `json`.
+///
+/// # Errors
+///
+/// As [`read`].
+pub(crate) fn read_slots<'b, const N: usize, F: AsRef<str>>(
+    json: &'b str,
+    fields: &[(F, usize)],
+    id_slots: &[usize],
+) -> Result<[Option<&'b RawValue>; N], Rejection> {
+    read_slots_with(json, fields, id_slots, &NoInline).map(|(slots, _)| slots)
 }
 
 /// A field a scheme types during the envelope's one pass, when the fields
@@ -115,14 +130,25 @@ pub(crate) fn read_with<'b, const N: usize, F: AsRef<str>, I: Inline<'b>>(
     id_slots: &[usize],
     inline: &I,
 ) -> Result<(Envelope<'b, N>, Option<I::Value>), Rejection> {
-    let mut de = serde_json::Deserializer::from_str(body.as_str());
+    let (slots, typed) = read_slots_with(body.as_str(), fields, id_slots, inline)?;
+    Ok((Envelope { body, slots }, typed))
+}
+
+/// The one pass under [`read`], [`read_slots`] and [`read_with`].
+fn read_slots_with<'b, const N: usize, F: AsRef<str>, I: Inline<'b>>(
+    json: &'b str,
+    fields: &[(F, usize)],
+    id_slots: &[usize],
+    inline: &I,
+) -> Result<Read<'b, N, I::Value>, Rejection> {
+    let mut de = serde_json::Deserializer::from_str(json);
     let seed = Seed::<N, F, I> { fields, inline };
     let result = seed.deserialize(&mut de).and_then(|slots| {
         de.end()?;
         Ok(slots)
     });
     match result {
-        Ok(Ok((slots, typed))) => Ok((Envelope { body, slots }, typed)),
+        Ok(Ok(slots)) => Ok(slots),
         Ok(Err(slot)) if id_slots.contains(&slot) => Err(Rejection::AmbiguousId),
         Ok(Err(_)) => Err(Rejection::InvalidPayload),
         Err(e) if e.is_data() => Err(Rejection::InvalidPayload),
@@ -204,9 +230,12 @@ struct Seed<'f, const N: usize, F, I> {
     inline: &'f I,
 }
 
-/// The slots and the field typed during the pass; or, as the error, a
-/// repeated slot (serde's error type cannot carry it).
-type Slots<'de, const N: usize, T> = Result<([Option<&'de RawValue>; N], Option<T>), usize>;
+/// The raw JSON of each slot, and the field typed during the pass.
+type Read<'de, const N: usize, T> = ([Option<&'de RawValue>; N], Option<T>);
+
+/// What the pass read; or, as the error, a repeated slot (serde's error
+/// type cannot carry it).
+type Slots<'de, const N: usize, T> = Result<Read<'de, N, T>, usize>;
 
 impl<'de, const N: usize, F: AsRef<str>, I: Inline<'de>> DeserializeSeed<'de>
     for Seed<'_, N, F, I>

@@ -143,6 +143,14 @@ impl Scheme for Numero {
             },
         })
     }
+
+    /// `created_at` / `CreatedAt`, when it is an RFC 3339 date-time. Numero
+    /// documents one (`2023-03-15T15:42:12Z`); a body without it, or with
+    /// another form, cannot be checked against the replay window and is
+    /// accepted (the signature still holds: only Numero can have sent it).
+    fn signed_time(&self, event: &NumeroEvent) -> Option<std::time::SystemTime> {
+        super::rfc3339::parse(event.created_at.as_deref()?)
+    }
 }
 
 /// An unsigned header, when present, must be given once and equal the

@@ -8,12 +8,18 @@
 //!   timestamp are signed, so the id is the idempotency key and the
 //!   timestamp guards against replays.
 //! * `webhook-signature` is a space-separated list of `<version>,<value>`
-//!   entries. Every `v1` entry is a candidate (standard padded base64 of the
-//!   32-byte HMAC-SHA256) and any one that verifies passes; entries of other
-//!   versions (`v1a` is Ed25519) are ignored.
-//! * Secrets are `whsec_` + base64 (the prefix may be left out) and are
-//!   decoded into key bytes when the layer is built; a key shorter than
-//!   [`MIN_SECRET_LEN`] bytes is refused then.
+//!   entries. Every `v1` entry (standard padded base64 of the 32-byte
+//!   HMAC-SHA256) and every `v1a` entry (standard padded base64 of the
+//!   64-byte Ed25519 signature, the asymmetric version) is a candidate; any
+//!   one that verifies under a configured key of its kind passes, so a
+//!   delivery may carry both during a move from one to the other. Entries
+//!   of other versions are ignored.
+//! * Secrets are `whsec_` + base64 (the prefix may be left out): HMAC keys,
+//!   decoded when the layer is built; a key shorter than [`MIN_SECRET_LEN`]
+//!   bytes is refused then. Public keys are `whpk_` + base64 of a 32-byte
+//!   Ed25519 public key (the `whpk_` prefix is required), checked with
+//!   `verify_strict`; they need the crate feature `ed25519`. One layer may
+//!   hold both kinds.
 //! * The timestamp must be within the tolerance ([`DEFAULT_TOLERANCE`],
 //!   5 minutes, either way, bounds included) of the scheme's clock, else 401
 //!   `stale_timestamp`. Tests inject a clock with [`Standard::clock`].
@@ -28,9 +34,12 @@
 //!   `.`**: with both `.`-free, the signed content splits into id,
 //!   timestamp and body one way only, so a signature cannot be replayed
 //!   under a different id. Anything else is a 401 before the body is read.
-//! * Every `v1` entry must be well-formed, an entry without a `,` is
-//!   malformed, at most 32 `v1` entries are read, and a header with no `v1`
-//!   entry at all is malformed: all 401.
+//! * Every `v1` and `v1a` entry must be well-formed, an entry without a `,`
+//!   is malformed, at most 32 `v1`/`v1a` entries are read, and a header
+//!   with neither is malformed: all 401.
+//! * Ed25519 hashes the message whole: a `v1a` check joins
+//!   `{id}.{timestamp}.` and the body into one buffer (one copy of the
+//!   body).
 //! * The body must be a JSON object (else 400); its top-level `type`, when
 //!   present, is the event type.
 //!
@@ -57,7 +66,7 @@ use serde::Serialize;
 
 use super::support::{self, Freshness, MAX_TAGS};
 use super::{EventId, MAX_ID_LEN, Parsed, Scheme, envelope, single_header};
-use crate::secret::{Signature, Tag};
+use crate::secret::{Algorithm, Key, Signature, Tag};
 use crate::{Rejection, Text};
 
 /// The id header.
@@ -75,6 +84,8 @@ pub const SVIX_SIGNATURE_HEADER: HeaderName = HeaderName::from_static("svix-sign
 
 /// The prefix of a secret as providers show it.
 pub const SECRET_PREFIX: &str = "whsec_";
+/// The prefix of a public key (`v1a`, Ed25519) as providers show it.
+pub const PUBLIC_KEY_PREFIX: &str = "whpk_";
 /// Shortest key accepted, in bytes after decoding.
 pub const MIN_SECRET_LEN: usize = 16;
 /// Default timestamp tolerance: 5 minutes, either way.
@@ -182,7 +193,23 @@ fn id(raw: &[u8]) -> Result<&str, Rejection> {
     std::str::from_utf8(raw).map_err(|_| Rejection::MalformedSignature)
 }
 
-/// Every `v1` tag of a space-separated signature list.
+/// Decodes a public key as providers show it: `whpk_` followed by standard
+/// base64 (padded or not) of 32 bytes.
+///
+/// # Errors
+///
+/// A few words saying what was expected.
+pub fn decode_public_key(key: &str) -> Result<Vec<u8>, &'static str> {
+    const EXPECTED: &str = "`whpk_` followed by base64 of a 32-byte Ed25519 public key";
+    let encoded = key.strip_prefix(PUBLIC_KEY_PREFIX).ok_or(EXPECTED)?;
+    match SECRET_BASE64.decode(encoded) {
+        Ok(key) if key.len() == 32 => Ok(key),
+        _ => Err(EXPECTED),
+    }
+}
+
+/// Every `v1` (HMAC-SHA256) and `v1a` (Ed25519) tag of a space-separated
+/// signature list.
 fn tags(list: &[u8]) -> Result<Vec<Tag>, Rejection> {
     let mut tags = Vec::new();
     for entry in list.split(|&b| b == b' ').filter(|e| !e.is_empty()) {
@@ -192,12 +219,17 @@ fn tags(list: &[u8]) -> Result<Vec<Tag>, Rejection> {
             .filter(|&at| at > 0)
             .ok_or(Rejection::MalformedSignature)?;
         let (version, value) = (&entry[..comma], &entry[comma + 1..]);
-        if version == b"v1" {
-            if tags.len() == MAX_TAGS {
-                return Err(Rejection::MalformedSignature);
-            }
-            tags.push(Tag::from_base64(value).map_err(|_| Rejection::MalformedSignature)?);
+        let algorithm = match version {
+            b"v1" => Algorithm::HmacSha256,
+            b"v1a" => Algorithm::Ed25519,
+            _ => continue,
+        };
+        if tags.len() == MAX_TAGS {
+            return Err(Rejection::MalformedSignature);
         }
+        let tag =
+            Tag::decode_base64(algorithm, value).map_err(|_| Rejection::MalformedSignature)?;
+        tags.push(tag);
     }
     Ok(tags)
 }
@@ -211,6 +243,14 @@ impl Scheme for Standard {
 
     fn decode_secret(&self, secret: &str) -> Result<Vec<u8>, &'static str> {
         decode_secret(secret)
+    }
+
+    fn decode_key(&self, secret: &str) -> Result<Key, &'static str> {
+        if secret.starts_with(PUBLIC_KEY_PREFIX) {
+            decode_public_key(secret).map(|key| Key::new(Algorithm::Ed25519, key))
+        } else {
+            decode_secret(secret).map(Key::hmac_sha256)
+        }
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
@@ -250,6 +290,7 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
 
     const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
     const ID: &str = "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk";
@@ -323,20 +364,66 @@ mod tests {
         assert_eq!(parsed.event.event_type, None);
     }
 
+    /// A well-formed `v1a` entry that no configured key checks.
+    fn unchecked_v1a() -> String {
+        format!("v1a,{}", STANDARD.encode([7u8; 64]))
+    }
+
     #[test]
     fn any_v1_entry_passes_other_versions_ignored() {
         let scheme = at(TS);
         let wrong = format!("v1,{}", crate::Tag::from_bytes([9; 32]).to_base64());
-        let list = format!("v1a,c29tZSBlZDI1NTE5 {wrong}  {EXPECTED} v2,anything");
+        let v1a = unchecked_v1a();
+        let list = format!("{v1a} {wrong}  {EXPECTED} v2,anything");
         assert_eq!(
             verify(&scheme, &plain(ID, "1649367553", &list), BODY),
             Ok(())
         );
-        let v1_only_wrong = format!("{wrong} v1a,xyz");
+        let v1_only_wrong = format!("{wrong} {v1a}");
         assert_eq!(
             verify(&scheme, &plain(ID, "1649367553", &v1_only_wrong), BODY),
             Err(Rejection::SignatureMismatch)
         );
+        // A v1a entry alone is a candidate, not a malformed header.
+        assert!(scheme.signature(&plain(ID, "1649367553", &v1a)).is_ok());
+    }
+
+    #[cfg(feature = "ed25519")]
+    #[test]
+    fn v1a_verifies_under_a_public_key_next_to_an_hmac_secret() {
+        let seed = [42u8; 32];
+        let public = crate::sign::standard_public_key(&seed);
+        assert!(public.starts_with("whpk_"));
+        let layer_keys = [
+            Standard::new().decode_key(SECRET).unwrap(),
+            Standard::new().decode_key(&public).unwrap(),
+        ];
+        let set = crate::SecretSet::from_decoded(layer_keys).unwrap();
+        let scheme = at(TS);
+        let v1a = crate::sign::standard_v1a(&seed, ID, TS, BODY);
+        let check = |list: &str, body: &[u8]| {
+            let signature = scheme.signature(&plain(ID, "1649367553", list)).unwrap();
+            set.verify_key(&signature, body).map(|key| key.algorithm())
+        };
+        assert_eq!(check(&v1a, BODY), Ok(Algorithm::Ed25519));
+        // Both verify; the first configured key that does answers.
+        assert_eq!(
+            check(&format!("{v1a} {EXPECTED}"), BODY),
+            Ok(Algorithm::HmacSha256)
+        );
+        assert_eq!(
+            check(&format!("{} {EXPECTED}", unchecked_v1a()), BODY),
+            Ok(Algorithm::HmacSha256)
+        );
+        assert!(check(&v1a, b"{}").is_err());
+        // The id is signed under v1a too.
+        let moved = scheme
+            .signature(&plain("msg_other", "1649367553", &v1a))
+            .unwrap();
+        assert!(set.verify(&moved, BODY).is_err());
+        // Only `whpk_` keys are public keys, and they must be 32 bytes.
+        assert!(decode_public_key(&public.replace("whpk_", "")).is_err());
+        assert!(decode_public_key("whpk_AAAA").is_err());
     }
 
     #[test]
@@ -345,7 +432,8 @@ mod tests {
         let sig =
             |id: &str, ts: &str, list: &str| scheme.signature(&plain(id, ts, list)).map(|_| ());
         let bad = [
-            (ID, "1649367553", "v1a,only-other-versions"),
+            (ID, "1649367553", "v2,only-other-versions"),
+            (ID, "1649367553", "v1a,c29tZSBlZDI1NTE5"),
             (
                 ID,
                 "1649367553",

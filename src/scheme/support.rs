@@ -167,7 +167,8 @@ macro_rules! timestamped_scheme {
 pub(crate) use timestamped_scheme;
 
 /// The one tag of a header `<prefix><tag>` over the body alone, decoded
-/// with `decode` ([`Tag::from_hex`] or [`Tag::from_base64`]).
+/// with `decode` ([`Tag::from_hex`], [`Tag::from_base64`], or a decoder
+/// for another algorithm).
 ///
 /// # Errors
 ///
@@ -178,7 +179,7 @@ pub(crate) fn prefixed_tag(
     headers: &HeaderMap,
     name: &HeaderName,
     prefix: &[u8],
-    decode: fn(&[u8]) -> Result<Tag, InvalidTag>,
+    decode: impl Fn(&[u8]) -> Result<Tag, InvalidTag>,
 ) -> Result<Signature, Rejection> {
     let value = signature_header(headers, name)?;
     let encoded = value

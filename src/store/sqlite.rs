@@ -392,6 +392,10 @@ impl JobQueue for SqliteStore {
         Box::pin(self.call_lazy(|tx| tx.counts()))
     }
 
+    fn counts_by_scheme(&self) -> QueueFuture<Vec<(String, QueueCounts)>> {
+        Box::pin(self.call_lazy(|tx| tx.counts_by_scheme()))
+    }
+
     fn dead_letters(&self, limit: usize) -> QueueFuture<Vec<DeadLetter>> {
         Box::pin(self.call_lazy(move |tx| tx.dead_letters(limit)))
     }

@@ -223,8 +223,16 @@ pub async fn serve(app: Router) -> SocketAddr {
 
 pub fn numero_body(id: &str) -> String {
     format!(
-        r#"{{"id":"{id}","event":"TRANSFER_NOTIFICATION","created_at":"2025-07-10T05:10:55Z","data":{{"TrxAmount":1000.0,"Reference":"T4898"}}}}"#
+        r#"{{"id":"{id}","event":"TRANSFER_NOTIFICATION","created_at":"{now}","data":{{"TrxAmount":1000.0,"Reference":"T4898"}}}}"#,
+        now = recent()
     )
+}
+
+/// A recent signed time for sample bodies (inside the layer's replay
+/// window), fixed once per process so that a body built twice is the same.
+fn recent() -> &'static str {
+    static NOW: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NOW.get_or_init(|| tower_webhook::sign::rfc3339(std::time::SystemTime::now()))
 }
 
 pub fn numberotp_body(id: &str, otp: &str) -> String {

@@ -126,11 +126,25 @@ impl ReceiverProcess {
 
     /// Sends SIGTERM (a graceful stop).
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends SIGINT, as Ctrl-C in a terminal does (a graceful stop).
+    pub fn sigint(&self) {
+        self.signal("INT");
+    }
+
+    fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(status.success());
+    }
+
+    /// Its resident memory now, in bytes; see [`rss_bytes`].
+    pub fn rss(&self) -> Option<u64> {
+        rss_bytes(self.pid())
     }
 
     /// Waits up to `limit` for the process to exit.
@@ -160,12 +174,37 @@ impl Drop for ReceiverProcess {
     }
 }
 
+/// The resident memory of process `pid` (`VmRSS` in `/proc/<pid>/status`),
+/// in bytes; `None` once it has exited, or where there is no `/proc`.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 /// Runs the receiver with `args` to its end (for arguments it refuses):
 /// its exit status and stderr.
 pub fn run_to_end(args: &[&str], limit: Duration) -> (ExitStatus, String) {
+    run_to_end_with(args, &[], limit)
+}
+
+/// [`run_to_end`] with extra environment variables.
+pub fn run_to_end_with(
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (ExitStatus, String) {
     let mut child = Command::new(binary())
         .args(["--addr", "127.0.0.1:0"])
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -46,7 +46,7 @@
 //! | `P#q:leases:<scheme>` | sorted set | running members, score = lease end (ms) | members leave on finish, or when taken again after the lease |
 //! | `P#q:dead` | sorted set | dead letters, score = failure time: the listing order | trimmed with `dead-until` |
 //! | `P#q:dead-until` | sorted set | dead letters, score = expiry | every accept and finish removes up to 100 expired members from both; reads skip expired ones |
-//! | `P#q:schemes` | set | the scheme names ever accepted (for [`JobQueue::counts`]) | never: one member per scheme |
+//! | `P#q:schemes` | set | the scheme names ever accepted (for [`JobQueue::counts`] and [`JobQueue::counts_by_scheme`]) | never: one member per scheme |
 //! | `P#q:wake` | stream | one entry per accept, replay and retry due now | capped at about 100 entries (`XADD MAXLEN ~`) |
 //!
 //! So Redis holds, per event: its done key for the done TTL; its job while
@@ -73,8 +73,10 @@
 //!   replica whose lease ran out and whose job was taken over can no longer
 //!   complete, retry, bury or renew it.
 //! * **replay**: a live dead letter back to pending, due now, attempts kept.
-//! * **counts** and **dead letters** read across every scheme and every
-//!   replica.
+//! * **counts**, **counts by scheme** and **dead letters** read across
+//!   every scheme and every replica. Counting dead letters by scheme walks
+//!   the live dead letters when more than one scheme was ever accepted
+//!   under the prefix (one `ZCOUNT` otherwise).
 //!
 //! Times are the **Redis server's** clock (`TIME` inside each script), not
 //! the replicas': one clock decides when a lease ran out or a retry is due,
@@ -320,6 +322,12 @@ impl JobQueue for RedisStore {
         Box::pin(async move { parse_counts(&reply.await?) })
     }
 
+    fn counts_by_scheme(&self) -> QueueFuture<Vec<(String, QueueCounts)>> {
+        let script = self.script(&scripts().counts_by_scheme);
+        let reply = self.run::<Vec<Value>>("count jobs by scheme", script);
+        Box::pin(async move { parse_counts_by_scheme(reply.await?) })
+    }
+
     fn dead_letters(&self, limit: usize) -> QueueFuture<Vec<DeadLetter>> {
         if limit == 0 {
             return Box::pin(std::future::ready(Ok(Vec::new())));
@@ -423,6 +431,22 @@ fn parse_counts(reply: &[Value]) -> Result<QueueCounts, StoreError> {
     })
 }
 
+/// 4 values per scheme: name, pending, running, dead; sorted by name.
+fn parse_counts_by_scheme(reply: Vec<Value>) -> Result<Vec<(String, QueueCounts)>, StoreError> {
+    const FIELDS: usize = 4;
+    if !reply.len().is_multiple_of(FIELDS) {
+        return Err(corrupt("counts by scheme of the wrong length"));
+    }
+    let mut counts = Vec::with_capacity(reply.len() / FIELDS);
+    let mut fields = reply.into_iter();
+    while let Some(scheme) = fields.next() {
+        let rest: Vec<Value> = fields.by_ref().take(FIELDS - 1).collect();
+        counts.push((text(scheme)?, parse_counts(&rest)?));
+    }
+    counts.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(counts)
+}
+
 /// 7 values per letter: member, scheme, id, attempts, error, accepted,
 /// failed.
 fn parse_dead_letters(reply: Vec<Value>) -> Result<Vec<DeadLetter>, StoreError> {
@@ -489,6 +513,30 @@ mod tests {
         assert!(parse_counts(&[Value::Int(1), Value::Int(2)]).is_err());
         assert!(parse_counts(&[Value::Int(1), Value::Int(-2), Value::Int(0)]).is_err());
         assert!(parse_dead_letters(vec![Value::Nil]).is_err());
+        assert!(parse_counts_by_scheme(vec![Value::Nil, Value::Int(1), Value::Int(2)]).is_err());
+        let two = parse_counts_by_scheme(vec![
+            Value::BulkString(b"numero".to_vec()),
+            Value::Int(1),
+            Value::Int(2),
+            Value::Int(3),
+            Value::BulkString(b"github".to_vec()),
+            Value::Int(0),
+            Value::Int(0),
+            Value::Int(0),
+        ])
+        .unwrap();
+        assert_eq!(two[0], ("github".to_owned(), QueueCounts::default()));
+        assert_eq!(
+            two[1],
+            (
+                "numero".to_owned(),
+                QueueCounts {
+                    pending: 1,
+                    running: 2,
+                    dead: 3
+                }
+            )
+        );
         let empty = parse_taken(vec![Value::Int(1), Value::Int(-1)], SystemTime::now()).unwrap();
         assert!(empty.jobs.is_empty() && empty.next_due.is_none());
     }

@@ -245,6 +245,33 @@ end
 return {pending, running, redis.call('ZCOUNT', dead_until_key, '(' .. now, '+inf')}
 ";
 
+/// [`COUNTS`] per scheme. `ARGV`: prefix. Answers `{scheme, pending,
+/// running, dead}` for every scheme ever accepted under the prefix, in the
+/// set's order. A dead letter's scheme is its member's text up to the first
+/// `:` (a scheme's name holds none): with one scheme that is a `ZCOUNT`,
+/// with several a walk over the live dead letters.
+const COUNTS_BY_SCHEME: &str = r"
+local now = now_ms()
+local schemes = redis.call('SMEMBERS', schemes_key)
+local dead = {}
+if #schemes == 1 then
+  dead[schemes[1]] = redis.call('ZCOUNT', dead_until_key, '(' .. now, '+inf')
+elseif #schemes > 1 then
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', dead_until_key, '(' .. now, '+inf')) do
+    local scheme = string.match(member, '^([^:]*):')
+    if scheme then dead[scheme] = (dead[scheme] or 0) + 1 end
+  end
+end
+local out = {}
+for _, scheme in ipairs(schemes) do
+  for _, v in ipairs({scheme, redis.call('ZCARD', pending_key(scheme)),
+      redis.call('ZCARD', leases_key(scheme)), dead[scheme] or 0}) do
+    out[#out + 1] = v
+  end
+end
+return out
+";
+
 /// Lists up to `limit` live dead letters, oldest failure first (ties by
 /// key). `ARGV`: prefix, limit. Answers, per letter: member, scheme, id,
 /// attempts, error, accepted, failed.
@@ -284,6 +311,7 @@ pub(super) struct Scripts {
     pub(super) finish: Script,
     pub(super) replay: Script,
     pub(super) counts: Script,
+    pub(super) counts_by_scheme: Script,
     pub(super) dead_letters: Script,
 }
 
@@ -307,6 +335,7 @@ pub(super) fn scripts() -> &'static Scripts {
             finish: script(&[HOLDER, FINISH]),
             replay: script(&[REPLAY]),
             counts: script(&[COUNTS]),
+            counts_by_scheme: script(&[COUNTS_BY_SCHEME]),
             dead_letters: script(&[DEAD_LETTERS]),
         }
     });
@@ -327,6 +356,7 @@ mod tests {
             FINISH,
             REPLAY,
             COUNTS,
+            COUNTS_BY_SCHEME,
             DEAD_LETTERS,
         ] {
             let code = source(&[HOLDER, body]);

@@ -6,6 +6,7 @@
 //!
 //! [`MemoryQueue`]: crate::queue::MemoryQueue
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -368,6 +369,39 @@ impl<'c> Tx<'c> {
             .query_row([self.now], |row| row.get(0))?;
         counts.dead = unsigned(Some(dead));
         Ok(counts)
+    }
+
+    /// [`Self::counts`] per scheme, in one `GROUP BY` over the same
+    /// partial indexes, sorted by scheme.
+    pub(super) fn counts_by_scheme(&self) -> Result<Vec<(String, QueueCounts)>> {
+        let mut by_scheme: BTreeMap<String, QueueCounts> = BTreeMap::new();
+        let mut select = self.conn.prepare_cached(
+            "SELECT scheme, state, count(*) FROM webhook_keys
+             WHERE due_ms IS NOT NULL AND state IN ('pending', 'running')
+             GROUP BY scheme, state
+             UNION ALL
+             SELECT scheme, state, count(*) FROM webhook_keys
+             WHERE state = 'dead' AND expires_ms > ?1
+             GROUP BY scheme",
+        )?;
+        let rows = select.query_map([self.now], |row| {
+            Ok((
+                row.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (scheme, state, count) = row?;
+            let counts = by_scheme.entry(scheme).or_default();
+            let count = unsigned(Some(count));
+            match state.as_str() {
+                "pending" => counts.pending = count,
+                "running" => counts.running = count,
+                _ => counts.dead = count,
+            }
+        }
+        Ok(by_scheme.into_iter().collect())
     }
 
     pub(super) fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {

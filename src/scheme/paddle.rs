@@ -1,0 +1,127 @@
+//! Paddle Billing: `Paddle-Signature: ts=<unix>;h1=<hex>` over
+//! `{ts}:{body}`.
+//!
+//! # Format
+//!
+//! * The header is a `;`-separated list of `key=value` items: exactly one
+//!   `ts` (Unix seconds) and one or more `h1` (64 hex digits, the
+//!   HMAC-SHA256 of `{ts}:{body}`, keyed with the notification
+//!   destination's secret key as raw bytes). Any one `h1` that verifies
+//!   passes (Paddle sends one per secret while you rotate). Other keys are
+//!   ignored.
+//! * `ts` must be within the tolerance ([`DEFAULT_TOLERANCE`], 5 s, the
+//!   default of Paddle's SDKs; either way) of the scheme's clock, else 401
+//!   `stale_timestamp`. Widen it with [`Paddle::tolerance`] if your clock
+//!   or proxy adds delay.
+//! * `ts` is 1 to 19 digits, given once; an item without `=`, an `h1` that
+//!   is not 64 hex digits, more than 32 `h1`, or none: malformed (401).
+//!
+//! # The idempotency key
+//!
+//! The signed body's `event_id` (`evt_…`), the same for every notification
+//! of the event. `event_type`, `occurred_at` and `notification_id` are
+//! reported.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http::header::HeaderName;
+use serde::Serialize;
+
+use super::kit::{self, Json};
+use super::support::{self, Freshness, MAX_TAGS};
+use super::{EventId, Parsed, Scheme, signature_header};
+use crate::secret::{Signature, Tag};
+use crate::{Rejection, Text};
+
+/// The signature header.
+pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("paddle-signature");
+/// Default timestamp tolerance: 5 seconds, either way.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5);
+
+/// The Paddle Billing scheme. Secrets are the raw bytes of the endpoint's
+/// secret key (`pdl_ntfset_…`).
+#[derive(Debug, Clone)]
+pub struct Paddle {
+    freshness: Freshness,
+}
+
+support::timestamped_scheme!(Paddle, DEFAULT_TOLERANCE, "5 s");
+
+/// A verified Paddle Billing notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PaddleEvent {
+    /// `event_id` (signed): the idempotency key.
+    pub event_id: Text,
+    /// `event_type` (signed), such as `transaction.completed`.
+    pub event_type: Option<Text>,
+    /// `occurred_at` (signed), RFC 3339 as sent.
+    pub occurred_at: Option<Text>,
+    /// `notification_id` (signed), one per destination and event.
+    pub notification_id: Option<Text>,
+    /// The signed header timestamp `ts`, Unix seconds.
+    pub timestamp: u64,
+}
+
+/// `ts` as sent and the `h1` tags.
+fn header(headers: &HeaderMap) -> Result<(&[u8], Vec<Tag>), Rejection> {
+    let value = signature_header(headers, &SIGNATURE_HEADER)?;
+    let mut ts = None;
+    let mut tags = Vec::new();
+    for item in value.split(|&b| b == b';') {
+        let (key, value) = kit::split_at_byte(item, b'=').ok_or(Rejection::MalformedSignature)?;
+        match key {
+            b"ts" if ts.replace(value).is_none() => {}
+            b"h1" if tags.len() < MAX_TAGS => {
+                tags.push(Tag::from_hex(value).map_err(|_| Rejection::MalformedSignature)?);
+            }
+            b"ts" | b"h1" => return Err(Rejection::MalformedSignature),
+            _ => {}
+        }
+    }
+    match ts {
+        Some(ts) if !tags.is_empty() => Ok((ts, tags)),
+        _ => Err(Rejection::MalformedSignature),
+    }
+}
+
+const FIELDS: &[(&str, usize)] = &[
+    ("event_id", 0),
+    ("event_type", 1),
+    ("occurred_at", 2),
+    ("notification_id", 3),
+];
+
+impl Scheme for Paddle {
+    type Event = PaddleEvent;
+
+    fn name(&self) -> &'static str {
+        "paddle"
+    }
+
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+        let (ts, tags) = header(headers)?;
+        self.freshness.check(support::parse_timestamp(ts)?)?;
+        let signature = Signature::any_of(tags).ok_or(Rejection::MalformedSignature)?;
+        Ok(signature.with_prefix([ts, b":"].concat()))
+    }
+
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<PaddleEvent>, Rejection> {
+        let timestamp = support::parse_timestamp(header(headers)?.0)?;
+        let json = Json::new(body)?;
+        let [id, event_type, occurred_at, notification_id] = json.fields::<4>(FIELDS, &[0])?;
+        let event_id = json.id(id)?;
+        Ok(Parsed {
+            id: EventId::from_text(event_id.clone())?,
+            event: PaddleEvent {
+                event_id,
+                event_type: json.text(event_type)?,
+                occurred_at: json.text(occurred_at)?,
+                notification_id: json.text(notification_id)?,
+                timestamp,
+            },
+        })
+    }
+}

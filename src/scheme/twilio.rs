@@ -1,0 +1,219 @@
+//! Twilio: `X-Twilio-Signature: <base64>`, **HMAC-SHA1** over the public
+//! URL and the sorted form parameters (or, for JSON bodies, the URL with a
+//! `bodySHA256` query parameter).
+//!
+//! Twilio still signs with HMAC-SHA1, keyed with the account's Auth Token
+//! as raw bytes; it is accepted here for Twilio only. (SHA-1's collisions
+//! do not help a forger against HMAC.)
+//!
+//! # What is signed
+//!
+//! * The URL Twilio requested, exactly: give its public form (scheme, host,
+//!   any port, path) to [`Twilio::new`], since behind a proxy the URL this
+//!   server sees differs. The request's query string, as received, is
+//!   appended to it (`?` + query) when there is one. Twilio's own libraries
+//!   also try the URL with the default port added or removed; this scheme
+//!   signs exactly the configured URL, so configure it as Twilio has it.
+//! * Form bodies (`application/x-www-form-urlencoded`): after the URL, each
+//!   parameter's name followed by its value, percent-decoded, sorted by
+//!   name and then value, a pair given twice counted once — as
+//!   `RequestValidator.compute_signature` does.
+//! * JSON bodies: when the query holds `bodySHA256`, only the URL (with
+//!   that query) is signed, and the body's SHA-256 in lower-case hex must
+//!   equal `bodySHA256` (else 401 `signature_mismatch`).
+//! * The tag is standard padded base64 of the 20-byte HMAC-SHA1.
+//! * `X-Twilio-Webhooks-Signature-Settings` (SharedKey signatures, which
+//!   may name another algorithm) is not supported: a request carrying it
+//!   with an algorithm other than `HMAC_SHA1` is 401 malformed.
+//!
+//! # The idempotency key
+//!
+//! Twilio signs no event id, but it signs every parameter, and each
+//! callback names its resource and state: the key is the first present of
+//! `MessageSid` + `MessageStatus`, `SmsSid` + `SmsStatus`, `RecordingSid` +
+//! `RecordingStatus`, `CallSid` + `CallStatus` (the status may be absent),
+//! so a status callback for each state of a message runs once. A callback
+//! with none of these sids, and every JSON body, is keyed on the SHA-256
+//! of its body. A sid given twice with different values is ambiguous (400).
+
+use bytes::Bytes;
+use http::header::HeaderName;
+use http::{HeaderMap, Uri};
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::kit::{self, Json};
+use super::{EventId, Parsed, Scheme, signature_header, single_header};
+use crate::secret::{Algorithm, Signature, Tag};
+use crate::{Rejection, Text};
+
+/// The signature header.
+pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-twilio-signature");
+/// The SharedKey settings header (not supported beyond `HMAC_SHA1`).
+pub const SETTINGS_HEADER: HeaderName =
+    HeaderName::from_static("x-twilio-webhooks-signature-settings");
+/// The query parameter carrying a JSON body's SHA-256.
+pub const BODY_SHA256_PARAM: &str = "bodySHA256";
+
+/// The Twilio scheme for one public URL. Secrets are the raw bytes of the
+/// Auth Token.
+#[derive(Debug, Clone)]
+pub struct Twilio {
+    url: String,
+}
+
+impl Twilio {
+    /// The scheme for requests Twilio sends to `public_url` (scheme, host,
+    /// any port, path; a query or fragment in it is dropped: the query is
+    /// taken from each request).
+    pub fn new(public_url: impl Into<String>) -> Self {
+        let mut url = public_url.into();
+        if let Some(at) = url.find(['?', '#']) {
+            url.truncate(at);
+        }
+        Self { url }
+    }
+
+    /// The configured public URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL Twilio signed for a request with `query`.
+    fn signed_url(&self, query: Option<&str>) -> String {
+        match query {
+            Some(query) => format!("{}?{query}", self.url),
+            None => self.url.clone(),
+        }
+    }
+}
+
+/// A verified Twilio request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct TwilioEvent {
+    /// The resource sid the key is made of (`MessageSid`, `SmsSid`,
+    /// `RecordingSid` or `CallSid`, signed); `None` for a body-digest key.
+    pub sid: Option<Text>,
+    /// Its status (`MessageStatus`, …), signed, when sent.
+    pub status: Option<Text>,
+    /// `AccountSid` (signed).
+    pub account_sid: Option<Text>,
+    /// SHA-256 (hex) of the body.
+    pub digest: Text,
+}
+
+/// Name and value of every form parameter, percent-decoded.
+fn params(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// The bytes Twilio signs after the URL for a form body.
+fn sorted_params(body: &[u8]) -> Vec<u8> {
+    let mut pairs = params(body);
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
+        .iter()
+        .flat_map(|(name, value)| [name.as_bytes(), value.as_bytes()])
+        .flatten()
+        .copied()
+        .collect()
+}
+
+/// The one value of query parameter `name`, if any.
+fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, Rejection> {
+    let mut values = query
+        .into_iter()
+        .flat_map(|query| form_urlencoded::parse(query.as_bytes()))
+        .filter(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned());
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Rejection::MalformedSignature);
+    }
+    Ok(first)
+}
+
+const SIDS: [(&str, &str); 4] = [
+    ("MessageSid", "MessageStatus"),
+    ("SmsSid", "SmsStatus"),
+    ("RecordingSid", "RecordingStatus"),
+    ("CallSid", "CallStatus"),
+];
+
+impl Scheme for Twilio {
+    type Event = TwilioEvent;
+
+    fn name(&self) -> &'static str {
+        "twilio"
+    }
+
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::HmacSha1
+    }
+
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+        self.request_signature(&Uri::from_static("/"), headers)
+    }
+
+    fn request_signature(&self, uri: &Uri, headers: &HeaderMap) -> Result<Signature, Rejection> {
+        let value = signature_header(headers, &SIGNATURE_HEADER)?;
+        let tag = Tag::decode_base64(Algorithm::HmacSha1, value)
+            .map_err(|_| Rejection::MalformedSignature)?;
+        if let Some(settings) = single_header(headers, &SETTINGS_HEADER)? {
+            let algorithm = settings.as_bytes().split(|&b| b == b',').find_map(|part| {
+                let (name, value) = kit::split_at_byte(part, b'=')?;
+                (name.trim_ascii() == b"algorithm").then(|| value.trim_ascii())
+            });
+            if algorithm.is_some_and(|algorithm| algorithm != b"HMAC_SHA1") {
+                return Err(Rejection::MalformedSignature);
+            }
+        }
+        let query = uri.query();
+        let signature = Signature::over_body(tag).with_prefix(self.signed_url(query));
+        Ok(match query_param(query, BODY_SHA256_PARAM)? {
+            Some(expected) => signature.with_content(move |body| {
+                let actual = hex::encode(Sha256::digest(body));
+                bool::from(actual.as_bytes().ct_eq(expected.as_bytes())).then(Vec::new)
+            }),
+            None => signature.with_content(|body| Some(sorted_params(body))),
+        })
+    }
+
+    fn parse(&self, _headers: &HeaderMap, body: &Bytes) -> Result<Parsed<TwilioEvent>, Rejection> {
+        let digest = kit::digest(body);
+        let mut event = TwilioEvent {
+            sid: None,
+            status: None,
+            account_sid: None,
+            digest: digest.clone(),
+        };
+        if body.trim_ascii_start().first() == Some(&b'{') {
+            Json::new(body)?.fields::<0>(&[], &[])?;
+            let id = EventId::from_parts([Some("sha256"), Some(&*digest)])?;
+            return Ok(Parsed { event, id });
+        }
+        let params = params(body);
+        let one = |name: &str| -> Result<Option<Text>, Rejection> {
+            let mut values = params.iter().filter(|(key, _)| key == name).map(|(_, v)| v);
+            let first = values.next();
+            if values.any(|other| Some(other) != first) {
+                return Err(Rejection::AmbiguousId);
+            }
+            Ok(first.map(|value| Text::from(value.as_str())))
+        };
+        event.account_sid = one("AccountSid")?;
+        let mut id = EventId::from_parts([Some("sha256"), Some(&*digest)])?;
+        for (sid_name, status_name) in SIDS {
+            if let Some(sid) = one(sid_name)? {
+                let status = one(status_name)?;
+                id = EventId::from_parts([Some(sid_name), Some(&*sid), status.as_deref()])?;
+                (event.sid, event.status) = (Some(sid), status);
+                break;
+            }
+        }
+        Ok(Parsed { event, id })
+    }
+}

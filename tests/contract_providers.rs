@@ -1,0 +1,645 @@
+//! The end-to-end contract (valid, duplicate, tampered, missing, rotation,
+//! concurrency; the tolerance window where a timestamp is signed) for every
+//! provider scheme of issue 12, and the handshakes the layer answers
+//! itself: through a real axum server on 127.0.0.1 and a real HTTP client.
+
+#[macro_use]
+#[path = "contract/harness.rs"]
+mod harness;
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use http::StatusCode;
+use http::header::HeaderName;
+#[cfg(feature = "ed25519")]
+use tower_webhook::discord;
+use tower_webhook::sign;
+use tower_webhook::{
+    flutterwave, lemonsqueezy, linear, paddle, paystack, shopify, slack, square, twilio, twitch,
+    woocommerce, zoom,
+};
+
+use harness::*;
+
+fn at_now<T>(
+    with_clock: impl FnOnce(Box<dyn Fn() -> std::time::SystemTime + Send + Sync>) -> T,
+) -> T {
+    with_clock(Box::new(|| UNIX_EPOCH + Duration::from_secs(NOW)))
+}
+
+fn header(name: &'static str, value: String) -> (HeaderName, String) {
+    (HeaderName::from_static(name), value)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+/// A provider that signs the body alone, keyed on the body digest.
+macro_rules! digest_case {
+    ($case:ident, $scheme:expr, $event:ty, $header:literal, $sign:path, $body:literal) => {
+        struct $case;
+
+        impl Provider for $case {
+            type S = <$event as EventOf>::S;
+            fn scheme(&self) -> Self::S {
+                $scheme
+            }
+            fn secrets(&self) -> [String; 2] {
+                [
+                    concat!($header, "-old").into(),
+                    concat!($header, "-new").into(),
+                ]
+            }
+            fn body(&self, n: u32) -> Vec<u8> {
+                format!($body, n = n).into_bytes()
+            }
+            fn sign_at(
+                &self,
+                secret: &str,
+                _: u32,
+                body: &[u8],
+                _: u64,
+            ) -> Vec<(HeaderName, String)> {
+                vec![header($header, $sign(secret.as_bytes(), body))]
+            }
+            fn event_id(&self, _: u32, body: &[u8]) -> String {
+                sha256_hex(body)
+            }
+            fn seen_id(event: &$event) -> String {
+                event.digest.to_string()
+            }
+        }
+    };
+}
+
+/// Ties an event type to its scheme, for `digest_case!`.
+trait EventOf {
+    type S: tower_webhook::Scheme;
+}
+
+macro_rules! event_of {
+    ($($event:ty => $scheme:ty),* $(,)?) => {
+        $(impl EventOf for $event { type S = $scheme; })*
+    };
+}
+
+event_of! {
+    shopify::ShopifyEvent => shopify::Shopify,
+    woocommerce::WooCommerceEvent => woocommerce::WooCommerce,
+    lemonsqueezy::LemonSqueezyEvent => lemonsqueezy::LemonSqueezy,
+    paystack::PaystackEvent => paystack::Paystack,
+    flutterwave::FlutterwaveEvent => flutterwave::Flutterwave,
+}
+
+digest_case!(
+    ShopifyCase,
+    shopify::Shopify,
+    shopify::ShopifyEvent,
+    "x-shopify-hmac-sha256",
+    sign::shopify,
+    r#"{{"id":{n},"email":"a@example.com"}}"#
+);
+digest_case!(
+    WooCommerceCase,
+    woocommerce::WooCommerce,
+    woocommerce::WooCommerceEvent,
+    "x-wc-webhook-signature",
+    sign::woocommerce,
+    r#"{{"id":{n},"status":"processing"}}"#
+);
+digest_case!(
+    LemonSqueezyCase,
+    lemonsqueezy::LemonSqueezy,
+    lemonsqueezy::LemonSqueezyEvent,
+    "x-signature",
+    sign::lemonsqueezy,
+    r#"{{"meta":{{"event_name":"order_created"}},"data":{{"type":"orders","id":"{n}"}}}}"#
+);
+digest_case!(
+    PaystackCase,
+    paystack::Paystack,
+    paystack::PaystackEvent,
+    "x-paystack-signature",
+    sign::paystack,
+    r#"{{"event":"charge.success","data":{{"id":{n},"reference":"ref{n}"}}}}"#
+);
+digest_case!(
+    FlutterwaveCase,
+    flutterwave::Flutterwave::new(),
+    flutterwave::FlutterwaveEvent,
+    "flutterwave-signature",
+    sign::flutterwave,
+    r#"{{"type":"charge.completed","data":{{"id":{n},"tx_ref":"t{n}"}}}}"#
+);
+
+contract!(shopify_contract, ShopifyCase);
+contract!(woocommerce_contract, WooCommerceCase);
+contract!(lemonsqueezy_contract, LemonSqueezyCase);
+contract!(paystack_contract, PaystackCase);
+contract!(flutterwave_contract, FlutterwaveCase);
+
+struct SlackCase;
+
+impl Provider for SlackCase {
+    type S = slack::Slack;
+    fn scheme(&self) -> slack::Slack {
+        at_now(|now| slack::Slack::new().clock(now))
+    }
+    fn secrets(&self) -> [String; 2] {
+        [
+            "8f742231b10e8888abcd99yyyzzz85a5".into(),
+            "slack-new-signing-secret".into(),
+        ]
+    }
+    fn body(&self, n: u32) -> Vec<u8> {
+        format!(r#"{{"type":"event_callback","event_id":"Ev{n}","team_id":"T1","event_time":{NOW},"event":{{"type":"app_mention"}}}}"#).into_bytes()
+    }
+    fn sign_at(&self, secret: &str, _: u32, body: &[u8], ts: u64) -> Vec<(HeaderName, String)> {
+        vec![
+            header(
+                "x-slack-signature",
+                sign::slack(secret.as_bytes(), ts, body),
+            ),
+            header("x-slack-request-timestamp", ts.to_string()),
+        ]
+    }
+    fn event_id(&self, n: u32, _: &[u8]) -> String {
+        format!("Ev{n}")
+    }
+    fn seen_id(event: &slack::SlackEvent) -> String {
+        event.id.to_string()
+    }
+    fn tolerance(&self) -> Option<u64> {
+        Some(slack::DEFAULT_TOLERANCE.as_secs())
+    }
+}
+
+struct ZoomCase;
+
+impl Provider for ZoomCase {
+    type S = zoom::Zoom;
+    fn scheme(&self) -> zoom::Zoom {
+        at_now(|now| zoom::Zoom::new().clock(now))
+    }
+    fn secrets(&self) -> [String; 2] {
+        ["zoom-old-token".into(), "zoom-new-token".into()]
+    }
+    fn body(&self, n: u32) -> Vec<u8> {
+        format!(r#"{{"event":"meeting.started","event_ts":{n},"payload":{{}}}}"#).into_bytes()
+    }
+    fn sign_at(&self, secret: &str, _: u32, body: &[u8], ts: u64) -> Vec<(HeaderName, String)> {
+        vec![
+            header("x-zm-signature", sign::zoom(secret.as_bytes(), ts, body)),
+            header("x-zm-request-timestamp", ts.to_string()),
+        ]
+    }
+    fn event_id(&self, _: u32, body: &[u8]) -> String {
+        sha256_hex(body)
+    }
+    fn seen_id(event: &zoom::ZoomEvent) -> String {
+        event.digest.to_string()
+    }
+    fn tolerance(&self) -> Option<u64> {
+        Some(zoom::DEFAULT_TOLERANCE.as_secs())
+    }
+}
+
+struct PaddleCase;
+
+impl Provider for PaddleCase {
+    type S = paddle::Paddle;
+    fn scheme(&self) -> paddle::Paddle {
+        at_now(|now| paddle::Paddle::new().clock(now))
+    }
+    fn secrets(&self) -> [String; 2] {
+        [
+            "pdl_ntfset_old_secret".into(),
+            "pdl_ntfset_new_secret".into(),
+        ]
+    }
+    fn body(&self, n: u32) -> Vec<u8> {
+        format!(r#"{{"event_id":"evt_{n}","event_type":"transaction.completed","occurred_at":"2023-11-14T22:13:20Z","notification_id":"ntf_{n}","data":{{}}}}"#).into_bytes()
+    }
+    fn sign_at(&self, secret: &str, _: u32, body: &[u8], ts: u64) -> Vec<(HeaderName, String)> {
+        vec![header(
+            "paddle-signature",
+            sign::paddle(secret.as_bytes(), ts, body),
+        )]
+    }
+    fn event_id(&self, n: u32, _: &[u8]) -> String {
+        format!("evt_{n}")
+    }
+    fn seen_id(event: &paddle::PaddleEvent) -> String {
+        event.event_id.to_string()
+    }
+    fn tolerance(&self) -> Option<u64> {
+        Some(paddle::DEFAULT_TOLERANCE.as_secs())
+    }
+}
+
+struct LinearCase;
+
+impl Provider for LinearCase {
+    type S = linear::Linear;
+    fn scheme(&self) -> linear::Linear {
+        at_now(|now| linear::Linear::new().clock(now))
+    }
+    fn secrets(&self) -> [String; 2] {
+        ["lin_wh_old".into(), "lin_wh_new".into()]
+    }
+    fn body(&self, n: u32) -> Vec<u8> {
+        linear_body(n, NOW * 1000)
+    }
+    fn sign_at(&self, secret: &str, _: u32, body: &[u8], _: u64) -> Vec<(HeaderName, String)> {
+        vec![header(
+            "linear-signature",
+            sign::linear(secret.as_bytes(), body),
+        )]
+    }
+    fn event_id(&self, _: u32, body: &[u8]) -> String {
+        sha256_hex(body)
+    }
+    fn seen_id(event: &linear::LinearEvent) -> String {
+        event.digest.to_string()
+    }
+}
+
+fn linear_body(n: u32, millis: u64) -> Vec<u8> {
+    format!(r#"{{"action":"create","type":"Issue","data":{{"id":"issue-{n}"}},"webhookTimestamp":{millis}}}"#).into_bytes()
+}
+
+struct TwitchCase;
+
+/// `secs` as RFC 3339 UTC with nanoseconds, as Twitch sends it.
+fn rfc3339(secs: u64) -> String {
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // H. Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.123456789Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+impl Provider for TwitchCase {
+    type S = twitch::Twitch;
+    fn scheme(&self) -> twitch::Twitch {
+        at_now(|now| twitch::Twitch::new().clock(now))
+    }
+    fn secrets(&self) -> [String; 2] {
+        ["twitch-old-secret".into(), "twitch-new-secret".into()]
+    }
+    fn body(&self, n: u32) -> Vec<u8> {
+        format!(r#"{{"subscription":{{"type":"channel.follow","id":"sub{n}"}},"event":{{"user_id":"{n}"}}}}"#).into_bytes()
+    }
+    fn sign_at(&self, secret: &str, n: u32, body: &[u8], ts: u64) -> Vec<(HeaderName, String)> {
+        let id = format!("msg-{n}");
+        let time = rfc3339(ts);
+        vec![
+            header(
+                "twitch-eventsub-message-signature",
+                sign::twitch(secret.as_bytes(), &id, &time, body),
+            ),
+            header("twitch-eventsub-message-id", id),
+            header("twitch-eventsub-message-timestamp", time),
+        ]
+    }
+    fn event_id(&self, n: u32, _: &[u8]) -> String {
+        format!("msg-{n}")
+    }
+    fn seen_id(event: &twitch::TwitchEvent) -> String {
+        event.message_id.to_string()
+    }
+    fn tolerance(&self) -> Option<u64> {
+        Some(twitch::DEFAULT_TOLERANCE.as_secs())
+    }
+}
+
+const SQUARE_URL: &str = "https://example.com/webhooks/square";
+
+struct SquareCase;
+
+impl Provider for SquareCase {
+    type S = square::Square;
+    fn scheme(&self) -> square::Square {
+        square::Square::new(SQUARE_URL)
+    }
+    fn secrets(&self) -> [String; 2] {
+        ["sq-old-key".into(), "sq-new-key".into()]
+    }
+    fn body(&self, n: u32) -> Vec<u8> {
+        format!(r#"{{"merchant_id":"M1","type":"payment.updated","event_id":"ev-{n}","created_at":"2023-11-14T22:13:20Z","data":{{}}}}"#).into_bytes()
+    }
+    fn sign_at(&self, secret: &str, _: u32, body: &[u8], _: u64) -> Vec<(HeaderName, String)> {
+        vec![header(
+            "x-square-hmacsha256-signature",
+            sign::square(secret.as_bytes(), SQUARE_URL, body),
+        )]
+    }
+    fn event_id(&self, n: u32, _: &[u8]) -> String {
+        format!("ev-{n}")
+    }
+    fn seen_id(event: &square::SquareEvent) -> String {
+        event.event_id.to_string()
+    }
+}
+
+const TWILIO_URL: &str = "https://example.com/webhooks/twilio";
+
+struct TwilioCase;
+
+impl TwilioCase {
+    fn params(n: u32) -> Vec<(&'static str, String)> {
+        vec![
+            ("MessageSid", format!("SM{n}")),
+            ("MessageStatus", "delivered".into()),
+            ("AccountSid", "AC1".into()),
+            ("Body", format!("hello {n} & goodbye")),
+        ]
+    }
+}
+
+impl Provider for TwilioCase {
+    type S = twilio::Twilio;
+    fn scheme(&self) -> twilio::Twilio {
+        twilio::Twilio::new(TWILIO_URL)
+    }
+    fn secrets(&self) -> [String; 2] {
+        ["twilio-old-token".into(), "twilio-new-token".into()]
+    }
+    fn body(&self, n: u32) -> Vec<u8> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in Self::params(n) {
+            form.append_pair(name, &value);
+        }
+        form.finish().into_bytes()
+    }
+    fn sign_at(&self, secret: &str, n: u32, _: &[u8], _: u64) -> Vec<(HeaderName, String)> {
+        let params = Self::params(n);
+        let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        vec![header(
+            "x-twilio-signature",
+            sign::twilio(secret.as_bytes(), TWILIO_URL, &pairs),
+        )]
+    }
+    fn event_id(&self, n: u32, _: &[u8]) -> String {
+        let sid = format!("SM{n}");
+        format!("10:MessageSid{}:{sid}9:delivered", sid.len())
+    }
+    fn seen_id(event: &twilio::TwilioEvent) -> String {
+        let sid = event.sid.as_deref().unwrap_or_default();
+        let status = event.status.as_deref().unwrap_or_default();
+        format!("10:MessageSid{}:{sid}{}:{status}", sid.len(), status.len())
+    }
+}
+
+#[cfg(feature = "ed25519")]
+struct DiscordCase;
+
+#[cfg(feature = "ed25519")]
+const DISCORD_SEEDS: [[u8; 32]; 2] = [[1; 32], [2; 32]];
+
+#[cfg(feature = "ed25519")]
+impl Provider for DiscordCase {
+    type S = discord::Discord;
+    fn scheme(&self) -> discord::Discord {
+        at_now(|now| discord::Discord::new().clock(now))
+    }
+    fn secrets(&self) -> [String; 2] {
+        DISCORD_SEEDS.map(|seed| sign::ed25519_public_key_hex(&seed))
+    }
+    fn body(&self, n: u32) -> Vec<u8> {
+        format!(r#"{{"id":"interaction-{n}","type":2,"application_id":"app1","data":{{"name":"ping"}}}}"#).into_bytes()
+    }
+    fn sign_at(&self, public: &str, _: u32, body: &[u8], ts: u64) -> Vec<(HeaderName, String)> {
+        let seed = DISCORD_SEEDS
+            .iter()
+            .find(|seed| sign::ed25519_public_key_hex(seed) == public)
+            .expect("a test key");
+        vec![
+            header("x-signature-ed25519", sign::discord(seed, ts, body)),
+            header("x-signature-timestamp", ts.to_string()),
+        ]
+    }
+    fn event_id(&self, n: u32, _: &[u8]) -> String {
+        format!("interaction-{n}")
+    }
+    fn seen_id(event: &discord::DiscordEvent) -> String {
+        event.id.to_string()
+    }
+    fn tolerance(&self) -> Option<u64> {
+        Some(discord::DEFAULT_TOLERANCE.as_secs())
+    }
+}
+
+contract!(slack_contract, SlackCase);
+contract!(zoom_contract, ZoomCase);
+contract!(paddle_contract, PaddleCase);
+contract!(linear_contract, LinearCase);
+contract!(twitch_contract, TwitchCase);
+contract!(square_contract, SquareCase);
+contract!(twilio_contract, TwilioCase);
+#[cfg(feature = "ed25519")]
+contract!(discord_contract, DiscordCase);
+
+macro_rules! tolerance_test {
+    ($($name:ident => $case:expr),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                bounded(tolerance($case)).await;
+            }
+        )*
+    };
+}
+
+tolerance_test! {
+    slack_timestamp_tolerance => SlackCase,
+    zoom_timestamp_tolerance => ZoomCase,
+    paddle_timestamp_tolerance => PaddleCase,
+    twitch_timestamp_tolerance => TwitchCase,
+}
+
+#[cfg(feature = "ed25519")]
+tolerance_test! {
+    discord_timestamp_tolerance => DiscordCase,
+}
+
+/// Linear's timestamp is in the signed body: a stale one verifies, then is
+/// refused 401 `stale_timestamp`, and nothing is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_stale_body_timestamp() {
+    bounded(async {
+        let [_, new] = LinearCase.secrets();
+        let server = Server::start(&LinearCase, std::slice::from_ref(&new)).await;
+        for (n, millis, fresh) in [
+            (20, (NOW - 60) * 1000, true),
+            (21, (NOW + 60) * 1000, true),
+            (22, (NOW - 61) * 1000, false),
+            (23, (NOW + 62) * 1000, false),
+        ] {
+            let body = linear_body(n, millis);
+            let headers = LinearCase.sign_at(&new, n, &body, NOW);
+            let id = sha256_hex(&body);
+            let (status, text) = post_to(&server.url, &headers, body).await;
+            if fresh {
+                assert!(status.is_success(), "{status} {text}");
+                assert_eq!(server.status(&LinearCase, &id), Some(true));
+            } else {
+                assert_eq!(
+                    (status, text.as_str()),
+                    (StatusCode::UNAUTHORIZED, r#"{"error":"stale_timestamp"}"#)
+                );
+                assert_eq!(server.status(&LinearCase, &id), None);
+            }
+        }
+        assert_eq!(server.runs().len(), 2);
+    })
+    .await;
+}
+
+/// Posts a handshake `body` signed by `provider` and returns what the
+/// server answered; the handler must not have run, nor the store recorded
+/// anything (checked by the caller through `server`).
+async fn handshake<P: Provider>(
+    provider: &P,
+    server: &Server,
+    headers: Vec<(HeaderName, String)>,
+    body: &str,
+) -> (StatusCode, String) {
+    let _ = provider;
+    post_to(&server.url, &headers, body.as_bytes().to_vec()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_are_answered_by_the_layer_without_the_handler() {
+    bounded(async {
+        // Slack url_verification.
+        let [_, secret] = SlackCase.secrets();
+        let server = Server::start(&SlackCase, std::slice::from_ref(&secret)).await;
+        let body = r#"{"token":"t","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
+        let headers = SlackCase.sign_at(&secret, 0, body.as_bytes(), NOW);
+        let (status, text) = handshake(&SlackCase, &server, headers.clone(), body).await;
+        assert_eq!(status, StatusCode::OK);
+        let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(answer["challenge"], "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P");
+        // Forged: 401, never answered.
+        let (status, _) = handshake(&SlackCase, &server, headers, &body.replace("3eZ", "4eZ")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(server.runs().is_empty());
+        assert_eq!(server.store.len(), 0);
+
+        // Zoom endpoint.url_validation.
+        let [_, secret] = ZoomCase.secrets();
+        let server = Server::start(&ZoomCase, &[secret.clone(), "zoom-other".into()]).await;
+        let body = r#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
+        let headers = ZoomCase.sign_at(&secret, 0, body.as_bytes(), NOW);
+        let (status, text) = handshake(&ZoomCase, &server, headers, body).await;
+        assert_eq!(status, StatusCode::OK);
+        let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(answer["plainToken"], "qgg8vlvZRS6UYooatFL8Aw");
+        // Independently: ring's HMAC-SHA256 of the plain token under the
+        // secret that signed the request.
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+        let expected = hex(ring::hmac::sign(&key, b"qgg8vlvZRS6UYooatFL8Aw").as_ref());
+        assert_eq!(answer["encryptedToken"], expected.as_str());
+        assert!(server.runs().is_empty());
+        assert_eq!(server.store.len(), 0);
+
+        // Twitch webhook_callback_verification.
+        let [_, secret] = TwitchCase.secrets();
+        let server = Server::start(&TwitchCase, std::slice::from_ref(&secret)).await;
+        let body = r#"{"challenge":"pogchamp-kappa-360noscope-vohiyo","subscription":{"id":"f1c2a387","type":"channel.follow","version":"1"}}"#;
+        let mut headers = TwitchCase.sign_at(&secret, 90, body.as_bytes(), NOW);
+        headers.push(header("twitch-eventsub-message-type", "webhook_callback_verification".into()));
+        let (status, text) = handshake(&TwitchCase, &server, headers, body).await;
+        assert_eq!((status, text.as_str()), (StatusCode::OK, "pogchamp-kappa-360noscope-vohiyo"));
+        assert!(server.runs().is_empty());
+        assert_eq!(server.store.len(), 0);
+
+        // Discord PING.
+        #[cfg(feature = "ed25519")]
+        discord_ping().await;
+    })
+    .await;
+}
+
+#[cfg(feature = "ed25519")]
+async fn discord_ping() {
+    {
+        let secrets = DiscordCase.secrets();
+        let server = Server::start(&DiscordCase, &secrets).await;
+        let body = r#"{"id":"ping-1","type":1,"application_id":"app1"}"#;
+        let headers = DiscordCase.sign_at(&secrets[1], 0, body.as_bytes(), NOW);
+        let (status, text) = handshake(&DiscordCase, &server, headers.clone(), body).await;
+        assert_eq!((status, text.as_str()), (StatusCode::OK, r#"{"type":1}"#));
+        let (status, _) = handshake(
+            &DiscordCase,
+            &server,
+            headers,
+            &body.replace("ping-1", "ping-2"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(server.runs().is_empty());
+        assert_eq!(server.store.len(), 0);
+    }
+}
+
+/// Twilio's JSON variant: the URL carries `bodySHA256`, which must match
+/// the body; keyed on the body digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_json_body_with_body_sha256() {
+    bounded(async {
+        let [_, token] = TwilioCase.secrets();
+        let base = "http://127.0.0.1/hook";
+        let layer =
+            tower_webhook::WebhookLayer::new(twilio::Twilio::new(base), token.clone()).unwrap();
+        let runs = std::sync::Arc::new(std::sync::Mutex::new(0));
+        let seen = runs.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                let seen = seen.clone();
+                async move {
+                    *seen.lock().unwrap() += 1;
+                    "ok"
+                }
+            })
+            .layer(layer),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let body = br#"{"ProfileSid":"1","Status":"ok"}"#;
+        let (signed_url, signature) = sign::twilio_json(token.as_bytes(), base, body);
+        let query = signed_url.split_once('?').unwrap().1;
+        let url = format!("http://{addr}/hook?{query}");
+        let headers = vec![header("x-twilio-signature", signature)];
+        let (status, _) = post_to(&url, &headers, body.to_vec()).await;
+        assert!(status.is_success(), "{status}");
+        let (status, text) = post_to(&url, &headers, body.to_vec()).await;
+        assert_eq!((status, text.as_str()), (StatusCode::OK, DUPLICATE));
+        let (status, _) = post_to(
+            &url,
+            &headers,
+            br#"{"ProfileSid":"2","Status":"ok"}"#.to_vec(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(*runs.lock().unwrap(), 1);
+        task.abort();
+    })
+    .await;
+}

@@ -1,0 +1,184 @@
+//! The example receiver's provider routes, as a real child process: each
+//! configured with its provider's setting names, each delivery listed by
+//! `GET /events` with its scheme and id, handshakes answered without a run.
+#![cfg(feature = "ed25519")]
+
+#[path = "harness/mod.rs"]
+mod harness;
+#[path = "support/receiver_process.rs"]
+mod receiver_process;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::StatusCode;
+use receiver_process::ReceiverProcess;
+use serde_json::Value;
+use tower_webhook::sign;
+
+const SEED: [u8; 32] = [5; 32];
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn events(receiver: &ReceiverProcess) -> Vec<(String, String)> {
+    let response = harness::client()
+        .get(receiver.url("/events").parse().unwrap())
+        .await
+        .unwrap();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let events: Value = serde_json::from_slice(&body).unwrap();
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| {
+            (
+                run["scheme"].as_str().unwrap().to_owned(),
+                run["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_routes_take_their_providers_settings() {
+    let discord_key = sign::ed25519_public_key_hex(&SEED);
+    let standard_key = sign::standard_public_key(&SEED);
+    let receiver = ReceiverProcess::start(
+        &["--store", "memory"],
+        &[
+            ("PAYSTACK_SECRET_KEY", "sk_test_receiver"),
+            ("SLACK_SIGNING_SECRET", "slack-receiver-secret"),
+            ("TWILIO_AUTH_TOKEN", "twilio-receiver-token"),
+            (
+                "TWILIO_WEBHOOK_URL",
+                "https://hooks.example.com/webhooks/twilio",
+            ),
+            ("SQUARE_WEBHOOK_SIGNATURE_KEY", "square-receiver-key"),
+            (
+                "SQUARE_NOTIFICATION_URL",
+                "https://hooks.example.com/webhooks/square",
+            ),
+            ("DISCORD_PUBLIC_KEY", &discord_key),
+            ("STANDARD_WEBHOOK_PUBLIC_KEY", &standard_key),
+        ],
+    );
+    let ts = now();
+
+    let body = r#"{"event":"charge.success","data":{"id":1,"reference":"r1"}}"#;
+    let signature = sign::paystack(b"sk_test_receiver", body.as_bytes());
+    let reply = harness::post(
+        &receiver.url("/webhooks/paystack"),
+        &[("x-paystack-signature", &signature)],
+        body,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+
+    let params = [("MessageSid", "SM1"), ("MessageStatus", "sent")];
+    let signature = sign::twilio(
+        b"twilio-receiver-token",
+        "https://hooks.example.com/webhooks/twilio",
+        &params,
+    );
+    let reply = harness::post(
+        &receiver.url("/webhooks/twilio"),
+        &[("x-twilio-signature", &signature)],
+        "MessageSid=SM1&MessageStatus=sent",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+
+    let body = r#"{"merchant_id":"M","type":"payment.created","event_id":"sq-1","data":{}}"#;
+    let signature = sign::square(
+        b"square-receiver-key",
+        "https://hooks.example.com/webhooks/square",
+        body.as_bytes(),
+    );
+    let reply = harness::post(
+        &receiver.url("/webhooks/square"),
+        &[("x-square-hmacsha256-signature", &signature)],
+        body,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+
+    let body = r#"{"id":"int-1","type":2,"application_id":"a"}"#;
+    let signature = sign::discord(&SEED, ts, body.as_bytes());
+    let stamp = ts.to_string();
+    let reply = harness::post(
+        &receiver.url("/webhooks/discord"),
+        &[
+            ("x-signature-ed25519", &signature),
+            ("x-signature-timestamp", &stamp),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+
+    // Standard Webhooks with only a public key configured: v1a.
+    let body = r#"{"type":"invoice.paid"}"#;
+    let signature = sign::standard_v1a(&SEED, "msg_v1a", ts, body.as_bytes());
+    let reply = harness::post(
+        &receiver.url("/webhooks/standard"),
+        &[
+            ("webhook-id", "msg_v1a"),
+            ("webhook-timestamp", &stamp),
+            ("webhook-signature", &signature),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+
+    // Slack's url_verification: answered by the layer, no handler run.
+    let body = r#"{"type":"url_verification","challenge":"c-1"}"#;
+    let signature = sign::slack(b"slack-receiver-secret", ts, body.as_bytes());
+    let reply = harness::post(
+        &receiver.url("/webhooks/slack"),
+        &[
+            ("x-slack-signature", &signature),
+            ("x-slack-request-timestamp", &stamp),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.text()),
+        (StatusCode::OK, r#"{"challenge":"c-1"}"#)
+    );
+
+    let mut seen = events(&receiver).await;
+    seen.sort();
+    let paystack_digest =
+        hex_sha256(br#"{"event":"charge.success","data":{"id":1,"reference":"r1"}}"#);
+    let twilio_digest = hex_sha256(b"MessageSid=SM1&MessageStatus=sent");
+    let expected = [
+        ("discord", "int-1".to_owned()),
+        ("paystack", paystack_digest),
+        ("square", "sq-1".to_owned()),
+        ("standard", "msg_v1a".to_owned()),
+        ("twilio", twilio_digest),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .into_iter()
+        .map(|(s, id)| (s.to_owned(), id))
+        .collect();
+    assert_eq!(seen, expected);
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
