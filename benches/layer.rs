@@ -297,9 +297,69 @@ fn paired() {
     let bare_call = |r: Request<Full<Bytes>>| rt.block_on(bare.oneshot(r)).unwrap().status();
     let layer_call =
         |r: Request<Full<Bytes>>| rt.block_on(layered.clone().oneshot(r)).unwrap().status();
+    let router_inline = Router::new().route("/webhooks/numero", post(axum_inline));
+    let router_layer = Router::new().route(
+        "/webhooks/numero",
+        post(axum_with_layer).layer(webhook.clone()),
+    );
+    let axum_serve = |router: &Router, n: u64| {
+        let batch: Vec<_> = requests(n)
+            .into_iter()
+            .map(|r| r.map(axum::body::Body::new))
+            .collect();
+        let start = std::time::Instant::now();
+        for request in batch {
+            let response = rt.block_on(router.clone().oneshot(request)).unwrap();
+            black_box(response.status());
+        }
+        start.elapsed()
+    };
+    // The layer's steps alone, for the breakdown.
+    let store = tower_webhook::MemoryStore::new();
+    let mut key_seq = 0u64;
     let mut variants: Vec<Variant<'_>> = vec![
         ("bare", Box::new(|n| serve(&bare_call, n))),
         ("layer", Box::new(|n| serve(&layer_call, n))),
+        ("axum_inline", Box::new(|n| axum_serve(&router_inline, n))),
+        ("axum_layer", Box::new(|n| axum_serve(&router_layer, n))),
+        (
+            "parse",
+            Box::new(|n| {
+                time_n(n, || {
+                    let parsed = tower_webhook::Scheme::parse(
+                        &Numero,
+                        black_box(&parts.headers),
+                        black_box(&body),
+                    );
+                    black_box(parsed.unwrap());
+                })
+            }),
+        ),
+        (
+            "claim_complete",
+            Box::new(|n| {
+                let keys: Vec<_> = (0..n)
+                    .map(|_| {
+                        key_seq += 1;
+                        let id = tower_webhook::EventId::new(&format!("evt_{key_seq:012}"));
+                        tower_webhook::IdempotencyKey::new("numero", &id.unwrap())
+                    })
+                    .collect();
+                let start = std::time::Instant::now();
+                for key in &keys {
+                    use tower_webhook::{Claim, IdempotencyStore as _};
+                    let lease = match store.claim(key, Duration::from_secs(300)).into_inner() {
+                        Ok(Claim::New(lease)) => lease,
+                        _ => panic!("a new key"),
+                    };
+                    store
+                        .complete(lease, Duration::from_secs(3600))
+                        .into_inner()
+                        .unwrap();
+                }
+                start.elapsed()
+            }),
+        ),
         (
             "verify",
             Box::new(|n| {
@@ -320,20 +380,45 @@ fn paired() {
         ),
     ];
     let m = interleaved(&mut variants, 300, 1000);
+    let [
+        bare,
+        layer,
+        axum_inline,
+        axum_layer,
+        parse,
+        claim,
+        verify,
+        ring,
+    ] = m[..]
+    else {
+        unreachable!("eight variants")
+    };
     println!("\ninterleaved medians (ns per request), 300 B, one frame, fresh id each");
     println!(
         "| bare | layer | layer − bare | numero verify | ring verify | (layer − bare) / verify | (layer − bare) / ring |"
     );
     println!("|---|---|---|---|---|---|---|");
     println!(
-        "| {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} |",
-        m[0],
-        m[1],
-        m[1] - m[0],
-        m[2],
-        m[3],
-        (m[1] - m[0]) / m[2],
-        (m[1] - m[0]) / m[3]
+        "| {bare:.0} | {layer:.0} | {:.0} | {verify:.0} | {ring:.0} | {:.2} | {:.2} |",
+        layer - bare,
+        (layer - bare) / verify,
+        (layer - bare) / ring
+    );
+    println!("\nthe layer's steps alone, same run (ns)");
+    println!(
+        "| parse (Numero, typed event) | claim + complete (memory store, 100 k bound) | the rest of layer − bare − verify |"
+    );
+    println!("|---|---|---|");
+    println!(
+        "| {parse:.0} | {claim:.0} | {:.0} |",
+        layer - bare - verify - parse - claim
+    );
+    println!("\naxum, same run (ns)");
+    println!("| axum_inline | axum_layer | axum_layer / axum_inline |");
+    println!("|---|---|---|");
+    println!(
+        "| {axum_inline:.0} | {axum_layer:.0} | {:.2} |",
+        axum_layer / axum_inline
     );
 }
 

@@ -13,6 +13,9 @@
 //!   keys; time per pair of operations (one on each thread), so the
 //!   reported throughput is the aggregate.
 //!
+//! After criterion, the same loop with one and two threads, timed in CPU
+//! time per thread (`STORE_CPU=1` for that table alone).
+//!
 //! Memory per resident key is measured by `cargo bench --bench allocs`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -95,6 +98,65 @@ fn store(c: &mut Criterion) {
     assert_eq!(store.len(), resident);
 }
 
+/// This thread's user + system CPU time (`/proc/thread-self/stat`, Linux;
+/// clock ticks of 10 ms).
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5); `after` starts at field 3.
+    let ticks = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((ticks(14) + ticks(15)) * 10)
+}
+
+/// CPU time per claim + complete with one thread and with two threads on
+/// one store (disjoint keys), each thread timing its own CPU: unlike wall
+/// time, this does not count the time a loaded machine keeps a thread off
+/// its core, so a difference between the two is what the threads cost
+/// each other (lock hand-offs, shared cache lines).
+fn cpu_per_pair(resident: usize) {
+    const OPS: usize = 1_000_000;
+    let keys: Vec<IdempotencyKey> = (0..2 * resident + 4 * OPS).map(key).collect();
+    let store = MemoryStore::with_max_keys(resident);
+    for k in &keys[..2 * resident] {
+        claim_complete(&store, k);
+    }
+    let run = |keys: &[IdempotencyKey]| {
+        let start = (thread_cpu(), Instant::now());
+        for k in keys {
+            claim_complete(&store, k);
+        }
+        (thread_cpu() - start.0, start.1.elapsed())
+    };
+    let base = 2 * resident;
+    let (one_cpu, one_wall) = run(&keys[base..base + OPS]);
+    let base = base + OPS;
+    let (two_cpu, two_wall) = std::thread::scope(|s| {
+        let a = s.spawn(|| run(&keys[base..base + OPS]));
+        let b = s.spawn(|| run(&keys[base + OPS..base + 2 * OPS]));
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        (a.0 + b.0, a.1.max(b.1))
+    });
+    let ns = |d: Duration, ops: usize| d.as_nanos() as f64 / ops as f64;
+    println!("\nmemory store, {resident} keys resident, {OPS} claim + complete per thread");
+    println!("| threads | CPU ns per pair | wall ns per pair (aggregate) | pairs/s |");
+    println!("|---|---|---|---|");
+    for (threads, cpu, wall) in [(1, one_cpu, one_wall), (2, two_cpu, two_wall)] {
+        let ops = threads * OPS;
+        println!(
+            "| {threads} | {:.0} | {:.0} | {:.0} |",
+            ns(cpu, ops),
+            ns(wall, ops),
+            ops as f64 / wall.as_secs_f64()
+        );
+    }
+}
+
 /// `STORE_PROFILE=N`: fill the store, run N claim + complete pairs in
 /// `profile_loop` and exit, for an instruction profile:
 /// `STORE_PROFILE=200000 valgrind --tool=callgrind --toggle-collect='*profile_loop*' <bench binary>`.
@@ -125,6 +187,11 @@ fn main() {
     {
         return profile(n);
     }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    if std::env::var_os("STORE_CPU").is_none() {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
+    if std::env::args().any(|a| a == "--bench") {
+        cpu_per_pair(resident());
+    }
 }

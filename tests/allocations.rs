@@ -25,10 +25,12 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 const SECRET: &str = "whsec_abcdefghijklmnopqrstuvwxyz123456789";
 
 /// Allocations one new Numero delivery may cost through the layer, inline,
-/// memory store: the request extensions' map, its table, and the one
-/// `Verified` entry (event and id together). The event's fields share the
-/// body, the key is a digest, the memory store allocates nothing per claim.
-const MAX_PER_REQUEST: usize = 3;
+/// memory store: the request extensions' map, its table, the one `Verified`
+/// entry (event and id together), and the transaction `data` (boxed, so the
+/// ~1 KB of typed fields is not copied at each move). The event's fields
+/// share the body, the key is a digest, the memory store allocates nothing
+/// per claim.
+const MAX_PER_REQUEST: usize = 4;
 
 /// A 300-byte Numero transfer with id `evt_<n>`, as hyper hands a body over:
 /// a slice of a shared read buffer (`BytesMut` split and frozen).
@@ -66,7 +68,7 @@ async fn inner(request: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, I
 }
 
 #[test]
-fn a_new_delivery_costs_at_most_three_allocations() {
+fn a_new_delivery_costs_at_most_four_allocations() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();

@@ -21,6 +21,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use bytes::Bytes;
+use serde::Deserialize as _;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -72,8 +73,76 @@ pub(crate) fn read_slots<'b, const N: usize, F: AsRef<str>>(
     fields: &[(F, usize)],
     id_slots: &[usize],
 ) -> Result<[Option<&'b RawValue>; N], Rejection> {
+    read_slots_with(json, fields, id_slots, &NoInline).map(|(slots, _)| slots)
+}
+
+/// A field a scheme types during the envelope's one pass, when the fields
+/// it depends on came before it (Numero's `data` after its `event`), so
+/// that its bytes are read once; otherwise it is captured raw like any
+/// other, for the scheme to type afterwards.
+pub(crate) trait Inline<'de> {
+    /// The typed field.
+    type Value;
+
+    /// The field's slot.
+    fn slot(&self) -> usize;
+
+    /// Whether to type the field now, given the fields read before it.
+    fn now(&self, before: &[Option<&'de RawValue>]) -> bool;
+
+    /// Types the field's value. A data error (a wrong type, a repeated
+    /// field) is [`Rejection::InvalidPayload`], as for any field.
+    ///
+    /// # Errors
+    ///
+    /// The deserializer's.
+    fn deserialize<D: Deserializer<'de>>(&self, deserializer: D) -> Result<Self::Value, D::Error>;
+}
+
+/// No field typed during the pass.
+struct NoInline;
+
+impl<'de> Inline<'de> for NoInline {
+    type Value = ();
+
+    fn slot(&self) -> usize {
+        usize::MAX
+    }
+
+    fn now(&self, _: &[Option<&'de RawValue>]) -> bool {
+        false
+    }
+
+    fn deserialize<D: Deserializer<'de>>(&self, deserializer: D) -> Result<(), D::Error> {
+        IgnoredAny::deserialize(deserializer).map(drop)
+    }
+}
+
+/// [`read`], typing `inline`'s field during the pass when it can; the typed
+/// value is then returned beside the envelope (whose slot stays empty).
+///
+/// # Errors
+///
+/// As [`read`].
+pub(crate) fn read_with<'b, const N: usize, F: AsRef<str>, I: Inline<'b>>(
+    body: &'b Text,
+    fields: &[(F, usize)],
+    id_slots: &[usize],
+    inline: &I,
+) -> Result<(Envelope<'b, N>, Option<I::Value>), Rejection> {
+    let (slots, typed) = read_slots_with(body.as_str(), fields, id_slots, inline)?;
+    Ok((Envelope { body, slots }, typed))
+}
+
+/// The one pass under [`read`], [`read_slots`] and [`read_with`].
+fn read_slots_with<'b, const N: usize, F: AsRef<str>, I: Inline<'b>>(
+    json: &'b str,
+    fields: &[(F, usize)],
+    id_slots: &[usize],
+    inline: &I,
+) -> Result<Read<'b, N, I::Value>, Rejection> {
     let mut de = serde_json::Deserializer::from_str(json);
-    let seed = Seed::<N, F> { fields };
+    let seed = Seed::<N, F, I> { fields, inline };
     let result = seed.deserialize(&mut de).and_then(|slots| {
         de.end()?;
         Ok(slots)
@@ -103,10 +172,9 @@ impl<'b, const N: usize> Envelope<'b, N> {
     pub(crate) fn id(&self, slot: usize) -> Result<Text, Rejection> {
         match self.slots[slot].map(RawValue::get) {
             None | Some("null") => Err(Rejection::MissingId),
-            Some(json) if json.starts_with('"') => self
-                .body
-                .json_string(json)
-                .map_err(|_| Rejection::InvalidId),
+            Some(json) if json.starts_with('"') => {
+                string(self.body, json).map_err(|_| Rejection::InvalidId)
+            }
             Some(_) => Err(Rejection::InvalidId),
         }
     }
@@ -129,13 +197,13 @@ impl<'b, const N: usize> Envelope<'b, N> {
 /// # Errors
 ///
 /// [`Rejection::InvalidPayload`] for an object or an array.
+#[inline]
 pub(crate) fn text(body: &Text, raw: Option<&RawValue>) -> Result<Option<Text>, Rejection> {
     let Some(json) = raw.map(RawValue::get) else {
         return Ok(None);
     };
     match json.as_bytes().first() {
-        Some(b'"') => body
-            .json_string(json)
+        Some(b'"') => string(body, json)
             .map(Some)
             .map_err(|_| Rejection::InvalidPayload),
         Some(b'{' | b'[') | None => Err(Rejection::InvalidPayload),
@@ -144,21 +212,43 @@ pub(crate) fn text(body: &Text, raw: Option<&RawValue>) -> Result<Option<Text>, 
     }
 }
 
-struct Seed<'f, const N: usize, F> {
-    fields: &'f [(F, usize)],
+/// The value of `json`, a JSON string token captured from `body` by serde
+/// (so already valid: no raw `"` or control character inside): a view when
+/// it holds no `\\`, else its unescaped copy. Cheaper than
+/// [`Text::json_string`], which checks for a stray `"` too.
+pub(crate) fn string(body: &Text, json: &str) -> Result<Text, serde_json::Error> {
+    match json.get(1..json.len().saturating_sub(1)) {
+        Some(inner) if json.len() >= 2 && !inner.as_bytes().contains(&b'\\') => {
+            Ok(body.slice_ref(inner))
+        }
+        _ => serde_json::from_str::<String>(json).map(Text::from),
+    }
 }
 
-impl<'de, const N: usize, F: AsRef<str>> DeserializeSeed<'de> for Seed<'_, N, F> {
-    // The inner error names a repeated slot; serde's error type cannot carry it.
-    type Value = Result<[Option<&'de RawValue>; N], usize>;
+struct Seed<'f, const N: usize, F, I> {
+    fields: &'f [(F, usize)],
+    inline: &'f I,
+}
+
+/// The raw JSON of each slot, and the field typed during the pass.
+type Read<'de, const N: usize, T> = ([Option<&'de RawValue>; N], Option<T>);
+
+/// What the pass read; or, as the error, a repeated slot (serde's error
+/// type cannot carry it).
+type Slots<'de, const N: usize, T> = Result<Read<'de, N, T>, usize>;
+
+impl<'de, const N: usize, F: AsRef<str>, I: Inline<'de>> DeserializeSeed<'de>
+    for Seed<'_, N, F, I>
+{
+    type Value = Slots<'de, N, I::Value>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de, const N: usize, F: AsRef<str>> Visitor<'de> for Seed<'_, N, F> {
-    type Value = Result<[Option<&'de RawValue>; N], usize>;
+impl<'de, const N: usize, F: AsRef<str>, I: Inline<'de>> Visitor<'de> for Seed<'_, N, F, I> {
+    type Value = Slots<'de, N, I::Value>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
@@ -166,12 +256,22 @@ impl<'de, const N: usize, F: AsRef<str>> Visitor<'de> for Seed<'_, N, F> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut slots = [None; N];
+        let mut typed = None;
         let mut repeated = None;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             match self.fields.iter().find(|(name, _)| name.as_ref() == key) {
+                Some(&(_, slot))
+                    if slot == self.inline.slot()
+                        && slots[slot].is_none()
+                        && typed.is_none()
+                        && self.inline.now(&slots) =>
+                {
+                    typed = Some(map.next_value_seed(InlineSeed(self.inline))?);
+                }
                 Some(&(_, slot)) => {
                     let value: &'de RawValue = map.next_value()?;
-                    if slots[slot].replace(value).is_some() {
+                    let typed_before = slot == self.inline.slot() && typed.is_some();
+                    if slots[slot].replace(value).is_some() || typed_before {
                         repeated.get_or_insert(slot);
                     }
                 }
@@ -182,8 +282,19 @@ impl<'de, const N: usize, F: AsRef<str>> Visitor<'de> for Seed<'_, N, F> {
         }
         Ok(match repeated {
             Some(slot) => Err(slot),
-            None => Ok(slots),
+            None => Ok((slots, typed)),
         })
+    }
+}
+
+/// Types the inline field's value.
+struct InlineSeed<'i, I>(&'i I);
+
+impl<'de, I: Inline<'de>> DeserializeSeed<'de> for InlineSeed<'_, I> {
+    type Value = I::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<I::Value, D::Error> {
+        self.0.deserialize(deserializer)
     }
 }
 

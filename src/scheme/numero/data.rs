@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -37,7 +39,7 @@ impl Amount {
     fn from_raw(body: &Text, raw: &RawValue) -> Result<Self, Rejection> {
         let json = raw.get();
         match json.as_bytes().first() {
-            Some(b'"') => body.json_string(json).map(Self),
+            Some(b'"') => envelope::string(body, json).map(Self),
             Some(b'-' | b'0'..=b'9') => Ok(Self(body.slice_ref(json))),
             _ => return Err(Rejection::InvalidPayload),
         }
@@ -48,6 +50,66 @@ impl Amount {
 impl fmt::Display for Amount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl Transaction {
+    /// Types the raw JSON `data` (a slice of `body`, an object).
+    ///
+    /// # Errors
+    ///
+    /// [`Rejection::InvalidPayload`] when `data` is not an object, a field
+    /// is given twice, or a field has the wrong JSON type.
+    pub(crate) fn parse(body: &Text, data: &RawValue) -> Result<Box<Self>, Rejection> {
+        // An object only: serde would also take an array, field by position.
+        if !data.get().starts_with('{') {
+            return Err(Rejection::InvalidPayload);
+        }
+        let raw: RawTransaction<'_> =
+            serde_json::from_str(data.get()).map_err(|_| Rejection::InvalidPayload)?;
+        Self::from_raw(body, raw)
+    }
+
+    /// Types `data` straight from the body's deserializer (one pass over
+    /// its bytes); `null` is the empty transaction, as in [`Self::parse`].
+    ///
+    /// # Errors
+    ///
+    /// A data error for what [`Self::parse`] refuses; the deserializer's
+    /// own errors.
+    pub(crate) fn deserialize_in<'de, D: Deserializer<'de>>(
+        body: &Text,
+        deserializer: D,
+    ) -> Result<Box<Self>, D::Error> {
+        deserializer.deserialize_option(InBody(body))
+    }
+}
+
+/// Visits `data` in the body: `null`, or an object (never an array).
+struct InBody<'t>(&'t Text);
+
+impl<'de> Visitor<'de> for InBody<'_> {
+    type Value = Box<Transaction>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a transaction object or null")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Box<Transaction>, E> {
+        Ok(Box::default())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Box<Transaction>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Box<Transaction>, A::Error> {
+        let raw = RawTransaction::deserialize(MapAccessDeserializer::new(map))?;
+        Transaction::from_raw(self.0, raw)
+            .map_err(|_| de::Error::custom("a field of the wrong type"))
     }
 }
 
@@ -90,21 +152,9 @@ macro_rules! transaction {
         }
 
         impl Transaction {
-            /// Types the raw JSON `data` (a slice of `body`, an object).
-            ///
-            /// # Errors
-            ///
-            /// [`Rejection::InvalidPayload`] when `data` is not an object,
-            /// a field is given twice, or a field has the wrong JSON type.
-            pub(crate) fn parse(body: &Text, data: &RawValue) -> Result<Self, Rejection> {
-                // An object only: serde would also take an array, field by
-                // position.
-                if !data.get().starts_with('{') {
-                    return Err(Rejection::InvalidPayload);
-                }
-                let raw: RawTransaction<'_> =
-                    serde_json::from_str(data.get()).map_err(|_| Rejection::InvalidPayload)?;
-                Ok(Self {
+            /// The typed fields of `raw`, whose values are slices of `body`.
+            fn from_raw(body: &Text, raw: RawTransaction<'_>) -> Result<Box<Self>, Rejection> {
+                Ok(Box::new(Self {
                     $(
                         $amount: raw
                             .$amount
@@ -114,7 +164,7 @@ macro_rules! transaction {
                     $(
                         $text: envelope::text(body, raw.$text)?,
                     )*
-                })
+                }))
             }
         }
     };
