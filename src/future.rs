@@ -34,6 +34,7 @@ use crate::metrics::Stopwatch;
 use crate::queue::{Accept, Delivery, QueueFuture};
 use crate::secret::Signature;
 use crate::store::{Claim, IdempotencyKey, IdempotencyStore};
+use crate::tenant::TenantEntry;
 use crate::{EventId, Rejection, Scheme, Verified};
 
 /// What a request carries from the header checks to the body's arrival.
@@ -41,6 +42,8 @@ struct Pending<S> {
     parts: Parts,
     signature: Signature,
     inner: S,
+    /// With per-tenant secrets: the tenant and its secrets.
+    tenant: Option<Arc<TenantEntry>>,
 }
 
 /// What a verified request carries while its key is claimed. Inline, the
@@ -133,6 +136,7 @@ where
         body: B,
         collector: Collector,
         signature: Signature,
+        tenant: Option<Arc<TenantEntry>>,
     ) -> Self {
         Self {
             state: State::Collect {
@@ -143,6 +147,7 @@ where
                     parts,
                     signature,
                     inner,
+                    tenant,
                 }),
             },
             guard: Guard {
@@ -340,10 +345,17 @@ fn verify_and_parse<S, Sc: Scheme, St>(
         mut parts,
         signature,
         inner,
+        tenant,
     } = pending;
     config.metrics.body_collected(body.len());
-    let key = config
-        .secrets
+    let secrets = match &tenant {
+        Some(entry) => &entry.secrets,
+        None => config
+            .secrets
+            .as_ref()
+            .ok_or(Rejection::SignatureMismatch)?,
+    };
+    let key = secrets
         .verify_key(&signature, &body)
         .map_err(|_| Rejection::SignatureMismatch)?;
     if let Some(response) = config.scheme.handshake(&parts.headers, &body, key) {
@@ -357,9 +369,15 @@ fn verify_and_parse<S, Sc: Scheme, St>(
     {
         return Err(Rejection::StaleTimestamp);
     }
-    let key = IdempotencyKey::new(config.scheme.name(), &parsed.id);
+    let mut key = IdempotencyKey::new(config.scheme.name(), &parsed.id);
+    if let Some(entry) = &tenant {
+        key = key.with_tenant(entry.tenant.clone());
+    }
     if config.intake.is_none() {
         hand_on(&mut parts.extensions, parsed.event, parsed.id);
+        if let Some(entry) = tenant {
+            parts.extensions.insert(entry.tenant.clone());
+        }
     }
     Ok(Verdict::Claim(Checked { parts, body, inner }, key))
 }

@@ -13,9 +13,10 @@ use tower_service::Service;
 use crate::metrics::LayerMetrics;
 use crate::queue::runner::{Intake, LayerRunner};
 use crate::queue::{JobQueue, Worker};
-use crate::secret::{SecretError, SecretSet, check_secret_text};
+use crate::secret::{Key, SecretError, SecretSet, check_secret_text};
 use crate::service::Webhook;
 use crate::store::{IdempotencyStore, MemoryStore};
+use crate::tenant::{TenantFrom, TenantSecrets, Tenants};
 use crate::{Rejection, Scheme};
 
 /// Default body cap: 1 MiB.
@@ -38,7 +39,10 @@ type Responder = dyn Fn(Rejection) -> Response<Full<Bytes>> + Send + Sync;
 /// Everything a request needs, built once and shared by every clone.
 pub(crate) struct Config<Sc, St> {
     pub(crate) scheme: Sc,
-    pub(crate) secrets: SecretSet,
+    /// The fixed set; `None` when the secrets are per tenant.
+    pub(crate) secrets: Option<SecretSet>,
+    /// Per-tenant secrets, looked up for each request.
+    pub(crate) tenants: Option<Tenants>,
     pub(crate) store: St,
     pub(crate) max_body_bytes: usize,
     /// `None`: no deadline.
@@ -96,6 +100,7 @@ impl<Sc: fmt::Debug, St: fmt::Debug> fmt::Debug for WebhookLayer<Sc, St> {
         f.debug_struct("WebhookLayer")
             .field("scheme", &c.scheme)
             .field("secrets", &c.secrets)
+            .field("tenants", &c.tenants)
             .field("store", &c.store)
             .field("max_body_bytes", &c.max_body_bytes)
             .field("body_timeout", &c.body_timeout)
@@ -113,6 +118,7 @@ impl<Sc: Scheme> WebhookLayer<Sc, MemoryStore> {
         WebhookLayerBuilder {
             scheme,
             secrets: Vec::new(),
+            tenants: None,
             store: MemoryStore::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             body_timeout: Some(DEFAULT_BODY_TIMEOUT),
@@ -129,7 +135,7 @@ impl<Sc: Scheme> WebhookLayer<Sc, MemoryStore> {
     ///
     /// # Errors
     ///
-    /// [`SecretError`] when the secret is empty, holds whitespace, or the
+    /// [`SecretError`] when the secret is empty, begins or ends with whitespace, or the
     /// scheme cannot decode it.
     pub fn new(scheme: Sc, secret: impl Into<String>) -> Result<Self, SecretError> {
         Self::builder(scheme).secret(secret).build()
@@ -170,6 +176,7 @@ where
 pub struct WebhookLayerBuilder<Sc, St> {
     scheme: Sc,
     secrets: Vec<String>,
+    tenants: Option<Tenants>,
     store: St,
     max_body_bytes: usize,
     body_timeout: Option<Duration>,
@@ -193,6 +200,7 @@ impl<Sc: fmt::Debug, St: fmt::Debug> fmt::Debug for WebhookLayerBuilder<Sc, St> 
         f.debug_struct("WebhookLayerBuilder")
             .field("scheme", &self.scheme)
             .field("secrets", &self.secrets.len())
+            .field("tenants", &self.tenants)
             .field("store", &self.store)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("body_timeout", &self.body_timeout)
@@ -217,6 +225,23 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
         T: Into<String>,
     {
         self.secrets.extend(secrets.into_iter().map(Into::into));
+        self
+    }
+
+    /// Verifies each delivery with its tenant's secrets instead of one
+    /// fixed set: the tenant is read from the request head as `from` says,
+    /// and looked up in `secrets`, a map the application keeps a clone of
+    /// and replaces while the layer runs. A request whose tenant is absent
+    /// or unknown is `404 {"error":"unknown_tenant"}`, before its body is
+    /// read. Idempotency keys carry the tenant, and the handler gets the
+    /// [`Tenant`](crate::Tenant) in the request extensions.
+    /// See [`crate::tenant`] for an example.
+    ///
+    /// Not combined with [`secret`](Self::secret): [`build`](Self::build)
+    /// refuses both.
+    #[must_use]
+    pub fn tenants(mut self, from: TenantFrom, secrets: TenantSecrets) -> Self {
+        self.tenants = Some(Tenants { from, secrets });
         self
     }
 
@@ -302,6 +327,7 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
         WebhookLayerBuilder {
             scheme: self.scheme,
             secrets: self.secrets,
+            tenants: self.tenants,
             store,
             max_body_bytes: self.max_body_bytes,
             body_timeout: self.body_timeout,
@@ -337,24 +363,31 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
     ///
     /// # Errors
     ///
-    /// [`SecretError`] when no secret was given, or one is empty, holds
-    /// whitespace, or cannot be decoded by the scheme.
+    /// [`SecretError`] when no secret was given, or one is empty, begins or
+    /// ends with whitespace, or cannot be decoded by the scheme; with
+    /// [`tenants`](Self::tenants), when fixed secrets were given too, or the
+    /// tenant map is keyed for another scheme.
     pub fn build(self) -> Result<WebhookLayer<Sc, St>, SecretError> {
-        let mut keys = Vec::with_capacity(self.secrets.len());
-        for (index, secret) in self.secrets.iter().enumerate() {
-            check_secret_text(index, secret)?;
-            let key = self
-                .scheme
-                .decode_key(secret)
-                .map_err(|expected| SecretError::Undecodable { index, expected })?;
-            keys.push(key);
-        }
-        let secrets = SecretSet::from_decoded(keys)?;
+        let secrets = match &self.tenants {
+            None => Some(key_secrets(
+                |secret: &str| self.scheme.decode_key(secret),
+                &self.secrets,
+            )?),
+            Some(_) if !self.secrets.is_empty() => return Err(SecretError::SecretsAndTenants),
+            Some(tenants) if tenants.secrets.scheme() != self.scheme.name() => {
+                return Err(SecretError::TenantScheme {
+                    expected: self.scheme.name(),
+                    found: tenants.secrets.scheme(),
+                });
+            }
+            Some(_) => None,
+        };
         let metrics = LayerMetrics::new(self.scheme.name());
         Ok(WebhookLayer {
             config: Arc::new(Config {
                 scheme: self.scheme,
                 secrets,
+                tenants: self.tenants,
                 store: self.store,
                 max_body_bytes: self.max_body_bytes,
                 body_timeout: self.body_timeout,
@@ -371,4 +404,26 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
             }),
         })
     }
+}
+
+/// Checks and keys secrets as given to the layer (one fixed set, or one
+/// tenant's): the scheme's `decode` (its [`Scheme::decode_key`]), then the
+/// keyed state of each, once.
+pub(crate) fn key_secrets<I, V>(
+    decode: impl Fn(&str) -> Result<Key, &'static str>,
+    secrets: I,
+) -> Result<SecretSet, SecretError>
+where
+    I: IntoIterator<Item = V>,
+    V: AsRef<str>,
+{
+    let mut keys = Vec::new();
+    for (index, secret) in secrets.into_iter().enumerate() {
+        let secret = secret.as_ref();
+        check_secret_text(index, secret)?;
+        let key =
+            decode(secret).map_err(|expected| SecretError::Undecodable { index, expected })?;
+        keys.push(key);
+    }
+    SecretSet::from_decoded(keys)
 }

@@ -28,7 +28,9 @@
 //! [`twilio`] (HMAC-SHA1), [`square`], `discord` (Ed25519, feature
 //! `ed25519`), and [`custom`] for any other HMAC provider. Each secret and
 //! tag carries its [`Algorithm`]; providers' endpoint checks (Slack, Zoom,
-//! Twitch, Discord) are answered by the layer ([`Scheme::handshake`]). Stores: [`MemoryStore`] (the default) and, with feature `redis`,
+//! Twitch, Discord) are answered by the layer ([`Scheme::handshake`]). One
+//! fixed secret set, or [per-tenant secrets](tenant) replaced at runtime.
+//! Stores: [`MemoryStore`] (the default) and, with feature `redis`,
 //! `RedisStore` for several replicas.
 //!
 //! # Status codes
@@ -41,6 +43,7 @@
 //! | verified endpoint check (Slack, Zoom, Twitch, Discord handshakes) | 200 with the reply the provider expects | no | untouched |
 //! | verified, in flight elsewhere | 409 + `Retry-After` | no | unchanged |
 //! | missing / repeated / malformed / wrong signature | 401 | no | untouched |
+//! | [per-tenant secrets](tenant): no tenant, or one not in the map (from the headers, body unread) | 404 `{"error":"unknown_tenant"}` | no | untouched |
 //! | body over the cap (declared or streamed) | 413 | no | untouched |
 //! | body not all in within the body deadline (default 10 s from its first read; [`WebhookLayerBuilder::body_timeout`]) | 408 + `Connection: close` | no | untouched |
 //! | verified, but not JSON / not UTF-8 / no or ambiguous id / unsigned id disagrees | 400 | no | untouched |
@@ -161,6 +164,7 @@ pub mod queue;
 pub mod scheme;
 pub mod sign;
 pub mod store;
+pub mod tenant;
 mod text;
 mod verified;
 
@@ -186,6 +190,7 @@ pub use secret::{
 };
 pub use service::Webhook;
 pub use store::{Claim, IdempotencyKey, IdempotencyStore, MemoryStore, StoreError};
+pub use tenant::{Tenant, TenantError, TenantFrom, TenantSecrets};
 pub use text::Text;
 pub use verified::Verified;
 

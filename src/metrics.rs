@@ -351,7 +351,7 @@ mod imp {
     use crate::queue::{JobQueue, QueueCounts};
 
     /// Every rejection, in the order of [`slot`].
-    pub(super) const REJECTIONS: [Rejection; 19] = [
+    pub(super) const REJECTIONS: [Rejection; 20] = [
         Rejection::BodyTooLarge,
         Rejection::BodyUnreadable,
         Rejection::BodyTimeout,
@@ -375,6 +375,7 @@ mod imp {
         Rejection::StoreUnavailable {
             retry_after: Duration::ZERO,
         },
+        Rejection::UnknownTenant,
     ];
 
     /// A rejection's index in [`REJECTIONS`] (and its counter's in
@@ -401,6 +402,7 @@ mod imp {
             Rejection::Accepted => 16,
             Rejection::InFlight { .. } => 17,
             Rejection::StoreUnavailable { .. } => 18,
+            Rejection::UnknownTenant => 19,
         }
     }
 

@@ -32,6 +32,13 @@ pub enum Rejection {
     /// 408, with `Connection: close` so the connection is not kept for the
     /// next request.
     BodyTimeout,
+    /// [Per-tenant secrets](crate::tenant): the request names no tenant,
+    /// or one the map does not hold. 404, decided from the headers before
+    /// the body is read: the tenant is part of the endpoint's address, and
+    /// an address that does not exist is a 404, not a failed signature
+    /// (401 would send an operator hunting a wrong secret) nor a malformed
+    /// request (400).
+    UnknownTenant,
     /// The scheme's signature header is absent. 401.
     MissingSignature,
     /// The signature header was sent more than once. 401.
@@ -86,6 +93,7 @@ impl Rejection {
             Self::BodyTooLarge => "body_too_large",
             Self::BodyUnreadable => "body_unreadable",
             Self::BodyTimeout => "body_timeout",
+            Self::UnknownTenant => "unknown_tenant",
             Self::MissingSignature => "missing_signature",
             Self::RepeatedSignature => "repeated_signature",
             Self::MalformedSignature => "malformed_signature",
@@ -110,6 +118,7 @@ impl Rejection {
         match self {
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::UnknownTenant => StatusCode::NOT_FOUND,
             Self::MissingSignature
             | Self::RepeatedSignature
             | Self::MalformedSignature
@@ -191,6 +200,7 @@ impl fmt::Display for Rejection {
             Self::BodyTooLarge => "the webhook body is larger than the configured cap",
             Self::BodyUnreadable => "the webhook body could not be read",
             Self::BodyTimeout => "the webhook body did not arrive within the body deadline",
+            Self::UnknownTenant => "the webhook names no tenant this endpoint knows",
             Self::MissingSignature => "the webhook signature header is missing",
             Self::RepeatedSignature => "the webhook signature header was sent more than once",
             Self::MalformedSignature => {

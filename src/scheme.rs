@@ -85,7 +85,7 @@ pub trait Scheme: Send + Sync + 'static {
     /// Turns a secret, as the provider shows it, into HMAC key bytes.
     ///
     /// The default uses the string's bytes as they are. The layer has already
-    /// refused empty secrets and secrets containing whitespace.
+    /// refused empty secrets and secrets that begin or end with whitespace.
     ///
     /// # Errors
     ///

@@ -63,6 +63,17 @@ pub enum SecretError {
         /// What the scheme expected, in a few words.
         expected: &'static str,
     },
+    /// Fixed secrets and [per-tenant secrets](crate::tenant) were both
+    /// given to one layer.
+    SecretsAndTenants,
+    /// The [`TenantSecrets`](crate::TenantSecrets) map was keyed for
+    /// another scheme than the layer's.
+    TenantScheme {
+        /// The layer's scheme.
+        expected: &'static str,
+        /// The scheme the map was keyed for.
+        found: &'static str,
+    },
 }
 
 impl fmt::Display for SecretError {
@@ -77,6 +88,13 @@ impl fmt::Display for SecretError {
             Self::Undecodable { index, expected } => {
                 write!(f, "webhook secret #{index} is not {expected}")
             }
+            Self::SecretsAndTenants => {
+                f.write_str("a webhook layer takes fixed secrets or per-tenant secrets, not both")
+            }
+            Self::TenantScheme { expected, found } => write!(
+                f,
+                "the tenant secrets are keyed for scheme {found:?}, the layer's is {expected:?}"
+            ),
         }
     }
 }
@@ -235,7 +253,7 @@ impl fmt::Debug for SecretSet {
     }
 }
 
-/// Checks a secret as the provider shows it: not empty, no whitespace.
+/// Checks a secret as the provider shows it: not empty, no whitespace at either end.
 pub(crate) fn check_secret_text(index: usize, secret: &str) -> Result<(), SecretError> {
     if secret.is_empty() {
         return Err(SecretError::Empty { index });

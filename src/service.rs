@@ -20,6 +20,9 @@ use crate::{Rejection, Scheme};
 /// The middleware [`WebhookLayer`](crate::WebhookLayer) wraps around an inner
 /// service.
 ///
+/// With [per-tenant secrets](crate::tenant) it looks the tenant up first,
+/// from the request head: an unknown one is answered before anything else.
+///
 /// The inner service receives `Request<Full<Bytes>>`: the original headers,
 /// the raw body, and in the extensions the typed event and its
 /// [`EventId`](crate::EventId) (what deduplication keyed on, for logs or a
@@ -74,16 +77,21 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let config = Arc::clone(&self.config);
-        let declared = match declared_length(&request) {
+        let (parts, body) = request.into_parts();
+        let tenant = match &config.tenants {
+            None => None,
+            Some(tenants) => match tenants.lookup(&parts) {
+                Some(entry) => Some(entry),
+                None => return ResponseFuture::rejected(config, Rejection::UnknownTenant),
+            },
+        };
+        let declared = match declared_length(&parts.headers) {
             Some(len) if len > config.max_body_bytes as u64 => {
                 return ResponseFuture::rejected(config, Rejection::BodyTooLarge);
             }
             declared => declared.map(|len| len as usize),
         };
-        let signature = match config
-            .scheme
-            .request_signature(request.uri(), request.headers())
-        {
+        let signature = match config.scheme.request_signature(&parts.uri, &parts.headers) {
             Ok(signature) => signature,
             Err(rejection) => return ResponseFuture::rejected(config, rejection),
         };
@@ -92,16 +100,15 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let collector = Collector::new(config.max_body_bytes, declared);
-        let (parts, body) = request.into_parts();
-        ResponseFuture::collecting(config, inner, parts, body, collector, signature)
+        ResponseFuture::collecting(config, inner, parts, body, collector, signature, tenant)
     }
 }
 
 /// The `Content-Length` the sender declared, if it is one value of digits
 /// only (`u64::from_str` would also take `+5`). Anything else is ignored:
 /// the streamed cap still holds.
-fn declared_length<B>(request: &Request<B>) -> Option<u64> {
-    let mut values = request.headers().get_all(header::CONTENT_LENGTH).iter();
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
     let value = values.next()?.as_bytes();
     if values.next().is_some() || value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
         return None;

@@ -34,16 +34,24 @@ pub use self::redis::{RedisStore, RedisStoreBuilder};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteStore, SqliteStoreBuilder, Synchronous};
 
-/// A store key: the scheme's name and the event's id.
+/// A store key: the scheme's name, the tenant if the layer has
+/// [per-tenant secrets](crate::tenant), and the event's id.
 ///
-/// Its text is `<scheme>:<event id>`, so equal ids from two providers never
-/// collide. Building a key copies nothing (the id is shared, usually a view
+/// Its text is `<scheme>:<event id>`, or `<scheme>/<tenant>:<event id>`
+/// with a tenant, so equal ids from two providers, or from two tenants,
+/// never collide: scheme names hold no `/` and no `:` (`a-z`, `0-9`, `-`,
+/// `_`) and tenant ids hold neither either, so the first `:` ends the
+/// namespace, and the namespace holds a `/` exactly when there is a tenant,
+/// which the `/` then ends. The event id, whatever it holds, is all that
+/// follows. Keys without a tenant keep the text they always had. Building a
+/// key copies nothing (the id is shared, usually a view
 /// into the body); the text is only put together, once, when a store asks
 /// for it ([`IdempotencyKey::as_str`]; Redis and SQLite do, the memory store
 /// keys on a digest of the parts instead).
 #[derive(Clone)]
 pub struct IdempotencyKey {
     scheme: &'static str,
+    tenant: Option<crate::Tenant>,
     id: crate::EventId,
     text: OnceLock<Box<str>>,
 }
@@ -53,9 +61,25 @@ impl IdempotencyKey {
     pub fn new(scheme: &'static str, id: &crate::EventId) -> Self {
         Self {
             scheme,
+            tenant: None,
             id: id.clone(),
             text: OnceLock::new(),
         }
+    }
+
+    /// The same key within `tenant`'s namespace.
+    #[must_use]
+    pub fn with_tenant(self, tenant: crate::Tenant) -> Self {
+        Self {
+            tenant: Some(tenant),
+            text: OnceLock::new(),
+            ..self
+        }
+    }
+
+    /// The tenant whose event this is, with per-tenant secrets.
+    pub fn tenant(&self) -> Option<&crate::Tenant> {
+        self.tenant.as_ref()
     }
 
     /// The scheme's name: the key's namespace.
@@ -68,13 +92,19 @@ impl IdempotencyKey {
         &self.id
     }
 
-    /// The key as text, `<scheme>:<event id>`; built on the first call
-    /// (one allocation), kept for later ones.
+    /// The key as text, `<scheme>:<event id>` or
+    /// `<scheme>/<tenant>:<event id>`; built on the first call (one
+    /// allocation), kept for later ones.
     pub fn as_str(&self) -> &str {
         self.text.get_or_init(|| {
             let id = self.id.as_str();
-            let mut key = String::with_capacity(self.scheme.len() + 1 + id.len());
+            let tenant = self.tenant.as_ref().map_or("", crate::Tenant::as_str);
+            let mut key = String::with_capacity(self.scheme.len() + 2 + tenant.len() + id.len());
             key.push_str(self.scheme);
+            if self.tenant.is_some() {
+                key.push('/');
+                key.push_str(tenant);
+            }
             key.push(':');
             key.push_str(id);
             key.into_boxed_str()
@@ -84,7 +114,7 @@ impl IdempotencyKey {
 
 impl PartialEq for IdempotencyKey {
     fn eq(&self, other: &Self) -> bool {
-        self.scheme == other.scheme && self.id == other.id
+        self.scheme == other.scheme && self.tenant == other.tenant && self.id == other.id
     }
 }
 
@@ -92,7 +122,7 @@ impl Eq for IdempotencyKey {}
 
 impl Hash for IdempotencyKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        (self.scheme, self.id.as_str()).hash(state);
+        (self.scheme, &self.tenant, self.id.as_str()).hash(state);
     }
 }
 
@@ -104,7 +134,10 @@ impl fmt::Debug for IdempotencyKey {
 
 impl fmt::Display for IdempotencyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.scheme, self.id)
+        match &self.tenant {
+            Some(tenant) => write!(f, "{}/{tenant}:{}", self.scheme, self.id),
+            None => write!(f, "{}:{}", self.scheme, self.id),
+        }
     }
 }
 

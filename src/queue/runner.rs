@@ -100,6 +100,9 @@ where
             }
         };
         let mut request = delivery.into_request();
+        if let Some(tenants) = &config.tenants {
+            request = tenants.mark(request);
+        }
         crate::future::hand_on(request.extensions_mut(), parsed.event, parsed.id);
         request.extensions_mut().insert(Attempt(attempt));
         let mut service = self

@@ -31,25 +31,25 @@
 //!
 //! # Secrets
 //!
-//! GitHub lets you type any secret, spaces included (its own documentation
-//! example is `It's a Secret to Everybody`), but the layer refuses secrets
-//! that contain whitespace, to catch a stray newline from a file or an
-//! environment variable. Give GitHub a random secret without whitespace,
-//! such as the output of `openssl rand -hex 32`.
+//! GitHub lets you type any secret, spaces included: its own documentation
+//! example is `It's a Secret to Everybody`, and the layer takes it as it is.
+//! Only an empty secret, or one that begins or ends with whitespace (a
+//! stray newline from a file or an environment variable), is refused.
 //!
 //! ```
 //! use tower_webhook::{WebhookLayer, github::GitHub};
 //!
-//! let layer = WebhookLayer::new(GitHub, "3f1c9a0e5b7d2c4e")?;
+//! // GitHub's documented secret, spaces and all.
+//! let layer = WebhookLayer::new(GitHub, "It's a Secret to Everybody")?;
 //!
-//! // GitHub's published example, signed with its documented secret.
+//! // GitHub's published example, signed with that secret.
 //! let header = tower_webhook::sign::github(b"It's a Secret to Everybody", b"Hello, World!");
 //! assert_eq!(
 //!     header,
 //!     "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
 //! );
-//! // That secret itself holds spaces, which the layer refuses.
-//! assert!(WebhookLayer::new(GitHub, "It's a Secret to Everybody").is_err());
+//! // A stray newline from a file is refused.
+//! assert!(WebhookLayer::new(GitHub, "It's a Secret to Everybody\n").is_err());
 //! # Ok::<(), tower_webhook::SecretError>(())
 //! ```
 

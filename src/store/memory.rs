@@ -15,10 +15,11 @@
 //! The store keeps no key text: each key is held as a 128-bit keyed digest
 //! of its scheme and id, so a claim allocates nothing and an entry has a
 //! fixed size (16 bytes of digest, 16 of state). The digest is SipHash-1-3
-//! (std's `RandomState`, keyed with random keys per store) over the scheme
-//! and the id: `H(m)` and `H(m ‖ 0x01)` for the two 64-bit halves, where
-//! `m` is the scheme, `0xFF`, the id, `0xFF` (so no two keys, and no key
-//! and extended key, share an input). Two
+//! (std's `RandomState`, keyed with random keys per store) over the scheme,
+//! the tenant if any, and the id: `H(m)` and `H(m ‖ 0x01)` for the two
+//! 64-bit halves, where `m` is the scheme, with a tenant `0xFE` and the
+//! tenant, then `0xFF`, the id, `0xFF` (so no two keys, and no key and
+//! extended key, share an input). Two
 //! different keys share a digest with probability at most about
 //! n² / 2¹²⁹ for n keys resident together (≈ 2⁻⁸⁹ at a million), on the
 //! usual assumption that keyed SipHash behaves as a pseudo-random function;
@@ -44,6 +45,7 @@ use std::time::{Duration, Instant};
 
 use super::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
 use crate::scheme::MAX_ID_LEN;
+use crate::tenant::MAX_TENANT_LEN;
 
 /// Default bound on resident keys.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
@@ -225,21 +227,34 @@ impl MemoryStore {
 
     /// The key's 128-bit keyed digest (see the module docs).
     fn digest(&self, key: &IdempotencyKey) -> Digest {
-        // m = scheme 0xFF id 0xFF (0xFF is never in UTF-8, so m is
-        // unambiguous); low = H(m), high = H(m 0x01): one pass over the key,
-        // two finalisations.
+        // m = scheme [0xFE tenant] 0xFF id 0xFF (0xFE and 0xFF are never in
+        // UTF-8, so m is unambiguous, and a key with a tenant never shares
+        // an input with one without); low = H(m), high = H(m 0x01): one
+        // pass over the key, two finalisations.
         // Written in one call when it fits a stack buffer (each `write`
         // call costs SipHash's tail handling again); the result is the same
         // either way, the hash being over the stream of bytes.
         let (scheme, id) = (key.scheme().as_bytes(), key.id().as_str().as_bytes());
+        let tenant = key.tenant().map(|t| t.as_str().as_bytes());
+        let tenant_len = tenant.map_or(0, |t| 1 + t.len());
         let mut hasher = self.shared.keys.build_hasher();
-        let mut m = [0xff; 2 + 32 + MAX_ID_LEN];
-        if let Some(rest) = m.get_mut(..scheme.len() + 1 + id.len() + 1) {
+        let mut m = [0xff; 3 + 32 + MAX_TENANT_LEN + MAX_ID_LEN];
+        if let Some(rest) = m.get_mut(..scheme.len() + tenant_len + 1 + id.len() + 1) {
             rest[..scheme.len()].copy_from_slice(scheme);
-            rest[scheme.len() + 1..][..id.len()].copy_from_slice(id);
+            let mut at = scheme.len();
+            if let Some(tenant) = tenant {
+                rest[at] = 0xfe;
+                rest[at + 1..][..tenant.len()].copy_from_slice(tenant);
+                at += tenant_len;
+            }
+            rest[at + 1..][..id.len()].copy_from_slice(id);
             hasher.write(rest);
         } else {
             hasher.write(scheme);
+            if let Some(tenant) = tenant {
+                hasher.write_u8(0xfe);
+                hasher.write(tenant);
+            }
             hasher.write_u8(0xff);
             hasher.write(id);
             hasher.write_u8(0xff);
@@ -562,6 +577,37 @@ mod tests {
             format!("{numero} {numero:?}"),
             r#"numero:evt_1 "numero:evt_1""#
         );
+    }
+
+    #[test]
+    fn keys_of_other_tenants_are_other_keys() {
+        let store = MemoryStore::new();
+        let tenant = |t: &str| crate::Tenant::new(t).unwrap();
+        let id = |i: &str| EventId::new(i).unwrap();
+        let acme = IdempotencyKey::new("numero", &id("evt_1")).with_tenant(tenant("acme"));
+        let Ok(Claim::New(lease)) = store.claim(&acme, LONG).into_inner() else {
+            panic!()
+        };
+        complete(&store, lease, LONG);
+        assert_eq!(store.status(&acme), Some(true));
+        assert_eq!(acme.as_str(), "numero/acme:evt_1");
+        assert_eq!(acme.to_string(), "numero/acme:evt_1");
+        let long = "x".repeat(crate::scheme::MAX_ID_LEN);
+        let others = [
+            IdempotencyKey::new("numero", &id("evt_1")),
+            IdempotencyKey::new("numero", &id("acme:evt_1")),
+            IdempotencyKey::new("numero", &id("acme/evt_1")),
+            IdempotencyKey::new("numero", &id("evt_1")).with_tenant(tenant("globex")),
+            IdempotencyKey::new("numero", &id("evt_1")).with_tenant(tenant("acm")),
+            IdempotencyKey::new("numero", &id(&long)).with_tenant(tenant("acme")),
+        ];
+        for other in &others {
+            assert_ne!(other, &acme);
+            assert_ne!(other.as_str(), acme.as_str());
+            assert_eq!(store.status(other), None, "{other}");
+        }
+        assert_eq!(others[1].as_str(), "numero:acme:evt_1");
+        assert_eq!(others[2].as_str(), "numero:acme/evt_1");
     }
 
     #[test]
