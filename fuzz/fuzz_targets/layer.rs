@@ -141,8 +141,11 @@ impl<E: Send + Sync + 'static> Service<Request<Full<Bytes>>> for Inner<E> {
     fn call(&mut self, request: Request<Full<Bytes>>) -> Self::Future {
         self.calls.fetch_add(1, Ordering::SeqCst);
         assert!(
-            request.extensions().get::<E>().is_some(),
-            "the typed event is in the extensions"
+            request
+                .extensions()
+                .get::<tower_webhook::Verified<E>>()
+                .is_some(),
+            "the typed event and its id are in the extensions"
         );
         let body = read_body(request.into_body()).expect("Full never fails");
         self.bodies.lock().unwrap().push(body);
