@@ -58,7 +58,7 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::{EventId, Parsed, Scheme, envelope, single_header, support};
+use super::{EventId, Parsed, Scheme, envelope, kit, support};
 use crate::secret::{Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -119,24 +119,11 @@ impl Scheme for GitHub {
             id: EventId::from_text(digest.clone())?,
             event: GitHubEvent {
                 digest,
-                event_type: unsigned(headers, &EVENT_HEADER)?,
-                delivery: unsigned(headers, &DELIVERY_HEADER)?,
+                event_type: kit::unsigned_header(headers, &EVENT_HEADER)?,
+                delivery: kit::unsigned_header(headers, &DELIVERY_HEADER)?,
                 action: fields.text(ACTION)?,
             },
         })
-    }
-}
-
-/// An unsigned informational header: absent → `None`; repeated or not
-/// visible ASCII → 400.
-fn unsigned(headers: &HeaderMap, name: &HeaderName) -> Result<Option<Text>, Rejection> {
-    match single_header(headers, name) {
-        Ok(None) => Ok(None),
-        Ok(Some(value)) => value
-            .to_str()
-            .map(|text| Some(Text::from(text)))
-            .map_err(|_| Rejection::HeaderMismatch),
-        Err(_) => Err(Rejection::HeaderMismatch),
     }
 }
 

@@ -70,6 +70,14 @@ pub fn parse(text: &str) -> Option<SystemTime> {
     time.checked_add(Duration::from_nanos(u64::from(nanos)))
 }
 
+/// Whole Unix seconds of an RFC 3339 date-time given as bytes (a signed
+/// header such as Twitch's timestamp); `None` when it is not one, or is
+/// before 1970.
+pub fn unix_seconds(text: &[u8]) -> Option<u64> {
+    let time = parse(std::str::from_utf8(text).ok()?)?;
+    Some(time.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs())
+}
+
 /// `time` as `YYYY-MM-DDTHH:MM:SSZ` (whole seconds, UTC).
 pub fn format(time: SystemTime) -> String {
     let seconds = match time.duration_since(SystemTime::UNIX_EPOCH) {
@@ -129,6 +137,23 @@ mod tests {
             parse("2025-07-10T05:10:55.5Z").unwrap(),
             parse("2025-07-10T05:10:55Z").unwrap() + Duration::from_millis(500)
         );
+    }
+
+    #[test]
+    fn header_bytes_to_seconds() {
+        assert_eq!(
+            unix_seconds(b"2019-11-16T10:11:12.634234626Z"),
+            Some(1_573_899_072)
+        );
+        assert_eq!(unix_seconds(b"2024-02-29T23:59:59Z"), Some(1_709_251_199));
+        for bad in [
+            &b"2023-02-29T00:00:00Z"[..],
+            b"1969-12-31T23:59:59Z",
+            b"\xff",
+            b"",
+        ] {
+            assert_eq!(unix_seconds(bad), None);
+        }
     }
 
     #[test]

@@ -84,7 +84,7 @@ fn id_and_time(headers: &HeaderMap) -> Result<(&[u8], &[u8], u64), Rejection> {
     let id = kit::signed_header(headers, &ID_HEADER)?;
     let raw = kit::signed_header(headers, &TIMESTAMP_HEADER)?;
     let id_ok = !id.is_empty() && id.len() <= MAX_ID_LEN && id.iter().all(u8::is_ascii_graphic);
-    let seconds = kit::rfc3339_seconds(raw).filter(|_| id_ok);
+    let seconds = super::rfc3339::unix_seconds(raw).filter(|_| id_ok);
     seconds
         .map(|seconds| (id, raw, seconds))
         .ok_or(Rejection::MalformedSignature)
