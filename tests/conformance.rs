@@ -49,8 +49,10 @@ conformance!(sqlite, SqliteBackend; claims, queue, persistence);
 conformance!(redis, RedisBackend; claims, queue, persistence);
 
 /// `conformance!(name, Backend; capability, …)`: a module `name` with the
-/// tests of each listed capability on `backends::Backend`. A capability a backend
-/// does not promise is not listed, so its cases do not exist for it.
+/// tests of each listed capability on `backends::Backend`. A capability
+/// the backend does not promise is not listed, so its cases do not exist
+/// for it (and listing `persistence` needs [`Persistent`], `queue` a
+/// `JobQueue`: the compiler holds the list to the backend).
 macro_rules! conformance {
     ($name:ident, $backend:ident; $($capability:ident),+ $(,)?) => {
         mod $name {
