@@ -285,3 +285,40 @@ fn a_store_that_cannot_be_opened_is_a_one_line_error() {
         assert!(!stderr.contains("panicked"), "{store}: {stderr:?}");
     }
 }
+
+/// Removes the database and its `-wal` and `-shm` files while the receiver
+/// runs, then delivers new events: each must be refused with 503 (nothing
+/// acknowledged that a restart would not find), never 202 or 200.
+async fn deleted_store_refuses_new_deliveries(label: &str, extra: &[&str], before: StatusCode) {
+    let dir = TempDir::new(label);
+    let store = sqlite_arg(&dir);
+    let mut args = vec!["--store", store.as_str()];
+    args.extend_from_slice(extra);
+    let receiver = ReceiverProcess::start(&args, &env());
+    let first = deliver(&receiver, &format!("evt_{label}_before")).await;
+    assert_eq!(first.status, before, "{}", first.text());
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.join(&format!("webhooks.db{suffix}"));
+        std::fs::remove_file(&file).unwrap_or_else(|e| panic!("removing {file:?}: {e}"));
+    }
+    for n in 0..3 {
+        let reply = deliver(&receiver, &format!("evt_{label}_after_{n}")).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "delivery {n} after the store file was deleted: {}",
+            reply.text()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_store_file_fails_queued_deliveries_closed() {
+    deleted_store_refuses_new_deliveries("deleted-queued", &["--queued"], StatusCode::ACCEPTED)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_store_file_fails_inline_deliveries_closed() {
+    deleted_store_refuses_new_deliveries("deleted-inline", &[], StatusCode::OK).await;
+}

@@ -65,6 +65,15 @@
 //! back as keys expire and are swept. Any other I/O error is a
 //! [`StoreError`] the same way.
 //!
+//! A store whose file is deleted or replaced while it runs (the database,
+//! its `-wal` or its `-shm`: unlinked, or another file moved over the path)
+//! fails closed. SQLite would go on committing into the open, unlinked
+//! file, which no restart opens again; so after each commit, before
+//! answering, the writer compares each path's device and inode with those
+//! it opened (three `stat`s per group commit, not per call). From the first
+//! mismatch on, every call is a [`StoreError`] (503), until the process
+//! restarts and opens the path afresh.
+//!
 //! Opening checks the file at once: a missing directory, a read-only file,
 //! or a file that is not a SQLite database is an error naming the path,
 //! before any request arrives.
@@ -137,6 +146,7 @@ use crate::queue::{
 mod builder;
 mod checkpoint;
 mod future;
+mod identity;
 mod open;
 mod ops;
 mod writer;
