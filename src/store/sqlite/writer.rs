@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use super::Synchronous;
 use super::identity::OpenedFiles;
-use super::ops::{self, Tx};
+use super::ops::{self, StoreClock, Tx};
 use crate::store::StoreError;
 
 /// Most commands in one group: bounds how long the first caller of a burst
@@ -108,6 +108,8 @@ pub(super) struct Writer {
     conn: Connection,
     /// The files `conn` opened, checked after each commit.
     files: OpenedFiles,
+    /// The time every lease, due time and expiry is written in.
+    clock: StoreClock,
     /// Set for good once a file the store opened is gone from its path:
     /// why every later call fails.
     lost: Option<String>,
@@ -140,6 +142,7 @@ impl Writer {
             wake_checkpointer,
             conn,
             files,
+            clock: StoreClock::start(),
             lost: None,
             path,
             sweep_interval,
@@ -200,7 +203,7 @@ impl Writer {
             if let Err(error) = begun {
                 break Err(self.error(&error));
             }
-            let mut tx = match Tx::begin(&self.conn) {
+            let mut tx = match Tx::begin(&self.conn, &self.clock) {
                 Ok(tx) => tx,
                 Err(error) => break Err(self.abort(&error)),
             };
@@ -332,7 +335,7 @@ impl Writer {
     }
 
     fn sweep(&self) -> rusqlite::Result<usize> {
-        let now = ops::now_ms();
+        let now = self.clock.now_ms();
         if !ops::anything_expired(&self.conn, now)? {
             return Ok(0);
         }
