@@ -15,6 +15,16 @@ if ! command -v redis-server >/dev/null 2>&1; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server
 fi
 
+# libfaketime: tests/durability.rs steps a child receiver's wall clock with
+# it (and fails, rather than skips, without it).
+if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ]; then
+    echo "libfaketime not found: installing the Debian package faketime" >&2
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends faketime
+fi
+
 # Python and the providers' own libraries: tests/provider_libraries.rs signs
 # deliveries with them (and fails, rather than skips, without them).
 if ! command -v python3 >/dev/null 2>&1; then

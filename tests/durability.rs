@@ -285,3 +285,113 @@ fn a_store_that_cannot_be_opened_is_a_one_line_error() {
         assert!(!stderr.contains("panicked"), "{store}: {stderr:?}");
     }
 }
+
+/// Removes the database and its `-wal` and `-shm` files while the receiver
+/// runs, then delivers new events: each must be refused with 503 (nothing
+/// acknowledged that a restart would not find), never 202 or 200.
+async fn deleted_store_refuses_new_deliveries(label: &str, extra: &[&str], before: StatusCode) {
+    let dir = TempDir::new(label);
+    let store = sqlite_arg(&dir);
+    let mut args = vec!["--store", store.as_str()];
+    args.extend_from_slice(extra);
+    let receiver = ReceiverProcess::start(&args, &env());
+    let first = deliver(&receiver, &format!("evt_{label}_before")).await;
+    assert_eq!(first.status, before, "{}", first.text());
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.join(&format!("webhooks.db{suffix}"));
+        std::fs::remove_file(&file).unwrap_or_else(|e| panic!("removing {file:?}: {e}"));
+    }
+    for n in 0..3 {
+        let reply = deliver(&receiver, &format!("evt_{label}_after_{n}")).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "delivery {n} after the store file was deleted: {}",
+            reply.text()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_store_file_fails_queued_deliveries_closed() {
+    deleted_store_refuses_new_deliveries("deleted-queued", &["--queued"], StatusCode::ACCEPTED)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_store_file_fails_inline_deliveries_closed() {
+    deleted_store_refuses_new_deliveries("deleted-inline", &[], StatusCode::OK).await;
+}
+
+/// libfaketime, which shifts what the child process reads from the wall
+/// clock (and only that: its monotonic clock is left alone) by the offset
+/// in a file it rereads on every call.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// A job running under a lease when the receiver's wall clock steps an
+/// hour forward is not taken again (a second, concurrent run) by the next
+/// take, which a new delivery's wake-up makes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wall_clock_step_does_not_expire_a_running_lease() {
+    assert!(
+        std::path::Path::new(LIBFAKETIME).exists(),
+        "{LIBFAKETIME} is missing (scripts/test.sh installs it: apt-get install faketime)"
+    );
+    let dir = TempDir::new("clock-step");
+    let store = sqlite_arg(&dir);
+    let offset = dir.join("faketime");
+    std::fs::write(&offset, "+0\n").unwrap();
+    let offset_path = offset.display().to_string();
+    let clock = [
+        ("LD_PRELOAD", LIBFAKETIME),
+        ("FAKETIME_TIMESTAMP_FILE", offset_path.as_str()),
+        ("FAKETIME_NO_CACHE", "1"),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ("NUMERO_WEBHOOK_SECRET", SECRET),
+    ];
+    // No renewal comes during the 4 s handler (one every 10 s).
+    let args = [
+        "--store",
+        &store,
+        "--queued",
+        "--lease-ms",
+        "30000",
+        "--handler-delay-ms",
+        "4000",
+    ];
+    let receiver = ReceiverProcess::start(&args, &clock);
+    let first = deliver(&receiver, "evt_leased").await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text());
+    wait_for(
+        &receiver,
+        "the job to run",
+        Duration::from_secs(10),
+        QueueIs(0, 1, 0),
+    )
+    .await;
+    std::fs::write(&offset, "+1h\n").unwrap();
+    let second = deliver(&receiver, "evt_after_step").await;
+    assert_eq!(second.status, StatusCode::ACCEPTED, "{}", second.text());
+    wait_for(
+        &receiver,
+        "the second job to complete",
+        Duration::from_secs(20),
+        Succeeded("evt_after_step"),
+    )
+    .await;
+    wait_for(
+        &receiver,
+        "an empty queue",
+        Duration::from_secs(20),
+        QueueIs(0, 0, 0),
+    )
+    .await;
+    let events = get_json(&receiver, "/events").await;
+    let leased: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|run| run["id"] == "evt_leased")
+        .collect();
+    assert_eq!(leased.len(), 1, "evt_leased ran once: {events}");
+}

@@ -8,18 +8,25 @@
 #![cfg(feature = "redis")]
 
 mod harness;
+#[path = "support/receiver_process.rs"]
+mod receiver_process;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
 use harness::queued::{self, Queued, quick_retries};
 use harness::{PATIENCE, numero_body};
-use http::{StatusCode, header};
+use http::{HeaderMap, Method, StatusCode, header};
+use receiver_process::{ReceiverProcess, run_to_end};
 use redis_server::RedisServer;
 use tokio::time::{sleep, timeout};
-use tower_webhook::queue::{JobOutcome, JobQueue, QueueCounts, TakeRequest, Worker, WorkerBuilder};
+use tower_webhook::queue::{
+    Delivery, JobOutcome, JobQueue, QueueCounts, TakeRequest, Worker, WorkerBuilder,
+};
+use tower_webhook::store::redis::Durability;
 use tower_webhook::{EventId, IdempotencyKey, RedisStore};
 
 /// Every test ends within this, or fails.
@@ -44,6 +51,24 @@ fn zero() -> QueueCounts {
 
 fn key(id: &str) -> IdempotencyKey {
     IdempotencyKey::new("numero", &EventId::new(id).unwrap())
+}
+
+fn delivery(id: &str) -> Delivery {
+    let body = numero_body(id);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "x-webhook-signature",
+        harness::numero_signature(body.as_bytes()).parse().unwrap(),
+    );
+    headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+    Delivery {
+        scheme: "numero".into(),
+        event_id: id.into(),
+        method: Method::POST,
+        uri: "/numero".parse().unwrap(),
+        headers,
+        body: Bytes::from(body),
+    }
 }
 
 fn numero_schemes() -> Arc<[Box<str>]> {
@@ -415,6 +440,179 @@ async fn idle_workers_on_other_replicas_wake_without_polling() {
         }
         b.wait_until("B's run after the restart", |s| s.successes() == 2)
             .await;
+    })
+    .await;
+}
+
+// --- durability: what a 202 waits for ------------------------------------------
+
+/// A store on `server` whose acknowledged writes wait for `durability`.
+async fn durable(server: &RedisServer, durability: Durability) -> RedisStore {
+    RedisStore::builder()
+        .timeout(Duration::from_secs(2))
+        .durability(durability)
+        .connect(&server.url())
+        .await
+        .unwrap()
+}
+
+/// The server's `major.minor` version, from `INFO server`.
+fn server_version(server: &RedisServer) -> (u32, u32) {
+    let info = server.command(&["INFO", "server"]).unwrap();
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .expect("INFO names the version");
+    let mut parts = version.trim().split('.').map(|p| p.parse().unwrap());
+    (parts.next().unwrap(), parts.next().unwrap())
+}
+
+/// Delivers `id` three times (a sender's retries); every answer must be
+/// 503 with `Retry-After`, never a 2xx.
+async fn assert_never_acknowledged(replica: &Queued<RedisStore>, id: &str) {
+    for attempt in 0..3 {
+        let reply = replica.deliver(&numero_body(id)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "delivery {attempt} of {id}: {}",
+            reply.text()
+        );
+        assert!(reply.headers.contains_key(header::RETRY_AFTER));
+    }
+}
+
+/// `Durability::AofFsync` on a server with `appendonly yes` and
+/// `appendfsync everysec` (so the wait is real): a 202 comes once the AOF
+/// is fsynced, and the job is there after a crash of Redis. WAITAOF is
+/// Redis 7.2's; an older server cannot confirm an fsync, so there every
+/// delivery is refused (fail closed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aof_fsync_durability_answers_202_once_the_append_only_file_is_on_disk() {
+    within_limit(async {
+        let mut server =
+            RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "everysec"]);
+        let a = intake_only(durable(&server, Durability::AofFsync).await).await;
+        if server_version(&server) < (7, 2) {
+            assert_never_acknowledged(&a, "evt_fsynced").await;
+            return;
+        }
+        let reply = a.deliver(&numero_body("evt_fsynced")).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
+        let copy = a.deliver(&numero_body("evt_fsynced")).await;
+        assert_eq!(copy.text(), r#"{"status":"duplicate"}"#);
+        server.restart(); // SIGKILL: only what the AOF held comes back
+        let store =
+            eventually(|| async { RedisStore::builder().connect(&server.url()).await }).await;
+        let pending = QueueCounts {
+            pending: 1,
+            ..zero()
+        };
+        assert_eq!(store.counts().await.unwrap(), pending);
+    })
+    .await;
+}
+
+/// `Durability::AofFsync` on a server without an append-only file: nothing
+/// can be fsynced, so no delivery is acknowledged, not even the sender's
+/// retries (which find the job the first attempt wrote).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aof_fsync_durability_without_an_append_only_file_acknowledges_nothing() {
+    within_limit(async {
+        let server = RedisServer::start_with(&["--appendonly", "no"]);
+        let store = durable(&server, Durability::AofFsync).await;
+        let a = intake_only(store.clone()).await;
+        assert_never_acknowledged(&a, "evt_unsynced").await;
+        let error = store
+            .accept(&key("evt_direct"), delivery("evt_direct"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("WAITAOF"), "{error}");
+    })
+    .await;
+}
+
+/// `Durability::Replicas(1)`: a 202 once a replica has the write; with the
+/// replica gone, no delivery is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_durability_answers_202_only_while_a_replica_has_the_write() {
+    within_limit(async {
+        let primary = RedisServer::start();
+        let port = primary.port().to_string();
+        let mut replica_server = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+        let deadline = Instant::now() + PATIENCE;
+        while !replica_server
+            .command(&["INFO", "replication"])
+            .unwrap()
+            .contains("master_link_status:up")
+        {
+            assert!(Instant::now() < deadline, "the replica never synced");
+            sleep(Duration::from_millis(50)).await;
+        }
+        let a = intake_only(durable(&primary, Durability::Replicas(1)).await).await;
+        let reply = a.deliver(&numero_body("evt_replicated")).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
+        assert!(
+            replica_server
+                .command(&["EXISTS", "tower-webhook:numero:evt_replicated"])
+                .unwrap()
+                .starts_with(":1"),
+            "the replica holds the key when the 202 is sent"
+        );
+
+        replica_server.stop();
+        assert_never_acknowledged(&a, "evt_unreplicated").await;
+    })
+    .await;
+}
+
+/// The receiver says at start what its Redis acknowledgements wait for,
+/// and with `--redis-durability aof` on a server without an append-only
+/// file it acknowledges no delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receiver_says_which_redis_durability_it_runs_with() {
+    within_limit(async {
+        let server = RedisServer::start_with(&["--appendonly", "no"]);
+        let url = server.url();
+        let env = [("NUMERO_WEBHOOK_SECRET", harness::NUMERO_SECRET)];
+        let says = |receiver: &ReceiverProcess, what: &str| {
+            let printed = receiver.printed();
+            assert!(
+                printed.iter().any(|line| line.starts_with(what)),
+                "{what:?} in {printed:?}"
+            );
+        };
+        let default = ReceiverProcess::start(&["--store", &url, "--queued"], &env);
+        says(&default, "redis durability: reply");
+        drop(default);
+
+        let aof = ["--store", &url, "--queued", "--redis-durability", "aof"];
+        let receiver = ReceiverProcess::start(&aof, &env);
+        says(&receiver, "redis durability: aof");
+        let body = numero_body("evt_receiver_aof");
+        let signature = harness::numero_signature(body.as_bytes());
+        let reply = harness::post(
+            &receiver.url("/webhooks/numero"),
+            &[("x-webhook-signature", &signature)],
+            body,
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            reply.text()
+        );
+
+        for wrong in [
+            vec!["--store", url.as_str(), "--redis-durability", "always"],
+            vec!["--store", "memory", "--redis-durability", "aof"],
+        ] {
+            let (status, stderr) = run_to_end(&wrong, Duration::from_secs(20));
+            assert!(!status.success(), "{wrong:?}");
+            assert!(stderr.contains("--redis-durability"), "{wrong:?}: {stderr}");
+        }
     })
     .await;
 }

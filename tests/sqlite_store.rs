@@ -239,3 +239,40 @@ async fn a_failing_write_does_not_fail_the_others_in_its_group() {
     let counts = store.counts().await.unwrap();
     assert_eq!(counts.pending, 50);
 }
+
+/// Opens a store at `store.db`, holds a claim, does `damage` to its files,
+/// then checks that every kind of call fails with the reason.
+async fn assert_fails_closed_after(damage: impl FnOnce(&TempDir)) {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(dir.join("store.db")).unwrap();
+    let lease = new_claim(&store, "before", LONG).await;
+    damage(&dir);
+    let why = |error: tower_webhook::store::StoreError| {
+        let message = error.to_string();
+        assert!(message.contains("deleted or replaced"), "{message}");
+    };
+    why(store
+        .accept(&key("after"), delivery("after", "{}"))
+        .await
+        .unwrap_err());
+    why(store.claim(&key("after_claim"), LONG).await.unwrap_err());
+    why(store.complete(lease, LONG).await.unwrap_err());
+    why(store.status(&key("before")).await.unwrap_err());
+    why(store.counts().await.unwrap_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_whose_file_was_replaced_fails_every_call() {
+    // Another database moved over the path, as a restore from backup would.
+    assert_fails_closed_after(|dir| {
+        let other = dir.join("other.db");
+        drop(SqliteStore::open(&other).unwrap());
+        std::fs::rename(&other, dir.join("store.db")).unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_whose_wal_was_deleted_fails_every_call() {
+    assert_fails_closed_after(|dir| std::fs::remove_file(dir.join("store.db-wal")).unwrap()).await;
+}

@@ -28,6 +28,14 @@ pub struct Options {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis: Option<String>,
 
+    /// With a Redis store, what a 202 or a done mark waits for: `reply`
+    /// (the default: Redis's answer, so what a crash keeps is what its
+    /// appendfsync keeps), `aof` (WAITAOF: the append-only file is fsynced;
+    /// Redis 7.2+ with appendonly yes) or `replicas:N` (WAIT: N replicas
+    /// have it). A wait that falls short answers 503.
+    #[arg(long)]
+    pub redis_durability: Option<String>,
+
     /// Queued mode on every webhook route: answer 202 once the delivery is
     /// durable, run the handler from a worker with retries.
     #[arg(long)]

@@ -10,7 +10,9 @@
 //!   working directory: claims, done marks and queued jobs survive restarts
 //!   and `kill -9`), `memory` (forgets on restart), or `redis://HOST:PORT/`
 //!   (shared by several receivers; build with `--features redis`).
-//!   `--redis URL` and `REDIS_URL` mean the same as `--store redis://…`.
+//!   `--redis URL` and `REDIS_URL` mean the same as `--store redis://…`;
+//!   `--redis-durability reply|aof|replicas:N` says what a 202 waits for
+//!   there (printed at start).
 //! * `--queued`: answer `202 {"status":"accepted"}` once the delivery is
 //!   on disk, then run the handler from a worker (`--workers N`, default 4)
 //!   with retries (`--retry-base-ms`, `--max-attempts`) and dead letters.
@@ -122,6 +124,9 @@ async fn main() -> ExitCode {
 /// Opens the store, binds, mounts every route, serves until stopped.
 async fn run(options: Options) -> Result<(), String> {
     let choice = options.store_choice()?;
+    if options.redis_durability.is_some() && !matches!(choice, StoreChoice::Redis(_)) {
+        return Err("--redis-durability needs a redis store (--store redis://…)".into());
+    }
     // Before any layer is built: they register their metrics with it.
     metrics::install()?;
     // Bind first, so the hints printed for demo secrets carry the real port.
@@ -156,7 +161,7 @@ async fn run(options: Options) -> Result<(), String> {
         }
         #[cfg(feature = "redis")]
         StoreChoice::Redis(url) => {
-            let store = redis_store(&url).await?;
+            let store = redis_store(&url, options.redis_durability.as_deref()).await?;
             if options.queued {
                 let worker = worker(store, &options);
                 start(listener, &options, Queued(worker), "redis, queued").await
@@ -267,13 +272,43 @@ where
     providers::mount_as(app, scheme, &var, &hint, wiring, settings)
 }
 
-/// Connects to the Redis at `url` and says whether it may evict.
+/// Connects to the Redis at `url`, says what its acknowledgements wait
+/// for and whether it may evict.
 #[cfg(feature = "redis")]
-async fn redis_store(url: &str) -> Result<tower_webhook::RedisStore, String> {
-    use tower_webhook::store::redis::EvictionPolicy;
-    let store = tower_webhook::RedisStore::connect(url)
+async fn redis_store(
+    url: &str,
+    durability: Option<&str>,
+) -> Result<tower_webhook::RedisStore, String> {
+    use tower_webhook::store::redis::{Durability, EvictionPolicy};
+    let durability = match durability.unwrap_or("reply") {
+        "reply" => Durability::Reply,
+        "aof" => Durability::AofFsync,
+        text => text
+            .strip_prefix("replicas:")
+            .and_then(|n| n.parse().ok())
+            .filter(|&n| n > 0)
+            .map(Durability::Replicas)
+            .ok_or_else(|| {
+                format!("--redis-durability {text:?} is not reply, aof or replicas:N")
+            })?,
+    };
+    let store = tower_webhook::RedisStore::builder()
+        .durability(durability)
+        .connect(url)
         .await
         .map_err(|e| format!("{url}: {e}"))?;
+    println!(
+        "redis durability: {}",
+        match durability {
+            Durability::AofFsync =>
+                "aof: a 202 waits for the append-only file's fsync (WAITAOF)".to_owned(),
+            Durability::Replicas(n) => format!("replicas:{n}: a 202 waits for {n} replicas (WAIT)"),
+            Durability::Reply =>
+                "reply: a 202 is sent on Redis's answer; what a crash keeps is what its \
+                  appendfsync keeps (--redis-durability aof waits for the fsync)"
+                    .to_owned(),
+        }
+    );
     match store.check_eviction_policy().await {
         Ok(EvictionPolicy::NoEviction) => println!("redis at {url}: noeviction"),
         Ok(EvictionPolicy::MayEvict(policy)) => println!(

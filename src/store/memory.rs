@@ -2,9 +2,11 @@
 //!
 //! Every call takes one short lock and answers synchronously, so its futures
 //! are `Ready` and cost no allocation. At the bound a new key first evicts
-//! expired entries, then the oldest completed one; an in-flight claim is
-//! never evicted, and when every key is in flight the claim fails (503) rather
-//! than forget a claim.
+//! expired entries, then the completed key nearest the end of its done TTL
+//! (with one TTL for every key, the oldest completed); so a live done mark
+//! never goes while an expired one is still held, whatever TTLs the keys
+//! were completed with. An in-flight claim is never evicted, and when every
+//! key is in flight the claim fails (503) rather than forget a claim.
 //!
 //! It cannot see other processes: run several replicas behind a load balancer
 //! and a duplicate can land on a replica that never saw the first copy. Use a
@@ -31,13 +33,14 @@
 //! A store of [`SHARD_MIN_KEYS`] keys or more is split into [`SHARDS`]
 //! shards by digest, each with its own lock and an equal share of the
 //! bound, so that concurrent requests rarely wait for one another. Each
-//! shard evicts its own oldest completed key, so eviction is oldest-first
-//! per shard (keys spread evenly, as the digest is random), and a claim
+//! shard evicts its own completed key nearest its expiry, so the order above
+//! holds per shard (keys spread evenly, as the digest is random), and a claim
 //! fails only when its shard is full of in-flight claims. Smaller stores
 //! have one shard and the exact behaviour above.
 
+use std::cmp::Reverse;
 use std::collections::hash_map::Entry as MapEntry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap};
 use std::future::{Ready, ready};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -105,11 +108,12 @@ impl Entry {
     }
 }
 
-/// One item of the completion queue.
+/// One item of the completion queue, ordered by its done deadline first.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Completed {
-    key: Digest,
-    generation: u64,
     deadline_ms: u64,
+    generation: u64,
+    key: Digest,
 }
 
 /// The map's hasher: a digest is already uniformly random, so the map takes
@@ -141,11 +145,12 @@ struct Shard {
     max_keys: usize,
     next_generation: u64,
     entries: Map,
-    /// Completed keys, oldest first, with the generation they completed
-    /// under and their done deadline, so that checking the front for expiry
-    /// costs no hash lookup; an item whose entry has since changed is stale
-    /// and skipped.
-    completed: VecDeque<Completed>,
+    /// Completed keys, soonest done deadline on top, with the generation
+    /// they completed under, so that checking the top for expiry costs no
+    /// hash lookup; an item whose entry has since changed is stale and
+    /// skipped. Ordered by deadline rather than completion, so that with
+    /// mixed TTLs an expired key is found before a live one is evicted.
+    completed: BinaryHeap<Reverse<Completed>>,
 }
 
 impl Default for MemoryStore {
@@ -187,7 +192,7 @@ impl MemoryStore {
                     max_keys: share,
                     next_generation: 0,
                     entries: Map::default(),
-                    completed: VecDeque::new(),
+                    completed: BinaryHeap::new(),
                 }))
             })
             .collect();
@@ -347,11 +352,11 @@ impl Shard {
             }
             _ => return,
         }
-        self.completed.push_back(Completed {
-            key: lease.key,
-            generation: lease.generation,
+        self.completed.push(Reverse(Completed {
             deadline_ms,
-        });
+            generation: lease.generation,
+            key: lease.key,
+        }));
     }
 
     fn release(&mut self, lease: &MemoryLease) {
@@ -376,23 +381,24 @@ impl Shard {
         }
     }
 
-    /// Drops expired completed keys from the front of the completion queue;
-    /// amortised O(1) per call, and no hash lookup while nothing expired.
+    /// Drops every expired completed key (the top of the completion queue);
+    /// O(log n) per key dropped, and no hash lookup while nothing expired.
     fn evict_expired_completed(&mut self, now: u64) {
-        while let Some(item) = self.completed.front() {
+        while let Some(Reverse(item)) = self.completed.peek() {
             if item.deadline_ms > now {
                 break;
             }
-            if let Some(item) = self.completed.pop_front() {
+            if let Some(Reverse(item)) = self.completed.pop() {
                 self.remove_completed(&item);
             }
         }
     }
 
-    /// At the bound: evicts the oldest completed key, or failing that every
-    /// expired in-flight claim. Returns whether there is room now.
+    /// At the bound, once expired completed keys are gone: evicts the
+    /// completed key nearest its expiry, or failing that every expired
+    /// in-flight claim. Returns whether there is room now.
     fn make_room(&mut self, now: u64) -> bool {
-        while let Some(item) = self.completed.pop_front() {
+        while let Some(Reverse(item)) = self.completed.pop() {
             if self.remove_completed(&item) {
                 return true;
             }
@@ -537,6 +543,45 @@ mod tests {
         assert!(matches!(claim(&store, "y", 60_000), Claim::New(_)));
         assert!(try_claim(&store, "z", LONG).is_err());
         assert_eq!(store.status(&key("busy")), Some(false));
+    }
+
+    #[test]
+    fn at_the_bound_expired_done_marks_go_before_a_live_one() {
+        let store = MemoryStore::with_max_keys(3);
+        let Claim::New(lease) = claim(&store, "long", 60_000) else {
+            panic!()
+        };
+        complete(&store, lease, LONG);
+        for id in ["short_1", "short_2"] {
+            let Claim::New(lease) = claim(&store, id, 60_000) else {
+                panic!()
+            };
+            complete(&store, lease, Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        // Full: "long" is the oldest completion, but the short ones expired.
+        for id in ["x", "y"] {
+            assert!(matches!(claim(&store, id, 60_000), Claim::New(_)), "{id}");
+        }
+        assert!(
+            matches!(claim(&store, "long", 60_000), Claim::Done),
+            "the live done mark is still a duplicate"
+        );
+        assert_eq!(store.len(), 3);
+    }
+
+    #[test]
+    fn at_the_bound_the_done_mark_nearest_its_expiry_goes_first() {
+        let store = MemoryStore::with_max_keys(2);
+        for (id, ttl) in [("long", LONG), ("shorter", LONG / 2)] {
+            let Claim::New(lease) = claim(&store, id, 60_000) else {
+                panic!()
+            };
+            complete(&store, lease, ttl);
+        }
+        assert!(matches!(claim(&store, "x", 60_000), Claim::New(_)));
+        assert_eq!(store.status(&key("shorter")), None);
+        assert_eq!(store.status(&key("long")), Some(true));
     }
 
     #[test]

@@ -70,6 +70,22 @@
 //! and logs the failure; the key then stays in flight until its lease runs
 //! out, after which a redelivery would run again.
 //!
+//! # Durability
+//!
+//! By default ([`Durability::Reply`]) a write is acknowledged as soon as
+//! Redis answers it, so what a crash keeps is what the server's persistence
+//! keeps (the table in the [`queue`] module docs): with `appendfsync
+//! everysec`, a power loss can take about the last second of `202`s.
+//! [`RedisStoreBuilder::durability`] makes the writes that are acknowledged
+//! to someone (accepts, replays, done marks, queued duplicates) wait, in the
+//! same pipeline as the write, for the append-only file's fsync
+//! ([`Durability::AofFsync`], `WAITAOF`, Redis 7.2+) or for replicas
+//! ([`Durability::Replicas`], `WAIT`). A wait that comes back short is a
+//! [`StoreError`] (503, the sender retries): the store fails closed on a
+//! server that cannot give what was asked for, such as one without AOF.
+//! Claims, takes, renewals and releases never wait; neither does a fail-open
+//! store's unrecorded complete.
+//!
 //! # Eviction
 //!
 //! Deduplication holds only if Redis never drops a key before its TTL. On
@@ -140,10 +156,12 @@ use redis::{RedisError, Script, Value};
 
 use super::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
 
+mod durability;
 pub mod queue;
 mod scripts;
 mod wake;
 
+pub use durability::Durability;
 pub use queue::RedisJobLease;
 
 /// Default namespace in front of every key: `tower-webhook:`.
@@ -193,6 +211,7 @@ struct Shared {
     prefix: Box<str>,
     timeout: Duration,
     fail_open: bool,
+    durability: Durability,
     complete: Script,
     release: Script,
     /// Set once the first claim has started the eviction-policy check.
@@ -208,6 +227,7 @@ impl fmt::Debug for RedisStore {
             .field("prefix", &self.shared.prefix)
             .field("timeout", &self.shared.timeout)
             .field("fail_open", &self.shared.fail_open)
+            .field("durability", &self.shared.durability)
             .finish_non_exhaustive()
     }
 }
@@ -220,6 +240,7 @@ pub struct RedisStoreBuilder {
     prefix: String,
     timeout: Duration,
     fail_open: bool,
+    durability: Durability,
 }
 
 impl Default for RedisStoreBuilder {
@@ -228,6 +249,7 @@ impl Default for RedisStoreBuilder {
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             fail_open: false,
+            durability: Durability::Reply,
         }
     }
 }
@@ -262,6 +284,15 @@ impl RedisStoreBuilder {
     #[must_use]
     pub fn fail_open(mut self, fail_open: bool) -> Self {
         self.fail_open = fail_open;
+        self
+    }
+
+    /// What an acknowledged write waits for (default [`Durability::Reply`]:
+    /// nothing beyond Redis's answer). See [`Durability`] for which calls
+    /// wait, and the [module docs](self#durability).
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
         self
     }
 
@@ -344,6 +375,7 @@ impl RedisStoreBuilder {
                 prefix: self.prefix.into_boxed_str(),
                 timeout: self.timeout,
                 fail_open: self.fail_open,
+                durability: self.durability,
                 complete: Script::new(COMPLETE_LUA),
                 release: Script::new(RELEASE_LUA),
                 policy_checked: AtomicBool::new(false),
@@ -488,6 +520,11 @@ impl RedisStore {
         Self::builder().connect(url).await
     }
 
+    /// What this store's acknowledged writes wait for (see [`Durability`]).
+    pub fn durability(&self) -> Durability {
+        self.shared.durability
+    }
+
     /// The Redis key under which `key` is stored: the prefix, then the key's
     /// text (`<scheme>:<event id>`).
     pub fn redis_key(&self, key: &IdempotencyKey) -> String {
@@ -600,16 +637,15 @@ impl RedisStore {
             let timeout = shared.timeout;
             match ttl {
                 Some(ttl) if lease.recorded => {
-                    let set: i64 = bounded(timeout, "complete", async {
-                        shared
-                            .complete
-                            .key(&*lease.key)
-                            .arg(&*lease.value)
-                            .arg(millis(ttl))
-                            .invoke_async(&mut conn)
-                            .await
-                    })
-                    .await?;
+                    let mut complete = shared.complete.prepare_invoke();
+                    complete
+                        .key(&*lease.key)
+                        .arg(&*lease.value)
+                        .arg(millis(ttl));
+                    let set: i64 = shared
+                        .durability
+                        .invoke(&mut conn, &complete, timeout, "complete", |&set| set == 1)
+                        .await?;
                     if set == 0 {
                         tracing::warn!(
                             key = %lease.key,
@@ -622,7 +658,8 @@ impl RedisStore {
                 }
                 Some(ttl) => {
                     // Fail open: nobody recorded this claim, but the event
-                    // was processed, so say so whoever holds the key.
+                    // was processed, so say so whoever holds the key. Best
+                    // effort, so it does not wait for the durability.
                     bounded(timeout, "complete", async {
                         redis::cmd("SET")
                             .arg(&*lease.key)

@@ -23,9 +23,31 @@
 //! The file is in WAL mode. A second thread, on its own connection, copies
 //! the WAL back into the database file (a checkpoint) at most four times a
 //! second, so a commit never waits for one; it keeps the WAL file to about
-//! 64 MiB under sustained writes. Times are Unix milliseconds, so they mean
-//! the same after a restart. Several processes (or stores) may open one
-//! file: writes take SQLite's write lock in turn (waiting up to 5 s for it).
+//! 64 MiB under sustained writes. Several processes (or stores) may open
+//! one file: writes take SQLite's write lock in turn (waiting up to 5 s for
+//! it).
+//!
+//! # Clock
+//!
+//! Lease ends, due times and expiries are Unix milliseconds, so they mean
+//! the same after a restart; but they are read from a clock that cannot
+//! step while the store is open: the wall clock as it read at open,
+//! advanced by the monotonic clock since. So a wall-clock step while the
+//! store runs (NTP correcting a large drift, `date -s`, a VM resumed) expires
+//! no running lease early (no job runs twice at once), shortens no done TTL
+//! and delays no retry. What a step can still do: one made while no process
+//! had the file open moves every stored time by the step once the next
+//! process opens it (forward: running leases of the crashed process run out
+//! sooner, done keys are forgotten sooner; backward: both last longer); and
+//! two processes sharing one file disagree by any step between their opens,
+//! so the later one may see the other's leases run out early by that much.
+//! Even then a stolen lease is void: every renew, complete and finish
+//! checks the lease's generation, so the first holder's late finish changes
+//! nothing, and the job's effect is recorded once.
+//!
+//! The clock does not count time the machine spends suspended (a lease then
+//! lasts longer in wall time, never shorter). Dead-letter and acceptance
+//! times are reported in this process's wall clock.
 //!
 //! # Durability
 //!
@@ -64,6 +86,15 @@
 //! the handler, so nothing is acknowledged that is not on disk. Space comes
 //! back as keys expire and are swept. Any other I/O error is a
 //! [`StoreError`] the same way.
+//!
+//! A store whose file is deleted or replaced while it runs (the database,
+//! its `-wal` or its `-shm`: unlinked, or another file moved over the path)
+//! fails closed. SQLite would go on committing into the open, unlinked
+//! file, which no restart opens again; so after each commit, before
+//! answering, the writer compares each path's device and inode with those
+//! it opened (three `stat`s per group commit, not per call). From the first
+//! mismatch on, every call is a [`StoreError`] (503), until the process
+//! restarts and opens the path afresh.
 //!
 //! Opening checks the file at once: a missing directory, a read-only file,
 //! or a file that is not a SQLite database is an error naming the path,
@@ -137,6 +168,7 @@ use crate::queue::{
 mod builder;
 mod checkpoint;
 mod future;
+mod identity;
 mod open;
 mod ops;
 mod writer;

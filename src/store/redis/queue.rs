@@ -120,8 +120,10 @@
 //!   keys and dead letters. Under `noeviction` a full Redis refuses writes:
 //!   accepts fail, senders get 503 and retry, nothing is lost. The store
 //!   warns once when the policy is anything else.
-//! * **Persistence.** A `202` is sent once Redis answered the accept; what
-//!   survives a crash is what Redis persisted:
+//! * **Persistence.** With the default [`Durability::Reply`], a `202` is
+//!   sent once Redis answered the accept; what survives a crash is what
+//!   Redis persisted ([`Durability::AofFsync`] and [`Durability::Replicas`]
+//!   wait for more before the `202`; see [`Durability`]):
 //!
 //!   | Redis setting | Redis process killed | machine loses power or the OS crashes |
 //!   |---|---|---|
@@ -135,7 +137,13 @@
 //!   lost *finish* or *take* only moves a job back a step: it runs again
 //!   (at least once). A lost *done* key lets a redelivered copy run again.
 //!   Replication is asynchronous: a failover to a replica can lose the
-//!   latest acknowledged writes in the same way.
+//!   latest acknowledged writes in the same way, unless the store waits for
+//!   replicas ([`Durability::Replicas`]).
+//!
+//!   [`Durability`]: super::Durability
+//!   [`Durability::Reply`]: super::Durability::Reply
+//!   [`Durability::AofFsync`]: super::Durability::AofFsync
+//!   [`Durability::Replicas`]: super::Durability::Replicas
 //! * **One slot.** The scripts build key names from the prefix. On Redis
 //!   Cluster, put a hash tag in the prefix (`{webhooks}:`) so that every key
 //!   lives in one slot.
@@ -243,6 +251,29 @@ impl RedisStore {
         let answer = self.run::<i64>(operation, invocation);
         Box::pin(async move { Ok(answer.await? == 1) })
     }
+
+    /// [`Self::run_flag`] for a write that is acknowledged to someone: then
+    /// waits for the store's [`Durability`](super::Durability), on the same
+    /// connection. `wait_on_no` says whether a `0` also waits (an accept's
+    /// duplicate is acknowledged too; a finish or a replay that changed
+    /// nothing is not).
+    fn run_durable_flag(
+        &self,
+        operation: &'static str,
+        invocation: ScriptInvocation<'static>,
+        wait_on_no: bool,
+    ) -> QueueFuture<bool> {
+        let mut conn = self.conn.clone();
+        let (timeout, durability) = (self.shared.timeout, self.shared.durability);
+        Box::pin(async move {
+            let answer: i64 = durability
+                .invoke(&mut conn, &invocation, timeout, operation, |&answer| {
+                    answer == 1 || wait_on_no
+                })
+                .await?;
+            Ok(answer == 1)
+        })
+    }
 }
 
 impl JobQueue for RedisStore {
@@ -257,7 +288,7 @@ impl JobQueue for RedisStore {
             .arg(&delivery.event_id)
             .arg(delivery.encode_head())
             .arg(&delivery.body[..]);
-        let accepted = self.run_flag("accept", accept);
+        let accepted = self.run_durable_flag("accept", accept, true);
         Box::pin(async move {
             Ok(if accepted.await? {
                 Accept::Accepted
@@ -306,7 +337,7 @@ impl JobQueue for RedisStore {
             .arg(kind)
             .arg(ms)
             .arg(error);
-        self.run_flag("finish a job", finish)
+        self.run_durable_flag("finish a job", finish, false)
     }
 
     fn wait_for_work(&self, max_wait: Duration) -> QueueFuture<()> {
@@ -341,7 +372,7 @@ impl JobQueue for RedisStore {
     fn replay(&self, key: &str) -> QueueFuture<bool> {
         let mut replay = self.script(&scripts().replay);
         replay.arg(key);
-        self.run_flag("replay a dead letter", replay)
+        self.run_durable_flag("replay a dead letter", replay, false)
     }
 }
 

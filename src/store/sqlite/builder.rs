@@ -76,6 +76,7 @@ impl SqliteStoreBuilder {
         let (commands, receiver) = mpsc::channel();
         let writer = Writer::new(
             connections.writer,
+            connections.files,
             path.clone(),
             self.synchronous,
             self.sweep_interval,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::Synchronous;
+use super::identity::OpenedFiles;
 use crate::store::StoreError;
 
 /// The schema version this code writes (`PRAGMA user_version`).
@@ -60,6 +61,8 @@ pub(super) struct Connections {
     pub(super) writer: Connection,
     /// Checkpoints only, on the checkpointer thread.
     pub(super) checkpointer: Connection,
+    /// The database, `-wal` and `-shm` files the connections opened.
+    pub(super) files: OpenedFiles,
 }
 
 /// Opens (creating if needed) the store's database at `path`, in WAL mode
@@ -131,6 +134,7 @@ pub(super) fn open(
     Ok(Connections {
         writer: conn,
         checkpointer,
+        files: OpenedFiles::record(path),
     })
 }
 

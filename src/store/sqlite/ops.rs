@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -26,7 +26,13 @@ type Result<T> = rusqlite::Result<T>;
 /// lease generations it hands out.
 pub(super) struct Tx<'c> {
     conn: &'c Connection,
+    /// The store's time ([`StoreClock`]) at the start of the group.
     now: i64,
+    /// The wall clock's Unix milliseconds less `now`, read at the same
+    /// moment: what turns the store's times into this process's
+    /// `SystemTime`s and back (zero unless the wall clock stepped since
+    /// the store opened).
+    wall_offset: i64,
     /// The generation counter as read at the start of the group; written
     /// back before the commit if any was handed out.
     read_generation: i64,
@@ -67,8 +73,37 @@ fn unsigned(ms: Option<i64>) -> u64 {
     ms.map_or(0, |ms| u64::try_from(ms).unwrap_or(0))
 }
 
-pub(super) fn now_ms() -> i64 {
+fn wall_ms() -> i64 {
     sql_ms(unix_millis(SystemTime::now()))
+}
+
+/// The store's clock, in which every lease end, due time and expiry is
+/// written: Unix milliseconds from the wall clock as it read when the store
+/// opened, advanced since by the monotonic clock. A step of the wall clock
+/// while the store runs (an NTP correction, an operator's `date -s`, a VM
+/// resumed) moves no lease and no TTL of this process: a running job's
+/// lease cannot run out early, and a done mark is kept for its whole TTL.
+/// Across a restart the times stay meaningful (the next open reads the wall
+/// clock again); a step while no process had the store open moves every
+/// stored time by that step, as does a difference between the wall clocks
+/// that two processes sharing the file read at their opens.
+pub(super) struct StoreClock {
+    wall_at_open_ms: i64,
+    opened: Instant,
+}
+
+impl StoreClock {
+    pub(super) fn start() -> Self {
+        Self {
+            wall_at_open_ms: wall_ms(),
+            opened: Instant::now(),
+        }
+    }
+
+    pub(super) fn now_ms(&self) -> i64 {
+        let elapsed = i64::try_from(self.opened.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.wall_at_open_ms.saturating_add(elapsed)
+    }
 }
 
 fn is_live(expires_ms: Option<i64>, now: i64) -> bool {
@@ -77,13 +112,15 @@ fn is_live(expires_ms: Option<i64>, now: i64) -> bool {
 
 impl<'c> Tx<'c> {
     /// Reads the generation counter; call inside the group's transaction.
-    pub(super) fn begin(conn: &'c Connection) -> Result<Self> {
+    pub(super) fn begin(conn: &'c Connection, clock: &StoreClock) -> Result<Self> {
         let generation: i64 = conn
             .prepare_cached("SELECT value FROM webhook_meta WHERE name = 'next_generation'")?
             .query_row([], |row| row.get(0))?;
+        let now = clock.now_ms();
         Ok(Self {
             conn,
-            now: now_ms(),
+            now,
+            wall_offset: wall_ms().saturating_sub(now),
             read_generation: generation,
             next_generation: generation,
         })
@@ -99,6 +136,21 @@ impl<'c> Tx<'c> {
                 .execute([self.next_generation])?;
         }
         Ok(())
+    }
+
+    /// A store time as this process's wall clock names it (0 for none).
+    fn local_ms(&self, store_ms: Option<i64>) -> u64 {
+        unsigned(store_ms.map(|ms| ms.saturating_add(self.wall_offset)))
+    }
+
+    fn local(&self, store_ms: Option<i64>) -> SystemTime {
+        from_unix_millis(self.local_ms(store_ms))
+    }
+
+    /// A wall-clock time of this process (a retry's due time) as a store
+    /// time.
+    fn store_ms(&self, at: SystemTime) -> i64 {
+        sql_ms(unix_millis(at)).saturating_sub(self.wall_offset)
     }
 
     fn generation(&mut self) -> i64 {
@@ -230,7 +282,7 @@ impl<'c> Tx<'c> {
         }
         Ok(Taken {
             jobs,
-            next_due: next_due.map(|ms| from_unix_millis(unsigned(Some(ms)))),
+            next_due: next_due.map(|ms| self.local(Some(ms))),
         })
     }
 
@@ -290,7 +342,7 @@ impl<'c> Tx<'c> {
             key: key.to_string(),
             delivery,
             attempt,
-            accepted_at: from_unix_millis(unsigned(accepted_ms)),
+            accepted_at: self.local(accepted_ms),
             lease: SqliteLease { key, generation },
         }))
     }
@@ -327,7 +379,7 @@ impl<'c> Tx<'c> {
                     "UPDATE webhook_keys SET state = 'pending', due_ms = ?3, last_error = ?4
                      WHERE key = ?1 AND generation = ?2 AND state = 'running'",
                 )?
-                .execute(params![key, generation, sql_ms(unix_millis(*due)), error])?,
+                .execute(params![key, generation, self.store_ms(*due), error])?,
             JobOutcome::Dead { error, retain } => self
                 .conn
                 .prepare_cached(
@@ -418,8 +470,8 @@ impl<'c> Tx<'c> {
                 id: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
                 attempts: row.get(3)?,
                 last_error: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                accepted_at_ms: unsigned(row.get(5)?),
-                failed_at_ms: unsigned(row.get(6)?),
+                accepted_at_ms: self.local_ms(row.get(5)?),
+                failed_at_ms: self.local_ms(row.get(6)?),
             })
         })?;
         rows.collect()

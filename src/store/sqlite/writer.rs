@@ -11,7 +11,8 @@ use rusqlite::{Connection, ErrorCode};
 use tokio::sync::oneshot;
 
 use super::Synchronous;
-use super::ops::{self, Tx};
+use super::identity::OpenedFiles;
+use super::ops::{self, StoreClock, Tx};
 use crate::store::StoreError;
 
 /// Most commands in one group: bounds how long the first caller of a burst
@@ -105,6 +106,13 @@ where
 /// The thread's state.
 pub(super) struct Writer {
     conn: Connection,
+    /// The files `conn` opened, checked after each commit.
+    files: OpenedFiles,
+    /// The time every lease, due time and expiry is written in.
+    clock: StoreClock,
+    /// Set for good once a file the store opened is gone from its path:
+    /// why every later call fails.
+    lost: Option<String>,
     path: PathBuf,
     sweep_interval: Duration,
     /// The store's setting.
@@ -124,6 +132,7 @@ pub(super) struct Writer {
 impl Writer {
     pub(super) fn new(
         conn: Connection,
+        files: OpenedFiles,
         path: PathBuf,
         synchronous: Synchronous,
         sweep_interval: Duration,
@@ -132,6 +141,9 @@ impl Writer {
         Self {
             wake_checkpointer,
             conn,
+            files,
+            clock: StoreClock::start(),
+            lost: None,
             path,
             sweep_interval,
             synchronous,
@@ -175,11 +187,15 @@ impl Writer {
     /// that fails is rolled back alone (its savepoint) and gets its error;
     /// the others go on. If SQLite rolled the whole transaction back (it may
     /// on a full disk or an I/O error), the group starts over without the
-    /// failed command. A failed commit fails every command of the group.
+    /// failed command. A failed commit fails every command of the group, and
+    /// so does a commit that went into a file no longer at the store's path.
     fn run_group(&mut self, mut group: Vec<Box<dyn Command>>) {
         // Errors as text: each caller gets its own `StoreError`.
         let mut failed: Vec<Option<String>> = group.iter().map(|_| None).collect();
         let committed = 'attempt: loop {
+            if let Some(lost) = &self.lost {
+                break Err(lost.clone());
+            }
             let all_lazy = group.iter().all(|command| command.flush() == Flush::Lazy);
             let begun = self
                 .set_synchronous(all_lazy)
@@ -187,7 +203,7 @@ impl Writer {
             if let Err(error) = begun {
                 break Err(self.error(&error));
             }
-            let mut tx = match Tx::begin(&self.conn) {
+            let mut tx = match Tx::begin(&self.conn, &self.clock) {
                 Ok(tx) => tx,
                 Err(error) => break Err(self.abort(&error)),
             };
@@ -203,7 +219,7 @@ impl Writer {
                 }
             }
             break match tx.end().and_then(|()| self.exec("COMMIT")) {
-                Ok(()) => Ok(()),
+                Ok(()) => self.check_files(),
                 Err(error) => Err(self.abort(&error)),
             };
         };
@@ -217,6 +233,27 @@ impl Writer {
                 self.follow_ups.push(follow_up);
             }
         }
+    }
+
+    /// Whether the files the store opened are still at its path. Checked
+    /// after the commit and before any answer, so a file deleted or replaced
+    /// before the commit returned never yields an acknowledgement; once one
+    /// is gone, every later call fails without touching the connection (a
+    /// restart opens the path afresh).
+    fn check_files(&mut self) -> Result<(), String> {
+        let Some(changed) = self.files.first_changed() else {
+            return Ok(());
+        };
+        let lost = format!(
+            "the SQLite store at {} no longer has its file: {} was deleted or replaced \
+             while the store was open, so nothing written now would survive a restart; \
+             restart the process to open the path again",
+            self.path.display(),
+            changed.display()
+        );
+        report_lost(&lost);
+        self.lost = Some(lost.clone());
+        Err(lost)
     }
 
     /// Relaxes `Full` to `Normal` for a group of lazy commands only (the
@@ -278,6 +315,10 @@ impl Writer {
     /// Deletes up to [`SWEEP_BATCH`] rows that have run out. After a full
     /// batch the next pass comes at once; otherwise after the interval.
     fn sweep_pass(&mut self) {
+        if self.lost.is_some() {
+            self.next_sweep = Instant::now() + self.sweep_interval;
+            return;
+        }
         let swept = self.sweep();
         if swept.as_ref().is_ok_and(|&deleted| deleted > 0) {
             let _ = self.wake_checkpointer.try_send(());
@@ -294,7 +335,7 @@ impl Writer {
     }
 
     fn sweep(&self) -> rusqlite::Result<usize> {
-        let now = ops::now_ms();
+        let now = self.clock.now_ms();
         if !ops::anything_expired(&self.conn, now)? {
             return Ok(0);
         }
@@ -306,6 +347,13 @@ impl Writer {
         }
         deleted
     }
+}
+
+fn report_lost(error: &str) {
+    #[cfg(feature = "tracing")]
+    tracing::error!(%error, "SQLite store failing closed");
+    #[cfg(not(feature = "tracing"))]
+    let _ = error;
 }
 
 fn report_sweep(error: &str) {
