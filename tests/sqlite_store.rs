@@ -56,9 +56,26 @@ struct Inline {
 
 impl Inline {
     async fn start(store: SqliteStore, done_ttl: Duration) -> Self {
+        Self::start_slow(
+            store,
+            done_ttl,
+            tower_webhook::DEFAULT_LEASE,
+            Duration::ZERO,
+        )
+        .await
+    }
+
+    /// With claims leased for `lease`, and a handler that takes `delay`.
+    async fn start_slow(
+        store: SqliteStore,
+        done_ttl: Duration,
+        lease: Duration,
+        delay: Duration,
+    ) -> Self {
         let layer = WebhookLayer::builder(Numero)
             .secret(harness::NUMERO_SECRET)
             .done_ttl(done_ttl)
+            .lease(lease)
             // These tests watch the store's own expiry; with short TTLs the
             // replay window (the done TTL) would refuse the dated samples.
             .replay_window(None)
@@ -69,7 +86,12 @@ impl Inline {
         let counter = Arc::clone(&runs);
         let handler = move |VerifiedEvent(_): VerifiedEvent<NumeroEvent>| {
             counter.fetch_add(1, Ordering::SeqCst);
-            async { StatusCode::OK }
+            async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                StatusCode::OK
+            }
         };
         let app = Router::new().route("/numero", routing::post(handler).route_layer(layer));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -128,6 +150,70 @@ async fn a_processed_delivery_is_a_duplicate_after_a_restart() {
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.text(), r#"{"status":"duplicate"}"#);
     assert_eq!(second.runs(), 0, "the handler ran again after a restart");
+}
+
+/// A handler slower than three leases keeps its claim in the file: the
+/// layer renews it while the handler runs, so copies arriving after the
+/// first lease would have run out are 409 in flight, and the handler runs
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_slower_than_its_lease_keeps_its_claim() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(dir.join("store.db")).unwrap();
+    let lease = Duration::from_millis(600);
+    let inline = Arc::new(Inline::start_slow(store.clone(), LONG, lease, lease * 5).await);
+    let first = {
+        let inline = Arc::clone(&inline);
+        tokio::spawn(async move { inline.deliver("evt_slow").await })
+    };
+    eventually("the handler to start", || async { inline.runs() == 1 }).await;
+    for wait in [lease * 3 / 2, lease * 2] {
+        tokio::time::sleep(wait).await;
+        let copy = inline.deliver("evt_slow").await;
+        assert_eq!(copy.status, StatusCode::CONFLICT, "{}", copy.text());
+        assert_eq!(copy.error(), "in_flight");
+        assert_eq!(
+            store.status(&key("evt_slow")).await.unwrap(),
+            Some(KeyState::Claimed)
+        );
+    }
+    let first = tokio::time::timeout(PATIENCE, first)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(inline.runs(), 1, "the handler ran once");
+    assert_eq!(
+        store.status(&key("evt_slow")).await.unwrap(),
+        Some(KeyState::Done)
+    );
+}
+
+/// Renewing an inline claim keeps it past its first lease; a stale lease
+/// (its key taken by a newer claim) and a finished claim cannot renew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_holder_renews_an_inline_claim() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(dir.join("store.db")).unwrap();
+    let short = Duration::from_millis(20);
+    let held = new_claim(&store, "a", short).await;
+    assert!(store.renew_claim(&held, LONG).await.unwrap());
+    tokio::time::sleep(short * 3).await;
+    assert!(matches!(
+        store.claim(&key("a"), LONG).await.unwrap(),
+        Claim::InFlight
+    ));
+    store.complete(held.clone(), LONG).await.unwrap();
+    assert!(!store.renew_claim(&held, LONG).await.unwrap(), "completed");
+
+    let stale = new_claim(&store, "b", short).await;
+    tokio::time::sleep(short * 3).await;
+    let newer = new_claim(&store, "b", LONG).await;
+    assert!(
+        !store.renew_claim(&stale, LONG).await.unwrap(),
+        "taken over"
+    );
+    assert!(store.renew_claim(&newer, LONG).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
