@@ -624,9 +624,8 @@ impl RedisStore {
                     if set == 0 {
                         tracing::warn!(
                             key = %lease.key,
-                            "the claim's lease ran out before the handler finished: another \
-                             delivery may have run it too; make the lease longer than the \
-                             slowest handler"
+                            "the claim's lease ran out before the handler finished (no renewal \
+                             reached redis in time): another delivery may have run it too"
                         );
                     }
                     Ok(())
