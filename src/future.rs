@@ -14,11 +14,23 @@
 //! future is dropped before that (the client went away, or a panic unwound
 //! through the inner service), the guard's `Drop` releases the claim, so the
 //! sender's retry is processed.
+//!
+//! While `Call` waits for the inner service, [`Renewal`] renews the claim
+//! every third of the lease, so a handler slower than the lease keeps its
+//! key and a copy arriving meanwhile is 409, not a second run. Its timer is
+//! made only once the inner service first keeps the layer waiting. If a
+//! renewal fails, the next third tries again; if the store says the claim
+//! was lost (the renewals came too late, and another delivery took the key),
+//! renewals stop and the handler runs on: cutting it short could leave its
+//! work half done, and its answer still goes to the sender. Completing or
+//! releasing a lost claim changes nothing in the store (both check the
+//! lease), so the newer claim's record stands.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -26,6 +38,7 @@ use http::{Request, Response};
 use http_body::Body;
 use http_body_util::Full;
 use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::body::{Collector, Deadline, ResponseBody};
@@ -33,7 +46,7 @@ use crate::layer::Config;
 use crate::metrics::Stopwatch;
 use crate::queue::{Accept, Delivery, QueueFuture};
 use crate::secret::Signature;
-use crate::store::{Claim, IdempotencyKey, IdempotencyStore};
+use crate::store::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
 use crate::tenant::TenantEntry;
 use crate::{EventId, Rejection, Scheme, Verified};
 
@@ -57,7 +70,7 @@ struct Checked<S> {
 
 pin_project! {
     #[project = StateProj]
-    enum State<B, S, F, CF, FF, R> {
+    enum State<B, S, F, CF, FF, RF, R> {
         Reject { rejection: Option<Rejection> },
         Answer { response: Option<Response<Full<Bytes>>> },
         Collect {
@@ -68,7 +81,7 @@ pin_project! {
         },
         Claim { claim: CF, checked: Option<Checked<S>> },
         Accept { accept: QueueFuture<Accept> },
-        Call { #[pin] future: F },
+        Call { #[pin] future: F, #[pin] renewal: Renewal<RF> },
         Finish { finish: FF, result: Option<R> },
     }
 }
@@ -105,7 +118,15 @@ pin_project! {
         St: IdempotencyStore,
     {
         #[pin]
-        state: State<B, S, S::Future, St::ClaimFuture, St::FinishFuture, Output<S>>,
+        state: State<
+            B,
+            S,
+            S::Future,
+            St::ClaimFuture,
+            St::FinishFuture,
+            St::RenewFuture,
+            Output<S>,
+        >,
         guard: Guard<Sc, St>,
     }
 }
@@ -225,6 +246,7 @@ where
                             State::Call {
                                 future: metrics
                                     .handler_step(&mut guard.called, || inner.call(request)),
+                                renewal: Renewal::Unarmed,
                             }
                         }
                         Ok(Claim::Done) => State::Reject {
@@ -255,10 +277,16 @@ where
                         rejection: Some(rejection),
                     }
                 }
-                StateProj::Call { future } => {
+                StateProj::Call { future, renewal } => {
                     let metrics = &guard.config.metrics;
-                    let result =
-                        ready!(metrics.handler_step(&mut guard.called, || future.poll(cx)));
+                    let Poll::Ready(result) =
+                        metrics.handler_step(&mut guard.called, || future.poll(cx))
+                    else {
+                        if let Some(lease) = &guard.lease {
+                            renewal.poll_renew(&guard.config, lease, cx);
+                        }
+                        return Poll::Pending;
+                    };
                     let lease = guard.lease.take().expect("a call always holds a lease");
                     let store = &guard.config.store;
                     let processed = matches!(&result, Ok(r) if r.status().is_success());
@@ -284,6 +312,94 @@ where
                 }
             };
             this.state.set(next);
+        }
+    }
+}
+
+/// The shortest time between two renewals, as for the queue's workers.
+const MIN_RENEWAL_INTERVAL: Duration = Duration::from_millis(10);
+
+pin_project! {
+    /// Renews the claim every third of the lease while the inner service
+    /// runs. No timer exists until the inner service first keeps the layer
+    /// waiting, so a handler that answers when first polled never makes one.
+    #[project = RenewalProj]
+    enum Renewal<RF> {
+        /// The inner service has not kept the layer waiting yet.
+        Unarmed,
+        /// The timer to the next renewal, and the renewal on its way to the
+        /// store, if one is.
+        Armed { #[pin] timer: Sleep, renewing: Option<RF> },
+        /// No more renewals: the claim was lost, the lease is too long to
+        /// need any, or there is no tokio runtime to time them.
+        Off,
+    }
+}
+
+impl<RF> Renewal<RF>
+where
+    RF: Future<Output = Result<bool, StoreError>> + Unpin,
+{
+    /// Called while the inner service keeps the layer waiting: arms the
+    /// timer, and renews the claim each time it fires, leaving the task's
+    /// waker with the timer or the renewal under way.
+    fn poll_renew<Sc: Scheme, St: IdempotencyStore<RenewFuture = RF>>(
+        mut self: Pin<&mut Self>,
+        config: &Config<Sc, St>,
+        lease: &St::Lease,
+        cx: &mut Context<'_>,
+    ) {
+        let every = (config.lease / 3).max(MIN_RENEWAL_INTERVAL);
+        loop {
+            match self.as_mut().project() {
+                RenewalProj::Unarmed => {
+                    // `sleep_until` panics outside a tokio runtime: there,
+                    // no renewals.
+                    let runtime = tokio::runtime::Handle::try_current().is_ok();
+                    let next = match Instant::now().checked_add(every) {
+                        Some(at) if runtime => Self::Armed {
+                            timer: tokio::time::sleep_until(at),
+                            renewing: None,
+                        },
+                        _ => Self::Off,
+                    };
+                    self.as_mut().set(next);
+                }
+                RenewalProj::Armed {
+                    mut timer,
+                    renewing,
+                } => {
+                    if let Some(renew) = renewing {
+                        let Poll::Ready(answer) = Pin::new(renew).poll(cx) else {
+                            return;
+                        };
+                        *renewing = None;
+                        match answer {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                claim_lost(config.scheme.name());
+                                self.set(Self::Off);
+                                return;
+                            }
+                            // The next third may get through before the
+                            // lease runs out.
+                            Err(error) => store_failed("renew a claim", &error),
+                        }
+                        match Instant::now().checked_add(every) {
+                            Some(at) => timer.as_mut().reset(at),
+                            None => {
+                                self.set(Self::Off);
+                                return;
+                            }
+                        }
+                    }
+                    if timer.poll(cx).is_pending() {
+                        return;
+                    }
+                    *renewing = Some(config.store.renew_claim(lease, config.lease));
+                }
+                RenewalProj::Off => return,
+            }
         }
     }
 }
@@ -382,7 +498,18 @@ fn verify_and_parse<S, Sc: Scheme, St>(
     Ok(Verdict::Claim(Checked { parts, body, inner }, key))
 }
 
-fn store_failed(operation: &str, error: &crate::store::StoreError) {
+fn claim_lost(scheme: &str) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        scheme,
+        "an in-flight claim was lost while its handler ran: another delivery of the \
+         event may run too, and this one's answer will not mark it done"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = scheme;
+}
+
+fn store_failed(operation: &str, error: &StoreError) {
     #[cfg(feature = "tracing")]
     tracing::error!(operation, %error, "idempotency store call failed");
     #[cfg(not(feature = "tracing"))]

@@ -296,7 +296,21 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
     }
 
     /// How long an in-flight claim holds its key before another delivery may
-    /// take it over (default 5 min). Set it longer than your slowest handler.
+    /// take it over (default 5 min).
+    ///
+    /// While the handler runs, the layer renews the claim every third of the
+    /// lease (at most every 10 ms), so a handler slower than the lease keeps
+    /// its key and copies get 409. The lease therefore bounds how long a
+    /// claim whose process died mid-handler blocks its event, and how late a
+    /// renewal may be: a store that stays unreachable for two thirds of it,
+    /// or a handler that blocks its thread that long, loses the claim. A
+    /// lost claim's handler runs on and its answer goes to the sender, but
+    /// it cannot mark the event done (another delivery may be running it).
+    ///
+    /// The renewals wait on tokio's timer, made once the handler first keeps
+    /// the layer waiting: a runtime built by hand needs `enable_time`
+    /// (`#[tokio::main]` has it). Outside any tokio runtime nothing is
+    /// renewed.
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;

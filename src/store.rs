@@ -1,11 +1,13 @@
 //! The idempotency store: where the layer records which events are being
 //! processed and which are done.
 //!
-//! A store answers three calls, each atomic on its own:
+//! A store answers four calls, each atomic on its own:
 //!
 //! * [`IdempotencyStore::claim`]: take the key for a lease if nobody holds it
 //!   and it is not done ([`Claim::New`]), or say why not ([`Claim::Done`],
 //!   [`Claim::InFlight`]);
+//! * [`IdempotencyStore::renew_claim`]: the inner service is still running,
+//!   so extend the lease, only if this claim still holds the key;
 //! * [`IdempotencyStore::complete`]: the inner service answered 2xx, so mark
 //!   the key done for a TTL, only if this claim still holds it;
 //! * [`IdempotencyStore::release`]: the inner service failed, so forget the
@@ -182,8 +184,17 @@ impl std::error::Error for StoreError {}
 /// The futures are associated types so that a store answering synchronously
 /// (the in-memory one) costs no allocation; a network store returns a boxed
 /// future.
+///
+/// # Leases
+///
+/// A claim holds its key for the lease given to `claim`. While the inner
+/// service runs, the layer renews it every third of the lease
+/// ([`renew_claim`](IdempotencyStore::renew_claim)), so a handler slower than
+/// the lease keeps its key; the lease bounds how long a claim whose process
+/// died (and so stopped renewing) blocks its event.
 pub trait IdempotencyStore: Clone + Send + Sync + 'static {
-    /// Proof of one claim: what `complete` and `release` check against.
+    /// Proof of one claim: what `renew_claim`, `complete` and `release`
+    /// check against.
     type Lease: Send + Sync + 'static;
     /// The future of [`IdempotencyStore::claim`].
     type ClaimFuture: Future<Output = Result<Claim<Self::Lease>, StoreError>>
@@ -193,9 +204,24 @@ pub trait IdempotencyStore: Clone + Send + Sync + 'static {
     /// The future of [`IdempotencyStore::complete`] and
     /// [`IdempotencyStore::release`].
     type FinishFuture: Future<Output = Result<(), StoreError>> + Send + Unpin + 'static;
+    /// The future of [`IdempotencyStore::renew_claim`].
+    type RenewFuture: Future<Output = Result<bool, StoreError>> + Send + Unpin + 'static;
 
     /// Atomically claims `key` for `lease`, unless it is done or held.
     fn claim(&self, key: &IdempotencyKey, lease: Duration) -> Self::ClaimFuture;
+
+    /// Extends the claim to `lease_for` from now, if the lease still holds
+    /// its key. `Ok(false)` when it does not: another claim took the key
+    /// since, or the claim was completed or released. A claim whose lease
+    /// ran out but whose key nobody took since may still be renewed, as it
+    /// may still be completed: the store decides, as for `complete` (the
+    /// memory and SQLite stores renew it, on Redis the key has expired).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer; the layer tries again at
+    /// the next third of the lease.
+    fn renew_claim(&self, lease: &Self::Lease, lease_for: Duration) -> Self::RenewFuture;
 
     /// Marks the claimed key done for `ttl`, if the lease still holds it.
     fn complete(&self, lease: Self::Lease, ttl: Duration) -> Self::FinishFuture;

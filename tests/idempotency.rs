@@ -12,7 +12,8 @@ use http::StatusCode;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
-use tower_webhook::MemoryStore;
+use tower_webhook::store::{Claim, IdempotencyStore as _};
+use tower_webhook::{EventId, IdempotencyKey, MemoryStore};
 
 fn hold() -> (Mode, Arc<Notify>, Arc<Notify>) {
     let started = Arc::new(Notify::new());
@@ -22,6 +23,13 @@ fn hold() -> (Mode, Arc<Notify>, Arc<Notify>) {
         release: release.clone(),
     };
     (mode, started, release)
+}
+
+/// Sends a signed Numero delivery from a task of its own.
+fn in_background(r: &Receiver, body: &str) -> tokio::task::JoinHandle<Reply> {
+    let (url, body) = (r.url("/numero"), body.to_owned());
+    let sig = numero_signature(body.as_bytes());
+    tokio::spawn(async move { post(&url, &[("x-webhook-signature", &sig)], body).await })
 }
 
 async fn within<F: std::future::Future>(f: F) -> F::Output {
@@ -81,11 +89,7 @@ async fn a_copy_arriving_while_the_first_runs_is_409_with_retry_after() {
     let (mode, started, release) = hold();
     r.seen.set(mode);
     let body = numero_body("evt_inflight");
-    let first = {
-        let (url, body) = (r.url("/numero"), body.clone());
-        let sig = numero_signature(body.as_bytes());
-        tokio::spawn(async move { post(&url, &[("x-webhook-signature", &sig)], body).await })
-    };
+    let first = in_background(&r, &body);
     within(started.notified()).await;
     assert_eq!(r.numero_state("evt_inflight"), Some(false));
     let second = deliver_numero(&r, &body).await;
@@ -215,11 +219,7 @@ async fn an_unavailable_store_is_503_with_retry_after_and_nothing_runs() {
     .await;
     let (mode, started, release) = hold();
     r.seen.set(mode);
-    let holder = {
-        let (url, body) = (r.url("/numero"), numero_body("evt_holder"));
-        let sig = numero_signature(body.as_bytes());
-        tokio::spawn(async move { post(&url, &[("x-webhook-signature", &sig)], body).await })
-    };
+    let holder = in_background(&r, &numero_body("evt_holder"));
     within(started.notified()).await;
     let reply = deliver_numero(&r, &numero_body("evt_refused")).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -267,26 +267,61 @@ async fn done_expires_after_its_ttl_and_a_lease_after_its_lease() {
     );
     assert_eq!(r.seen.runs(), 2);
 
-    // A claim whose holder hangs past the lease no longer blocks the event.
-    let (mode, started, release) = hold();
-    r.seen.set(mode);
-    let stuck = {
-        let (url, body) = (r.url("/numero"), undated("evt_lease"));
-        let sig = numero_signature(body.as_bytes());
-        tokio::spawn(async move { post(&url, &[("x-webhook-signature", &sig)], body).await })
+    // A claim nobody renews (its process died mid-handler) runs out after
+    // its lease and no longer blocks the event.
+    let key = IdempotencyKey::new("numero", &EventId::new("evt_lease").unwrap());
+    let Claim::New(dead_holder) = r
+        .store
+        .claim(&key, Duration::from_millis(1000))
+        .await
+        .unwrap()
+    else {
+        panic!("evt_lease is new")
     };
-    within(started.notified()).await;
     assert_eq!(
         deliver_numero(&r, &undated("evt_lease")).await.status,
         StatusCode::CONFLICT
     );
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    r.seen.set(Mode::Ok);
     let taken_over = deliver_numero(&r, &undated("evt_lease")).await;
     assert_eq!((taken_over.status, taken_over.text()), (StatusCode::OK, ""));
-    release.notify_one();
-    assert_eq!(within(stuck).await.unwrap().status, StatusCode::OK);
-    // The stale holder's completion did not disturb the newer claim's record.
+    // The dead holder's stale lease cannot undo the newer claim's record.
+    r.store.release(dead_holder).await.unwrap();
     assert_eq!(r.numero_state("evt_lease"), Some(true));
-    assert_eq!(r.seen.runs(), 4);
+    assert_eq!(r.seen.runs(), 3);
+}
+
+/// A handler slower than three leases keeps its claim: the layer renews it
+/// while the handler runs, so a copy arriving after the first lease would
+/// have run out is still 409 in flight, and the handler runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_slower_than_its_lease_keeps_its_claim() {
+    let lease = Duration::from_millis(600);
+    let r = start_with(Settings {
+        lease,
+        ..Settings::default()
+    })
+    .await;
+    let (mode, started, release) = hold();
+    r.seen.set(mode);
+    let body = numero_body("evt_slow");
+    let first = in_background(&r, &body);
+    within(started.notified()).await;
+    // Copies after the first lease, and after the third, would have run out.
+    r.seen.set(Mode::Ok);
+    for wait in [lease * 3 / 2, lease * 2] {
+        tokio::time::sleep(wait).await;
+        let copy = deliver_numero(&r, &body).await;
+        assert_eq!(copy.status, StatusCode::CONFLICT, "{}", copy.text());
+        assert_eq!(copy.error(), "in_flight");
+        assert_eq!(r.numero_state("evt_slow"), Some(false));
+    }
+    release.notify_one();
+    let first = within(first).await.unwrap();
+    assert_eq!((first.status, first.text()), (StatusCode::OK, ""));
+    assert_eq!(r.seen.runs(), 1, "the handler ran once");
+    assert_eq!(r.numero_state("evt_slow"), Some(true));
+    let again = deliver_numero(&r, &body).await;
+    assert_eq!(again.text(), r#"{"status":"duplicate"}"#);
+    assert_eq!(r.seen.runs(), 1);
 }

@@ -88,6 +88,37 @@ async fn a_done_mark_is_a_plain_key_under_the_prefix_with_its_ttl() {
     .await;
 }
 
+#[tokio::test]
+async fn a_renewed_claim_outlives_its_lease_and_only_its_holder_renews() {
+    within_limit(async {
+        let (server, store) = started().await;
+        let k = key("evt_renew");
+        let pttl = || {
+            let reply = server
+                .command(&["PTTL", &format!("{DEFAULT_PREFIX}numero:evt_renew")])
+                .unwrap();
+            reply.trim_start_matches(':').trim().parse::<i64>().unwrap()
+        };
+        let lease = claim_new(&store, &k, Duration::from_millis(300)).await;
+        assert!(store.renew_claim(&lease, LONG).await.unwrap());
+        assert!(pttl() > 3_500_000, "the key's expiry moved");
+        sleep(Duration::from_millis(500)).await;
+        assert_eq!(store.status(&k).await.unwrap(), Some(false), "still held");
+        store.complete(lease, LONG).await.unwrap();
+
+        let (k, stale, newer) = stale_and_newer(&store, "evt_renew_stale").await;
+        assert!(
+            !store.renew_claim(&stale, LONG).await.unwrap(),
+            "taken over"
+        );
+        assert!(store.renew_claim(&newer, LONG).await.unwrap());
+        store.complete(newer, LONG).await.unwrap();
+        assert!(!store.renew_claim(&stale, LONG).await.unwrap(), "done");
+        assert_eq!(store.status(&k).await.unwrap(), Some(true));
+    })
+    .await;
+}
+
 /// A claim dropped while Redis holds its `SET` back (the client went away)
 /// takes its claim back once Redis runs it.
 #[tokio::test]
@@ -264,8 +295,14 @@ struct Handler {
 }
 
 async fn receiver(store: RedisStore, handler: Handler) -> Receiver {
+    leased_receiver(store, handler, tower_webhook::DEFAULT_LEASE).await
+}
+
+/// As [`receiver`], with claims leased for `lease`.
+async fn leased_receiver(store: RedisStore, handler: Handler, lease: Duration) -> Receiver {
     let layer = WebhookLayer::builder(Numero)
         .secret(SECRET)
+        .lease(lease)
         .store(store)
         .retry_after(Duration::from_secs(2))
         .build()
@@ -414,6 +451,93 @@ async fn two_receivers_sharing_redis_run_one_event_once() {
     .await;
 }
 
+/// A handler slower than three leases keeps its claim in Redis: the layer
+/// renews it while the handler runs, so copies sent to another replica after
+/// the first lease would have expired are 409 in flight, and the handler
+/// runs once across both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_slower_than_its_lease_keeps_its_claim_across_replicas() {
+    within_limit(async {
+        let server = RedisServer::start();
+        let lease = Duration::from_millis(600);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let handler = Handler {
+            runs: Arc::clone(&runs),
+            delay: lease * 5,
+        };
+        let a = leased_receiver(store(&server).await, handler.clone(), lease).await;
+        let b = leased_receiver(store(&server).await, handler, lease).await;
+        let client = client();
+        let first = {
+            let (client, addr) = (client.clone(), a.addr);
+            tokio::spawn(async move { deliver(&client, addr, "evt_slow").await })
+        };
+        let (k, watcher) = (key("evt_slow"), store(&server).await);
+        wait_for(|| async { watcher.status(&k).await.unwrap() == Some(false) }).await;
+        for wait in [lease * 3 / 2, lease * 2] {
+            sleep(wait).await;
+            let copy = deliver(&client, b.addr, "evt_slow").await;
+            assert_eq!(copy.status, StatusCode::CONFLICT, "{}", copy.body);
+            assert_eq!(watcher.status(&k).await.unwrap(), Some(false));
+        }
+        let first = first.await.unwrap();
+        assert_eq!(
+            (first.status, first.body.as_str()),
+            (StatusCode::OK, "processed")
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the handler ran once");
+        assert_eq!(watcher.status(&k).await.unwrap(), Some(true));
+    })
+    .await;
+}
+
+/// A claim lost while its handler runs (its key deleted behind the layer's
+/// back, then taken by another replica): the handler runs on and its answer
+/// goes to the sender, but its completion does not mark the newer claim's
+/// key done; the newer claim's handler decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_claim_lets_its_handler_finish_without_touching_the_newer_claim() {
+    within_limit(async {
+        let server = RedisServer::start();
+        let lease = Duration::from_millis(600);
+        let slow = |delay| Handler {
+            runs: Arc::new(AtomicUsize::new(0)),
+            delay,
+        };
+        let a = leased_receiver(store(&server).await, slow(lease * 3), lease).await;
+        let b = leased_receiver(store(&server).await, slow(lease * 6), lease).await;
+        let client = client();
+        let send = |addr| {
+            let client = client.clone();
+            tokio::spawn(async move { deliver(&client, addr, "evt_lost").await })
+        };
+        let (k, watcher) = (key("evt_lost"), store(&server).await);
+        let first = send(a.addr);
+        wait_for(|| async { watcher.status(&k).await.unwrap() == Some(false) }).await;
+        server
+            .command(&["DEL", &format!("{DEFAULT_PREFIX}numero:evt_lost")])
+            .unwrap();
+        let second = send(b.addr);
+        let first = first.await.unwrap();
+        assert_eq!(
+            (first.status, first.body.as_str()),
+            (StatusCode::OK, "processed")
+        );
+        assert_eq!(
+            watcher.status(&k).await.unwrap(),
+            Some(false),
+            "the lost claim's completion left the newer claim in flight"
+        );
+        let second = second.await.unwrap();
+        assert_eq!(
+            (second.status, second.body.as_str()),
+            (StatusCode::OK, "processed")
+        );
+        assert_eq!(watcher.status(&k).await.unwrap(), Some(true));
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_means_503_then_the_retry_is_processed() {
     within_limit(async {
@@ -546,6 +670,14 @@ async fn claim_new(store: &RedisStore, k: &IdempotencyKey, lease: Duration) -> R
         Claim::New(lease) => lease,
         other => panic!("expected a new claim of {k}, got {other:?}"),
     }
+}
+
+async fn stale_and_newer(store: &RedisStore, id: &str) -> (IdempotencyKey, RedisLease, RedisLease) {
+    let k = key(id);
+    let stale = claim_new(store, &k, Duration::from_millis(50)).await;
+    sleep(Duration::from_millis(150)).await;
+    let newer = claim_new(store, &k, LONG).await;
+    (k, stale, newer)
 }
 
 async fn within_limit(test: impl Future<Output = ()>) {

@@ -7,6 +7,7 @@
 
 mod harness;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,7 +18,7 @@ use http::{HeaderMap, Method, StatusCode};
 use tower_webhook::queue::{
     Accept, Delivery, JobOutcome, JobQueue, QueueCounts, TakeRequest, Worker,
 };
-use tower_webhook::store::sqlite::SqliteLease;
+use tower_webhook::store::sqlite::{KeyState, SqliteLease};
 use tower_webhook::store::{Claim, IdempotencyStore, SqliteStore, Synchronous};
 use tower_webhook::{EventId, IdempotencyKey};
 
@@ -45,6 +46,66 @@ async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut(
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_slower_than_its_lease_keeps_its_claim() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(dir.join("store.db")).unwrap();
+    let lease = Duration::from_millis(600);
+    let inline = Arc::new(Inline::start_slow(store.clone(), LONG, lease, lease * 5).await);
+    let first = {
+        let inline = Arc::clone(&inline);
+        tokio::spawn(async move { inline.deliver("evt_slow").await })
+    };
+    eventually("the handler to start", || async { inline.runs() == 1 }).await;
+    for wait in [lease * 3 / 2, lease * 2] {
+        tokio::time::sleep(wait).await;
+        let copy = inline.deliver("evt_slow").await;
+        assert_eq!(copy.status, StatusCode::CONFLICT, "{}", copy.text());
+        assert_eq!(copy.error(), "in_flight");
+        assert_eq!(
+            store.status(&key("evt_slow")).await.unwrap(),
+            Some(KeyState::Claimed)
+        );
+    }
+    let first = tokio::time::timeout(PATIENCE, first)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(inline.runs(), 1, "the handler ran once");
+    assert_eq!(
+        store.status(&key("evt_slow")).await.unwrap(),
+        Some(KeyState::Done)
+    );
+}
+
+/// Renewing an inline claim keeps it past its first lease; a stale lease
+/// (its key taken by a newer claim) and a finished claim cannot renew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_holder_renews_an_inline_claim() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(dir.join("store.db")).unwrap();
+    let short = Duration::from_millis(20);
+    let held = new_claim(&store, "a", short).await;
+    assert!(store.renew_claim(&held, LONG).await.unwrap());
+    tokio::time::sleep(short * 3).await;
+    assert!(matches!(
+        store.claim(&key("a"), LONG).await.unwrap(),
+        Claim::InFlight
+    ));
+    store.complete(held.clone(), LONG).await.unwrap();
+    assert!(!store.renew_claim(&held, LONG).await.unwrap(), "completed");
+
+    let stale = new_claim(&store, "b", short).await;
+    tokio::time::sleep(short * 3).await;
+    let newer = new_claim(&store, "b", LONG).await;
+    assert!(
+        !store.renew_claim(&stale, LONG).await.unwrap(),
+        "taken over"
+    );
+    assert!(store.renew_claim(&newer, LONG).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

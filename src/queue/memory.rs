@@ -132,6 +132,28 @@ impl State {
         }
     }
 
+    /// Moves the end of `lease` (an inline claim's or a running job's: its
+    /// generation names one) to `lease_for` from now; whether it still held.
+    fn extend(&mut self, lease: &MemoryQueueLease, lease_for: Duration) -> bool {
+        match self.slots.get_mut(&lease.key) {
+            Some(
+                Slot::Claimed {
+                    generation,
+                    until_ms,
+                }
+                | Slot::Running {
+                    generation,
+                    until_ms,
+                    ..
+                },
+            ) if *generation == lease.generation => {
+                *until_ms = now_ms().saturating_add(ms(lease_for));
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn holds(&self, lease: &MemoryQueueLease) -> bool {
         matches!(
             self.slots.get(&lease.key),
@@ -145,6 +167,7 @@ impl IdempotencyStore for MemoryQueue {
     type Lease = MemoryQueueLease;
     type ClaimFuture = Ready<Result<Claim<MemoryQueueLease>, StoreError>>;
     type FinishFuture = Ready<Result<(), StoreError>>;
+    type RenewFuture = Ready<Result<bool, StoreError>>;
 
     fn claim(&self, key: &IdempotencyKey, lease: Duration) -> Self::ClaimFuture {
         let mut state = self.lock();
@@ -164,6 +187,10 @@ impl IdempotencyStore for MemoryQueue {
             }
         };
         ready(Ok(answer))
+    }
+
+    fn renew_claim(&self, lease: &MemoryQueueLease, lease_for: Duration) -> Self::RenewFuture {
+        ready(Ok(self.lock().extend(lease, lease_for)))
     }
 
     fn complete(&self, lease: MemoryQueueLease, ttl: Duration) -> Self::FinishFuture {
@@ -271,20 +298,7 @@ impl JobQueue for MemoryQueue {
     }
 
     fn renew(&self, lease: &MemoryQueueLease, lease_for: Duration) -> QueueFuture<bool> {
-        let mut state = self.lock();
-        let until = now_ms().saturating_add(ms(lease_for));
-        let renewed = match state.slots.get_mut(&lease.key) {
-            Some(Slot::Running {
-                generation,
-                until_ms,
-                ..
-            }) if *generation == lease.generation => {
-                *until_ms = until;
-                true
-            }
-            _ => false,
-        };
-        Box::pin(ready(Ok(renewed)))
+        Box::pin(ready(Ok(self.lock().extend(lease, lease_for))))
     }
 
     fn finish(&self, lease: MemoryQueueLease, outcome: JobOutcome) -> QueueFuture<bool> {

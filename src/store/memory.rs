@@ -359,6 +359,18 @@ impl Shard {
         }));
     }
 
+    /// Moves the claim's lease end to `deadline_ms`; whether it still held
+    /// its key.
+    fn renew(&mut self, lease: &MemoryLease, deadline_ms: u64) -> bool {
+        match self.entries.get_mut(&lease.key) {
+            Some(entry) if Self::holds(entry, lease) => {
+                entry.deadline_ms = deadline_ms;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn release(&mut self, lease: &MemoryLease) {
         if let MapEntry::Occupied(slot) = self.entries.entry(lease.key)
             && Self::holds(slot.get(), lease)
@@ -417,11 +429,17 @@ impl IdempotencyStore for MemoryStore {
     type Lease = MemoryLease;
     type ClaimFuture = Ready<Result<Claim<MemoryLease>, StoreError>>;
     type FinishFuture = Ready<Result<(), StoreError>>;
+    type RenewFuture = Ready<Result<bool, StoreError>>;
 
     fn claim(&self, key: &IdempotencyKey, lease: Duration) -> Self::ClaimFuture {
         let digest = self.digest(key);
         let now = self.now_ms();
         ready(self.shard(digest).claim(digest, now, lease))
+    }
+
+    fn renew_claim(&self, lease: &MemoryLease, lease_for: Duration) -> Self::RenewFuture {
+        let deadline_ms = self.now_ms().saturating_add(millis(lease_for));
+        ready(Ok(self.shard(lease.key).renew(lease, deadline_ms)))
     }
 
     fn complete(&self, lease: MemoryLease, ttl: Duration) -> Self::FinishFuture {
@@ -509,6 +527,33 @@ mod tests {
         };
         release(&store, stale);
         assert_eq!(store.status(&key("b")), Some(false));
+    }
+
+    fn renew(store: &MemoryStore, lease: &MemoryLease, lease_for: Duration) -> bool {
+        store.renew_claim(lease, lease_for).into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_renewed_claim_outlives_its_first_lease_and_a_stale_one_is_refused() {
+        let store = MemoryStore::new();
+        let Claim::New(lease) = claim(&store, "a", 20) else {
+            panic!()
+        };
+        assert!(renew(&store, &lease, LONG));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(matches!(claim(&store, "a", 60_000), Claim::InFlight));
+        complete(&store, lease, LONG);
+        let Claim::New(stale) = claim(&store, "b", 1) else {
+            panic!()
+        };
+        std::thread::sleep(Duration::from_millis(5));
+        let Claim::New(newer) = claim(&store, "b", 60_000) else {
+            panic!()
+        };
+        assert!(!renew(&store, &stale, LONG), "another claim took the key");
+        release(&store, newer);
+        assert!(!renew(&store, &stale, LONG), "the key was released");
+        assert_eq!(store.status(&key("b")), None);
     }
 
     #[test]

@@ -26,10 +26,11 @@
 //!   `Retry-After`: the sender comes back, nothing runs twice, nothing is
 //!   wrongly called done). Any other value under the key (something else
 //!   writes into this namespace) is a [`StoreError`].
-//! * **Complete** and **release** are Lua scripts that act only while the key
-//!   still holds this claim's `p:<token>`. A claim whose lease ran out, and
-//!   whose key another delivery has taken since, can neither mark that key
-//!   done nor delete it.
+//! * **Renew**, **complete** and **release** are Lua scripts that act only
+//!   while the key still holds this claim's `p:<token>`: renew moves its
+//!   expiry (`PEXPIRE`), complete sets it `done`, release deletes it. A
+//!   claim whose lease ran out, and whose key another delivery has taken
+//!   since, can neither keep that key, mark it done nor delete it.
 //! * Tokens are 128 random bits (from the standard library's randomly keyed
 //!   hasher) plus the process id and a per-process counter: they never repeat
 //!   across processes or within one.
@@ -42,8 +43,8 @@
 //!
 //! # Failures
 //!
-//! Every call (a claim with its `GET`, a complete, a release) is bounded by
-//! one timeout, [`DEFAULT_TIMEOUT`] (1 s) unless
+//! Every call (a claim with its `GET`, a renewal, a complete, a release) is
+//! bounded by one timeout, [`DEFAULT_TIMEOUT`] (1 s) unless
 //! [`RedisStoreBuilder::timeout`] says otherwise; past it the call is a
 //! [`StoreError`]. The connection is a [`ConnectionManager`]: when Redis goes
 //! away, calls fail (the layer answers 503 with `Retry-After` and does not
@@ -188,6 +189,14 @@ end
 return 0
 ";
 
+/// Extends the key's expiry to `ARGV[2]` ms, only if it holds `ARGV[1]`.
+const RENEW_LUA: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
 /// Deletes the key, only if it holds `ARGV[1]`.
 const RELEASE_LUA: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -213,6 +222,7 @@ struct Shared {
     fail_open: bool,
     durability: Durability,
     complete: Script,
+    renew: Script,
     release: Script,
     /// Set once the first claim has started the eviction-policy check.
     policy_checked: AtomicBool,
@@ -377,6 +387,7 @@ impl RedisStoreBuilder {
                 fail_open: self.fail_open,
                 durability: self.durability,
                 complete: Script::new(COMPLETE_LUA),
+                renew: Script::new(RENEW_LUA),
                 release: Script::new(RELEASE_LUA),
                 policy_checked: AtomicBool::new(false),
             }),
@@ -649,9 +660,8 @@ impl RedisStore {
                     if set == 0 {
                         tracing::warn!(
                             key = %lease.key,
-                            "the claim's lease ran out before the handler finished: another \
-                             delivery may have run it too; make the lease longer than the \
-                             slowest handler"
+                            "the claim's lease ran out before the handler finished (no renewal \
+                             reached redis in time): another delivery may have run it too"
                         );
                     }
                     Ok(())
@@ -711,6 +721,7 @@ impl IdempotencyStore for RedisStore {
     type Lease = RedisLease;
     type ClaimFuture = RedisClaimFuture;
     type FinishFuture = RedisFinishFuture;
+    type RenewFuture = BoxFuture<bool>;
 
     fn claim(&self, key: &IdempotencyKey, lease: Duration) -> Self::ClaimFuture {
         self.check_policy_once();
@@ -757,6 +768,28 @@ impl IdempotencyStore for RedisStore {
             orphan: Some((self.clone(), orphan)),
             polled: false,
         }
+    }
+
+    fn renew_claim(&self, lease: &RedisLease, lease_for: Duration) -> Self::RenewFuture {
+        // A fail-open delivery holds nothing, so there is nothing to lose.
+        if !lease.recorded {
+            return Box::pin(std::future::ready(Ok(true)));
+        }
+        let (shared, mut conn) = (Arc::clone(&self.shared), self.conn.clone());
+        let (key, value) = (Arc::clone(&lease.key), Arc::clone(&lease.value));
+        Box::pin(async move {
+            let renewed: i64 = bounded(shared.timeout, "renew", async {
+                shared
+                    .renew
+                    .key(&*key)
+                    .arg(&*value)
+                    .arg(millis(lease_for))
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+            Ok(renewed == 1)
+        })
     }
 
     fn complete(&self, lease: RedisLease, ttl: Duration) -> Self::FinishFuture {

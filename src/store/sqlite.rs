@@ -59,9 +59,9 @@
 //! | [`Synchronous::Full`] (default) | loses nothing acknowledged | loses nothing acknowledged | one `fsync` of the WAL |
 //! | [`Synchronous::Normal`] | loses nothing acknowledged | may lose the last transactions: a delivery answered 202, a done mark | no `fsync` (only at checkpoints) |
 //!
-//! Under `Full`, a group holding only inline claims, a worker's lease
-//! changes (taking jobs, renewing a lease) and reads commits without waiting
-//! for its `fsync`; the next durable commit flushes it along. A power cut
+//! Under `Full`, a group holding only inline claims or their renewals, a
+//! worker's lease changes (taking jobs, renewing a lease) and reads commits
+//! without waiting for its `fsync`; the next durable commit flushes it along. A power cut
 //! can lose such a change, and that only frees its key or makes its job due
 //! again, which at-least-once already allows (a job's attempt count may
 //! then be one short). It spares an inline request one of its two flushes,
@@ -376,12 +376,18 @@ impl IdempotencyStore for SqliteStore {
     type Lease = SqliteLease;
     type ClaimFuture = SqliteClaimFuture;
     type FinishFuture = SqliteFuture<()>;
+    type RenewFuture = SqliteFuture<bool>;
 
     fn claim(&self, key: &IdempotencyKey, lease: Duration) -> SqliteClaimFuture {
         let key = key.as_str().to_owned();
         let claim = move |tx: &mut Tx<'_>| tx.claim(&key, lease);
         let answer = self.call_or_else(claim, Flush::Lazy, release_orphaned_claim);
         SqliteClaimFuture::new(answer, self.clone())
+    }
+
+    fn renew_claim(&self, lease: &SqliteLease, lease_for: Duration) -> SqliteFuture<bool> {
+        let lease = lease.clone();
+        self.call_lazy(move |tx| tx.renew_claim(&lease, lease_for))
     }
 
     fn complete(&self, lease: SqliteLease, ttl: Duration) -> SqliteFuture<()> {

@@ -27,9 +27,27 @@ pub struct Inline {
 impl Inline {
     /// Serves `POST /numero` on `store`, keeping done keys for `done_ttl`.
     pub async fn start<S: IdempotencyStore>(store: S, done_ttl: Duration) -> Self {
+        Self::start_slow(
+            store,
+            done_ttl,
+            tower_webhook::DEFAULT_LEASE,
+            Duration::ZERO,
+        )
+        .await
+    }
+
+    /// As [`Inline::start`], with claims leased for `lease` and a handler
+    /// that takes `delay`.
+    pub async fn start_slow<S: IdempotencyStore>(
+        store: S,
+        done_ttl: Duration,
+        lease: Duration,
+        delay: Duration,
+    ) -> Self {
         let layer = WebhookLayer::builder(Numero)
             .secret(harness::NUMERO_SECRET)
             .done_ttl(done_ttl)
+            .lease(lease)
             // Tests here watch the store's own expiry; with short TTLs the
             // replay window (the done TTL) would refuse the dated samples.
             .replay_window(None)
@@ -40,7 +58,12 @@ impl Inline {
         let counter = Arc::clone(&runs);
         let handler = move |VerifiedEvent(_): VerifiedEvent<NumeroEvent>| {
             counter.fetch_add(1, Ordering::SeqCst);
-            async { StatusCode::OK }
+            async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                StatusCode::OK
+            }
         };
         let app = Router::new().route("/numero", routing::post(handler).route_layer(layer));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

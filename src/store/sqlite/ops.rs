@@ -212,6 +212,17 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
+    /// Moves a held inline claim's lease end to `lease_for` from now;
+    /// whether the claim still held its key.
+    pub(super) fn renew_claim(&self, lease: &SqliteLease, lease_for: Duration) -> Result<bool> {
+        self.extend(
+            "UPDATE webhook_keys SET expires_ms = ?3
+             WHERE key = ?1 AND generation = ?2 AND state = 'claimed'",
+            lease,
+            lease_for,
+        )
+    }
+
     pub(super) fn release(&self, lease: &SqliteLease) -> Result<()> {
         self.conn
             .prepare_cached(
@@ -348,17 +359,22 @@ impl<'c> Tx<'c> {
     }
 
     pub(super) fn renew(&self, lease: &SqliteLease, lease_for: Duration) -> Result<bool> {
-        let changed = self
-            .conn
-            .prepare_cached(
-                "UPDATE webhook_keys SET due_ms = ?3
-                 WHERE key = ?1 AND generation = ?2 AND state = 'running'",
-            )?
-            .execute(params![
-                &*lease.key,
-                lease.generation,
-                after(self.now, lease_for)
-            ])?;
+        self.extend(
+            "UPDATE webhook_keys SET due_ms = ?3
+             WHERE key = ?1 AND generation = ?2 AND state = 'running'",
+            lease,
+            lease_for,
+        )
+    }
+
+    /// Runs `update` (`?1` key, `?2` generation, `?3` the new lease end,
+    /// `lease_for` from now); whether it changed the lease's row.
+    fn extend(&self, update: &str, lease: &SqliteLease, lease_for: Duration) -> Result<bool> {
+        let changed = self.conn.prepare_cached(update)?.execute(params![
+            &*lease.key,
+            lease.generation,
+            after(self.now, lease_for)
+        ])?;
         Ok(changed == 1)
     }
 
