@@ -47,3 +47,8 @@ async fn slow_handlers_do_not_hold_the_sender() {
 async fn shutdown_lets_running_attempts_finish() {
     contract::shutdown_lets_running_attempts_finish(MemoryQueue::new()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_attempts_still_run() {
+    contract::late_attempts_still_run(MemoryQueue::new()).await;
+}

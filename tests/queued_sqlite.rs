@@ -62,3 +62,9 @@ async fn shutdown_lets_running_attempts_finish() {
     let dir = TempDir::new();
     contract::shutdown_lets_running_attempts_finish(store(&dir)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_attempts_still_run() {
+    let dir = TempDir::new();
+    contract::late_attempts_still_run(store(&dir)).await;
+}

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,9 +19,10 @@ use axum::Router;
 use axum::extract::Extension;
 use axum::routing;
 use http::StatusCode;
-use tower_webhook::numero::{Numero, NumeroEvent};
+use tower_webhook::linear::Linear;
+use tower_webhook::numero::Numero;
 use tower_webhook::queue::{Attempt, JobQueue, QueueCounts, RetryPolicy, Worker, WorkerBuilder};
-use tower_webhook::{Verified, WebhookLayer};
+use tower_webhook::{Scheme, Verified, WebhookLayer};
 
 #[path = "../harness/mod.rs"]
 pub mod harness;
@@ -36,6 +38,8 @@ pub struct Script {
     pub panic: bool,
     /// Wait this long before answering.
     pub delay: Duration,
+    /// Called with each run as the handler is about to answer.
+    pub after_run: Option<Arc<dyn Fn(&Run) + Send + Sync>>,
 }
 
 /// One handler run, as the handler saw it.
@@ -123,10 +127,25 @@ pub fn quick_retries(max_attempts: u32) -> RetryPolicy {
 
 /// Starts a queued Numero receiver on `worker`.
 pub async fn start<Q: JobQueue>(worker: WorkerBuilder<Q>) -> Queued<Q> {
+    start_scheme(worker, Numero, harness::NUMERO_SECRET, "/numero", |event| {
+        event.id.to_string()
+    })
+    .await
+}
+
+/// Starts a queued receiver for `scheme` at `path` on `worker`, whose
+/// handler follows the [`Script`] and records each run under `id_of`.
+pub async fn start_scheme<Q: JobQueue, Sc: Scheme>(
+    worker: WorkerBuilder<Q>,
+    scheme: Sc,
+    secret: &str,
+    path: &str,
+    id_of: fn(&Sc::Event) -> String,
+) -> Queued<Q> {
     let worker = worker.start();
     let seen = Arc::new(Seen::default());
-    let layer = WebhookLayer::builder(Numero)
-        .secret(harness::NUMERO_SECRET)
+    let layer = WebhookLayer::builder(scheme)
+        .secret(secret)
         .queued(&worker)
         .build()
         .unwrap();
@@ -134,24 +153,26 @@ pub async fn start<Q: JobQueue>(worker: WorkerBuilder<Q>) -> Queued<Q> {
     let handler = move |Extension(Attempt(attempt)): Extension<Attempt>,
                         Verified {
                             event, id: key_id, ..
-                        }: Verified<NumeroEvent>| {
+                        }: Verified<Sc::Event>| {
         let seen = Arc::clone(&state);
         async move {
             let script = seen.script.lock().unwrap().clone();
-            seen.started
-                .lock()
-                .unwrap()
-                .push((event.id.to_string(), attempt));
+            let id = id_of(&event);
+            seen.started.lock().unwrap().push((id.clone(), attempt));
             let started = Instant::now();
             tokio::time::sleep(script.delay).await;
             let fail = attempt <= script.fail_first;
-            seen.runs.lock().unwrap().push(Run {
-                id: event.id.to_string(),
+            let run = Run {
+                id,
                 attempt,
                 key_id: key_id.as_str().to_owned(),
                 status: if fail { 500 } else { 200 },
                 started,
-            });
+            };
+            if let Some(after_run) = &script.after_run {
+                after_run(&run);
+            }
+            seen.runs.lock().unwrap().push(run);
             if fail && script.panic {
                 panic!("handler panics on purpose (attempt {attempt})");
             }
@@ -165,7 +186,7 @@ pub async fn start<Q: JobQueue>(worker: WorkerBuilder<Q>) -> Queued<Q> {
     // `with_state` applies the route layer now: the worker gets its handler
     // before the first request (as the crate's docs ask).
     let app = Router::new()
-        .route("/numero", routing::post(handler).route_layer(layer))
+        .route(path, routing::post(handler).route_layer(layer))
         .with_state(());
     let addr = harness::serve(app).await;
     Queued { addr, worker, seen }
@@ -373,6 +394,101 @@ pub async fn shutdown_lets_running_attempts_finish<Q: JobQueue>(queue: Q) {
     assert!(report.finished_in_time);
     assert_eq!(report.aborted, 0);
     assert_eq!(r.seen.successes(), 1);
+    assert_eq!(r.counts().await, zero());
+}
+
+/// The Linear signing secret of [`late_attempts_still_run`].
+const LINEAR_SECRET: &str = "lin_wh_queued_secret";
+
+/// A Linear delivery signed at `millis` (its `webhookTimestamp`).
+fn linear_delivery(issue: &str, millis: u64) -> (String, String) {
+    let body = format!(
+        r#"{{"action":"update","type":"Issue","data":{{"id":"{issue}"}},"webhookTimestamp":{millis}}}"#
+    );
+    let signature = tower_webhook::sign::linear(LINEAR_SECRET.as_bytes(), body.as_bytes());
+    (body, signature)
+}
+
+/// Linear signs its time inside the body and allows 60 s: that window is
+/// judged once, when the delivery arrives. Attempts after it has passed (a
+/// retry, a replayed dead letter) still run the handler. The scheme's clock
+/// jumps 10 minutes ahead as each first attempt fails.
+pub async fn late_attempts_still_run<Q: JobQueue>(queue: Q) {
+    let now = Arc::new(AtomicU64::new(1_700_000_000));
+    let clock = Arc::clone(&now);
+    let linear = Linear::new()
+        .clock(move || std::time::UNIX_EPOCH + Duration::from_secs(clock.load(Ordering::SeqCst)));
+    let r = start_scheme(
+        Worker::builder(queue).retry(quick_retries(2)),
+        linear,
+        LINEAR_SECRET,
+        "/linear",
+        |event| event.data_id.as_deref().unwrap_or_default().to_owned(),
+    )
+    .await;
+    let jump = Arc::clone(&now);
+    *r.seen.script.lock().unwrap() = Script {
+        fail_first: 1,
+        after_run: Some(Arc::new(move |run: &Run| {
+            if run.attempt == 1 {
+                jump.fetch_add(600, Ordering::SeqCst);
+            }
+        })),
+        ..Script::default()
+    };
+    let deliver = |issue: &str| {
+        let (body, signature) = linear_delivery(issue, now.load(Ordering::SeqCst) * 1000);
+        let url = format!("http://{}/linear", r.addr);
+        async move { post(&url, &[("linear-signature", &signature)], body).await }
+    };
+
+    // A retry after the window: runs, and succeeds.
+    let first = deliver("issue-retried").await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text());
+    r.wait_until("the retry to succeed", |s| s.successes() == 1)
+        .await;
+    r.wait_counts(zero()).await;
+    let attempts: Vec<(String, u32, u16)> = r
+        .seen
+        .runs()
+        .into_iter()
+        .map(|run| (run.id, run.attempt, run.status))
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            ("issue-retried".to_owned(), 1, 500),
+            ("issue-retried".to_owned(), 2, 200)
+        ]
+    );
+
+    // A dead letter replayed after the window: runs, and succeeds.
+    r.seen.script.lock().unwrap().fail_first = u32::MAX;
+    let second = deliver("issue-replayed").await;
+    assert_eq!(second.status, StatusCode::ACCEPTED, "{}", second.text());
+    r.wait_counts(QueueCounts { dead: 1, ..zero() }).await;
+    let letters = r.worker.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].attempts, 2, "{letters:?}");
+    assert!(letters[0].last_error.contains("500"), "{letters:?}");
+    r.seen.script.lock().unwrap().fail_first = 0;
+    assert!(r.worker.replay(&letters[0].key).await.unwrap());
+    r.wait_until("the replayed run", |s| s.successes() == 2)
+        .await;
+    r.wait_counts(zero()).await;
+    let last = r.seen.runs().last().cloned().unwrap();
+    assert_eq!((last.id.as_str(), last.attempt), ("issue-replayed", 3));
+
+    // Arriving after the window is still refused, and nothing is recorded.
+    let (body, signature) = linear_delivery("issue-stale", 1_700_000_000 * 1000);
+    let stale = post(
+        &format!("http://{}/linear", r.addr),
+        &[("linear-signature", &signature)],
+        body,
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(stale.error(), "stale_timestamp");
     assert_eq!(r.counts().await, zero());
 }
 
