@@ -39,8 +39,11 @@ pub struct Script {
     /// Wait this long before answering.
     pub delay: Duration,
     /// Called with each run as the handler is about to answer.
-    pub after_run: Option<Arc<dyn Fn(&Run) + Send + Sync>>,
+    pub after_run: Option<AfterRun>,
 }
+
+/// What [`Script::after_run`] calls.
+pub type AfterRun = Arc<dyn Fn(&Run) + Send + Sync>;
 
 /// One handler run, as the handler saw it.
 #[derive(Debug, Clone)]
