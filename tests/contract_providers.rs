@@ -644,7 +644,7 @@ async fn twilio_in_call_callbacks_are_one_event_each() {
 }
 
 /// Twilio's JSON variant: the URL carries `bodySHA256`, which must match
-/// the body; keyed on the body digest.
+/// the body; keyed on the digest of the signed URL, which binds the body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twilio_json_body_with_body_sha256() {
     bounded(async {
