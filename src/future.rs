@@ -477,14 +477,10 @@ fn verify_and_parse<S, Sc: Scheme, St>(
     if let Some(response) = config.scheme.handshake(&parts.headers, &body, key) {
         return Ok(Verdict::Answer(response));
     }
-    let parsed = config.scheme.parse(&parts.headers, &body)?;
-    if let (Some(window), Some(signed)) = (
-        config.replay_window,
-        config.scheme.signed_time(&parsed.event),
-    ) && signed.elapsed().is_ok_and(|age| age > window)
-    {
-        return Err(Rejection::StaleTimestamp);
-    }
+    let parsed = config
+        .scheme
+        .parse_request(&parts.uri, &parts.headers, &body)?;
+    check_fresh_on_arrival(config, &parsed.event)?;
     let mut key = IdempotencyKey::new(config.scheme.name(), &parsed.id);
     if let Some(entry) = &tenant {
         key = key.with_tenant(entry.tenant.clone());
@@ -507,6 +503,22 @@ fn claim_lost(scheme: &str) {
     );
     #[cfg(not(feature = "tracing"))]
     let _ = scheme;
+}
+
+/// The checks of a signed time in the body: the scheme's own tolerance,
+/// then the layer's replay window. Made once, as the delivery arrives; the
+/// queued worker's attempts come later by design and make neither.
+fn check_fresh_on_arrival<Sc: Scheme, St>(
+    config: &Config<Sc, St>,
+    event: &Sc::Event,
+) -> Result<(), Rejection> {
+    config.scheme.check_freshness(event)?;
+    if let (Some(window), Some(signed)) = (config.replay_window, config.scheme.signed_time(event))
+        && signed.elapsed().is_ok_and(|age| age > window)
+    {
+        return Err(Rejection::StaleTimestamp);
+    }
+    Ok(())
 }
 
 fn store_failed(operation: &str, error: &StoreError) {

@@ -10,9 +10,33 @@
 //!    ([`Scheme::decode_secret`]) — once, when the layer is built.
 //! 3. From the verified bytes: what is the typed event, and what identifies it
 //!    across redeliveries? ([`Scheme::parse`]) — malformed → 400.
+//! 4. Is the delivery still fresh, by a time signed inside its body?
+//!    ([`Scheme::check_freshness`], [`Scheme::signed_time`]) — once, when
+//!    the delivery arrives; stale → 401.
 //!
 //! The HMAC itself, the body cap and the store stay in the layer, so a new
 //! provider is one small `impl` and cannot get them wrong.
+//!
+//! # What may depend on the time
+//!
+//! Only the checks made when a delivery arrives: [`Scheme::signature`]
+//! (a signed timestamp header), [`Scheme::check_freshness`] and the layer's
+//! replay window over [`Scheme::signed_time`]. [`Scheme::parse`] must be a
+//! pure function of the request's headers and body (and, through
+//! [`Scheme::parse_request`], its URI): no clock, no counter, no lookup.
+//! In queued mode the worker parses the recorded delivery again before
+//! every attempt — seconds, hours or a restart later, or when a dead letter
+//! is replayed — and runs none of the arrival checks; a parse whose answer
+//! could change would turn an accepted event into a dead letter, or hand
+//! the handler another event or key than the one accepted.
+//!
+//! # The idempotency key
+//!
+//! [`Parsed::id`] must name one event: two deliveries get the same id only
+//! when they carry the same event (a redelivery), so it is built from
+//! signed content that tells any two events apart — a signed event id, or
+//! else the digest of what was signed. Each scheme's module docs say what
+//! its key is made of and why two events cannot share it.
 
 use std::fmt;
 
@@ -156,17 +180,60 @@ pub trait Scheme: Send + Sync + 'static {
 
     /// Parses the verified body into the typed event and its id.
     ///
+    /// A pure function of `headers` and `body`: the same delivery parses to
+    /// the same event and id every time, whenever it is asked (see
+    /// [the module docs](self#what-may-depend-on-the-time)). The worker of
+    /// a queued layer calls it again before every attempt. Time windows
+    /// belong in [`Scheme::signature`] or [`Scheme::check_freshness`].
+    ///
     /// # Errors
     ///
     /// A 400 rejection: not UTF-8, not JSON, no or ambiguous id, an unsigned
     /// header that disagrees with the body.
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<Self::Event>, Rejection>;
 
+    /// As [`Scheme::parse`], for a scheme whose key needs the signed
+    /// request URI (Twilio signs the query string); what the layer and the
+    /// queued worker call. The default ignores the URI. A pure function of
+    /// `uri`, `headers` and `body`, as [`Scheme::parse`] is.
+    ///
+    /// # Errors
+    ///
+    /// As [`Scheme::parse`].
+    fn parse_request(
+        &self,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Parsed<Self::Event>, Rejection> {
+        let _ = uri;
+        self.parse(headers, body)
+    }
+
+    /// Whether a parsed delivery is fresh, by a time the provider signs
+    /// inside the body and the scheme's own tolerance (Linear's
+    /// `webhookTimestamp`, 60 s). The layer calls it once, when the
+    /// delivery arrives, after [`Scheme::parse`] and before anything is
+    /// claimed or recorded; the queued worker never calls it, so an event
+    /// accepted fresh still runs on a retry or a replay after the window.
+    ///
+    /// The default accepts every event. Schemes that sign a timestamp
+    /// header check it in [`Scheme::signature`] instead.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejection::StaleTimestamp`] (401) outside the tolerance.
+    fn check_freshness(&self, event: &Self::Event) -> Result<(), Rejection> {
+        let _ = event;
+        Ok(())
+    }
+
     /// When the provider says the event happened, from a time it signs
     /// inside the body (Numero's `created_at`), for the layer's replay
     /// window: a delivery older than the window is refused (401
     /// `stale_timestamp`) before anything is recorded, so a replay captured
-    /// and sent again after its key's done TTL cannot run again.
+    /// and sent again after its key's done TTL cannot run again. Judged
+    /// once, when the delivery arrives, as [`Scheme::check_freshness`] is.
     ///
     /// `None` (the default) when the scheme signs no such time, or this
     /// event carries none the scheme can read: then the window cannot
@@ -183,7 +250,8 @@ pub trait Scheme: Send + Sync + 'static {
 pub struct Parsed<E> {
     /// The typed event.
     pub event: E,
-    /// What identifies the event across redeliveries.
+    /// What identifies the event across redeliveries, and no other event
+    /// (see [the module docs](self#the-idempotency-key)).
     pub id: EventId,
 }
 

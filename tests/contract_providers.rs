@@ -379,14 +379,26 @@ impl Provider for TwilioCase {
             sign::twilio(secret.as_bytes(), TWILIO_URL, &pairs),
         )]
     }
+    /// The message sid, then the SHA-256 of what Twilio signed: the URL,
+    /// then each parameter's name and value, sorted.
     fn event_id(&self, n: u32, _: &[u8]) -> String {
         let sid = format!("SM{n}");
-        format!("10:MessageSid{}:{sid}9:delivered", sid.len())
+        let mut params = Self::params(n);
+        params.sort();
+        let mut signed = TWILIO_URL.to_owned();
+        for (name, value) in params {
+            signed.push_str(name);
+            signed.push_str(&value);
+        }
+        format!(
+            "10:MessageSid{}:{sid}64:{}",
+            sid.len(),
+            sha256_hex(signed.as_bytes())
+        )
     }
     fn seen_id(event: &twilio::TwilioEvent) -> String {
         let sid = event.sid.as_deref().unwrap_or_default();
-        let status = event.status.as_deref().unwrap_or_default();
-        format!("10:MessageSid{}:{sid}{}:{status}", sid.len(), status.len())
+        format!("10:MessageSid{}:{sid}64:{}", sid.len(), event.signed_digest)
     }
 }
 
@@ -583,8 +595,56 @@ async fn discord_ping() {
     }
 }
 
+/// Every in-call callback of one call carries `CallStatus=in-progress`:
+/// two Gather callbacks are two events when their signed parameters differ
+/// (other digits pressed), or when the same digits come to another action
+/// URL (the query is signed); an exact redelivery is still a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_in_call_callbacks_are_one_event_each() {
+    bounded(async {
+        let [_, token] = TwilioCase.secrets();
+        let server = Server::start(&TwilioCase, std::slice::from_ref(&token)).await;
+        let gather = |query: &str, digits: &str| {
+            let params = [
+                ("CallSid", "CA1234"),
+                ("AccountSid", "AC1"),
+                ("CallStatus", "in-progress"),
+                ("Digits", digits),
+                ("FinishedOnKey", "#"),
+            ];
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.extend_pairs(params);
+            let signed_url = format!("{TWILIO_URL}?{query}");
+            let signature = sign::twilio(token.as_bytes(), &signed_url, &params);
+            let url = format!("{}?{query}", server.url);
+            let headers = vec![header("x-twilio-signature", signature)];
+            (url, headers, form.finish().into_bytes())
+        };
+        let callbacks = [
+            gather("step=menu", "1"),
+            gather("step=menu", "2"),
+            gather("step=confirm", "1"),
+        ];
+        for (ran, (url, headers, body)) in callbacks.iter().enumerate() {
+            let (status, text) = post_to(url, headers, body.clone()).await;
+            assert_eq!((status, text.as_str()), (StatusCode::OK, "ok"), "{url}");
+            assert_eq!(server.runs().len(), ran + 1, "{url}");
+        }
+        for (url, headers, body) in &callbacks {
+            let (status, text) = post_to(url, headers, body.clone()).await;
+            assert_eq!(
+                (status, text.as_str()),
+                (StatusCode::OK, DUPLICATE),
+                "{url}"
+            );
+        }
+        assert_eq!(server.runs().len(), callbacks.len());
+    })
+    .await;
+}
+
 /// Twilio's JSON variant: the URL carries `bodySHA256`, which must match
-/// the body; keyed on the body digest.
+/// the body; keyed on the digest of the signed URL, which binds the body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twilio_json_body_with_body_sha256() {
     bounded(async {

@@ -11,6 +11,7 @@
 //! router with `oneshot`.
 
 mod frames;
+mod harness;
 
 use frames::Frames;
 use std::net::SocketAddr;
@@ -131,8 +132,8 @@ async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
-fn otp_key(id: &str, status: &str, otp: &str) -> IdempotencyKey {
-    let id = EventId::from_parts([Some(id), Some(status), Some(otp)]).unwrap();
+fn otp_key(id: &str, status: &str, otp: &str, full_sms: &str) -> IdempotencyKey {
+    let id = harness::numberotp_key_id(id, status, otp, full_sms);
     IdempotencyKey::new("numberotp", &id)
 }
 
@@ -358,7 +359,7 @@ async fn upper_and_mixed_case_hex_verify() {
     assert_processed(
         &rig,
         otp_request(&upper, OTP_BODY),
-        &otp_key("act_1", "received", "111111"),
+        &otp_key("act_1", "received", "111111", "Your code is 111111."),
     )
     .await;
 }
@@ -553,7 +554,7 @@ async fn secret_removed_from_rotation_is_401() {
     let old = sign::numberotp(OLD_SECRET.as_bytes(), OTP_BODY.as_bytes());
     // During the overlap both secrets verify…
     let during = Rig::new(NumberOtp, &[SECRET, OLD_SECRET], Handler::Ok, usize::MAX);
-    let key = otp_key("act_1", "received", "111111");
+    let key = otp_key("act_1", "received", "111111", "Your code is 111111.");
     assert_processed(&during, otp_request(&old, OTP_BODY), &key).await;
     // …once the old one is removed, its signatures are forgeries.
     let after = Rig::new(NumberOtp, &[SECRET], Handler::Ok, usize::MAX);
@@ -724,7 +725,12 @@ async fn whitespace_around_the_value_on_the_wire_is_stripped_by_http() {
     assert_eq!(status, 200);
     assert_eq!(rig.ran(), 1);
     assert_eq!(
-        rig.store.status(&otp_key("act_1", "received", "111111")),
+        rig.store.status(&otp_key(
+            "act_1",
+            "received",
+            "111111",
+            "Your code is 111111."
+        )),
         Some(true)
     );
 }
@@ -917,7 +923,12 @@ async fn slow_but_steady_sender_within_the_deadline_is_processed() {
     assert_eq!(status, 200);
     assert_eq!(ran, 1);
     assert_eq!(
-        store.status(&otp_key("act_1", "received", "111111")),
+        store.status(&otp_key(
+            "act_1",
+            "received",
+            "111111",
+            "Your code is 111111."
+        )),
         Some(true)
     );
 }

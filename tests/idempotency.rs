@@ -66,6 +66,42 @@ async fn numberotp_second_code_runs_again_and_a_redelivery_does_not() {
     assert_eq!(r.seen.runs(), 2);
 }
 
+/// Two SMSes on one activation are two events, though NumberOTP sends no
+/// event id: without a code extracted (`otp: null`), or with the same code
+/// in a new text, each runs the handler; an exact redelivery of either is
+/// still a duplicate.
+#[tokio::test]
+async fn numberotp_two_texts_on_one_activation_both_run() {
+    let r = start().await;
+    let deliver = |body: String| {
+        let sig = numberotp_signature(body.as_bytes());
+        let url = r.url("/numberotp");
+        async move { post(&url, &[("x-numberotp-signature", &sig)], body).await }
+    };
+    let sms = |otp: &str, text: &str| {
+        format!(
+            r#"{{"id":"act_2","phone_number":"14155552671","service":"wa","country":"67","otp":{otp},"full_sms":"{text}","status":"received"}}"#
+        )
+    };
+    let bodies = [
+        sms("null", "Your account is being verified."),
+        sms("null", "Tap the link to finish signing in."),
+        sms(r#""482910""#, "Your WhatsApp code is 482910."),
+        sms(r#""482910""#, "Reminder: your WhatsApp code is 482910."),
+    ];
+    for (ran, body) in bodies.iter().enumerate() {
+        let reply = deliver(body.clone()).await;
+        assert_eq!((reply.status, reply.text()), (StatusCode::OK, ""), "{body}");
+        assert_eq!(r.seen.runs(), ran + 1, "{body}");
+    }
+    for body in &bodies {
+        let again = deliver(body.clone()).await;
+        assert_eq!(again.status, StatusCode::OK);
+        assert_eq!(again.text(), r#"{"status":"duplicate"}"#, "{body}");
+    }
+    assert_eq!(r.seen.runs(), bodies.len());
+}
+
 #[tokio::test]
 async fn equal_ids_from_two_providers_do_not_collide() {
     let r = start().await;

@@ -39,7 +39,8 @@ fuzz_target!(|data: &[u8]| {
     let body = Bytes::copy_from_slice(body);
     let none = HeaderMap::new();
 
-    // NumberOTP: key = activation id + status + otp, length-prefixed.
+    // NumberOTP: key = activation id + status + otp + SHA-256 of full_sms,
+    // length-prefixed.
     let otp = NumberOtp.parse(&none, &body);
     check_common(&body, &otp);
     if let Ok(parsed) = &otp {

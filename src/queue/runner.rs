@@ -92,13 +92,20 @@ where
             let failed = RunResult::Failed("the layer for this scheme was dropped".into());
             return Box::pin(std::future::ready(failed));
         };
-        let parsed = match config.scheme.parse(&delivery.headers, &delivery.body) {
-            Ok(parsed) => parsed,
-            Err(rejection) => {
-                let error = format!("the recorded delivery no longer parses: {rejection}");
-                return Box::pin(std::future::ready(RunResult::Unrunnable(error)));
-            }
-        };
+        // Parsed again, as it was on arrival; the freshness checks are not
+        // made again: the delivery was fresh when it was accepted, and an
+        // attempt is late by design (a retry, a backlog, a replay).
+        let parsed =
+            match config
+                .scheme
+                .parse_request(&delivery.uri, &delivery.headers, &delivery.body)
+            {
+                Ok(parsed) => parsed,
+                Err(rejection) => {
+                    let error = format!("the recorded delivery no longer parses: {rejection}");
+                    return Box::pin(std::future::ready(RunResult::Unrunnable(error)));
+                }
+            };
         let mut request = delivery.into_request();
         if let Some(tenants) = &config.tenants {
             request = tenants.mark(request);

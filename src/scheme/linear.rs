@@ -10,7 +10,9 @@
 //!   it must be within the tolerance ([`DEFAULT_TOLERANCE`], 60 s, as
 //!   Linear's SDK checks; either way) of the scheme's clock, else 401
 //!   `stale_timestamp` — checked once the body has verified, since Linear
-//!   signs no timestamp header.
+//!   signs no timestamp header, and only when the delivery arrives
+//!   ([`Scheme::check_freshness`]): in queued mode a retry or a replayed
+//!   dead letter minutes later still runs the event accepted.
 //! * `type` (`Issue`, `Comment`, …), `action` (`create`, `update`,
 //!   `remove`) and `data.id` are reported.
 //!
@@ -92,7 +94,6 @@ impl Scheme for Linear {
         let millis = Json::integer(timestamp)?
             .and_then(|ms| u64::try_from(ms).ok())
             .ok_or(Rejection::InvalidPayload)?;
-        self.freshness.check(millis / 1000)?;
         let [data_id] = json.nested::<1>(data, &[("id", 0)])?;
         let digest = kit::digest(body);
         Ok(Parsed {
@@ -106,5 +107,9 @@ impl Scheme for Linear {
                 delivery: kit::unsigned_header(headers, &DELIVERY_HEADER)?,
             },
         })
+    }
+
+    fn check_freshness(&self, event: &LinearEvent) -> Result<(), Rejection> {
+        self.freshness.check(event.webhook_timestamp / 1000)
     }
 }

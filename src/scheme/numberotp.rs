@@ -1,9 +1,26 @@
 //! NumberOTP: `x-numberotp-signature: sha256=<64 hex>` over the raw body.
 //!
-//! NumberOTP's payload carries no event id: its `id` is the *activation*. One
-//! activation can receive several codes, so the idempotency key is activation
-//! `id` + `status` + `otp`: a second code is a new event, a redelivery of the
-//! same code is not.
+//! # The idempotency key
+//!
+//! NumberOTP's payload carries no event id: its `id` is the *activation*,
+//! and one activation can receive several SMSes. The payload documents
+//! seven fields: the activation `id`, `phone_number`, `service` and
+//! `country` (the same for every SMS of an activation), and `otp`,
+//! `full_sms` and `status` (what one SMS brought). The key is made of the
+//! activation `id`, `status`, `otp` and the SHA-256 (hex) of `full_sms`,
+//! each part length-prefixed ([`EventId::from_parts`]), an absent or null
+//! field distinct from every present one:
+//!
+//! * two SMSes whose texts differ are two events, whether the code could
+//!   be extracted (`otp: null`) or not, and a code re-sent in a new text is
+//!   a new event; a redelivery (the same fields, in any key order or JSON
+//!   escaping) is not.
+//! * Two SMSes with the same text, code and status on one activation are
+//!   one event: nothing in what NumberOTP signs tells them apart (it sends
+//!   no SMS id and no time), and the second brings the handler nothing new.
+//! * `full_sms` is hashed, so a long text cannot make the key too long;
+//!   `id`, `status` and `otp`, like `full_sms`, may each be given once
+//!   (twice is 400 `ambiguous_id`).
 //!
 //! NumberOTP's own Node example hashes `JSON.stringify(req.body)`, a
 //! re-serialisation that breaks on whitespace, key order and escapes. This
@@ -91,9 +108,8 @@ impl Scheme for NumberOtp {
         _headers: &HeaderMap,
         body: &Bytes,
     ) -> Result<Parsed<NumberOtpEvent>, Rejection> {
-        // id, status and otp together identify the event.
         let body = envelope::body(body)?;
-        let fields = envelope::read::<7, _>(&body, FIELDS, &[ID, STATUS, OTP])?;
+        let fields = envelope::read::<7, _>(&body, FIELDS, &[ID, STATUS, OTP, FULL_SMS])?;
         let event = NumberOtpEvent {
             id: fields.id(ID)?,
             phone_number: fields.text(PHONE)?,
@@ -103,10 +119,17 @@ impl Scheme for NumberOtp {
             full_sms: fields.text(FULL_SMS)?,
             status: fields.text(STATUS)?,
         };
+        // What one SMS brought, on top of the activation: see the module
+        // docs for why this names one event.
+        let text_digest = event
+            .full_sms
+            .as_deref()
+            .map(|text| support::digest_hex(text.as_bytes()));
         let id = EventId::from_parts([
             Some(event.id.as_str()),
             event.status.as_deref(),
             event.otp.as_deref(),
+            text_digest.as_deref(),
         ])?;
         Ok(Parsed { event, id })
     }
@@ -115,6 +138,7 @@ impl Scheme for NumberOtp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scheme::MAX_ID_LEN;
 
     fn parse(body: &str) -> Result<Parsed<NumberOtpEvent>, Rejection> {
         NumberOtp.parse(&HeaderMap::new(), &Bytes::copy_from_slice(body.as_bytes()))
@@ -129,7 +153,37 @@ mod tests {
         .unwrap();
         assert_eq!(parsed.event.id, "act_8f7d98x");
         assert_eq!(parsed.event.otp.as_deref(), Some("482910"));
-        assert_eq!(parsed.id.as_str(), "11:act_8f7d98x8:received6:482910");
+        assert_eq!(
+            parsed.id.as_str(),
+            format!(
+                "11:act_8f7d98x8:received6:48291064:{}",
+                support::digest_hex(b"Your WhatsApp code is 482910.")
+            )
+        );
+    }
+
+    #[test]
+    fn each_text_is_its_own_event() {
+        let id = |body: &str| parse(body).unwrap().id;
+        let no_code = id(r#"{"id":"act_1","otp":null,"full_sms":"Welcome","status":"received"}"#);
+        let other = id(r#"{"id":"act_1","otp":null,"full_sms":"Goodbye","status":"received"}"#);
+        let absent = id(r#"{"id":"act_1","otp":null,"status":"received"}"#);
+        let empty = id(r#"{"id":"act_1","otp":null,"full_sms":"","status":"received"}"#);
+        let escaped =
+            id(r#"{"full_sms":"W\u0065lcome","status":"received","otp":null,"id":"act_1"}"#);
+        assert_ne!(no_code, other);
+        assert_ne!(no_code, absent);
+        assert_ne!(absent, empty);
+        assert_eq!(no_code, escaped, "a redelivery, escaped otherwise");
+        let long = format!(
+            r#"{{"id":"act_1","otp":"1","full_sms":"{}","status":"received"}}"#,
+            "x".repeat(4 * MAX_ID_LEN)
+        );
+        assert!(parse(&long).is_ok(), "a long text still makes a key");
+        assert_eq!(
+            parse(r#"{"id":"act_1","full_sms":"a","full_sms":"b"}"#).unwrap_err(),
+            Rejection::AmbiguousId
+        );
     }
 
     #[test]

@@ -28,13 +28,25 @@
 //!
 //! # The idempotency key
 //!
-//! Twilio signs no event id, but it signs every parameter, and each
-//! callback names its resource and state: the key is the first present of
-//! `MessageSid` + `MessageStatus`, `SmsSid` + `SmsStatus`, `RecordingSid` +
-//! `RecordingStatus`, `CallSid` + `CallStatus` (the status may be absent),
-//! so a status callback for each state of a message runs once. A callback
-//! with none of these sids, and every JSON body, is keyed on the SHA-256
-//! of its body. A sid given twice with different values is ambiguous (400).
+//! Twilio signs no event id. What it signs is the whole request: the URL
+//! with its query, and every form parameter. The key is the SHA-256 (hex)
+//! of exactly those signed bytes, after the resource sid the callback
+//! names, when it names one (the first present of `MessageSid`, `SmsSid`,
+//! `RecordingSid`, `CallSid`): `<sid name>`, `<sid>`, `<digest>`,
+//! length-prefixed ([`EventId::from_parts`]); without a sid, `sha256`,
+//! `<digest>`. A sid given twice with different values is ambiguous (400).
+//!
+//! The sid and its status do not name one callback: every in-call request
+//! of a call (each Gather, Dial, Record action) carries the same `CallSid`
+//! with `CallStatus=in-progress`, and a message's status may be reported
+//! with different details. The signed bytes do: two callbacks that differ
+//! in any parameter (other `Digits`) or in the query (another action URL)
+//! are two events, and a retry, which Twilio sends with the same
+//! parameters to the same URL, is one. Only a request whose signed bytes
+//! are exactly equal — the same URL and the same parameters — is the same
+//! event, and then nothing signed tells the two apart. A JSON body signs
+//! only the URL, whose `bodySHA256` binds the body, so its key is the
+//! digest of that URL.
 
 use bytes::Bytes;
 use http::header::HeaderName;
@@ -93,8 +105,9 @@ impl Twilio {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct TwilioEvent {
-    /// The resource sid the key is made of (`MessageSid`, `SmsSid`,
-    /// `RecordingSid` or `CallSid`, signed); `None` for a body-digest key.
+    /// The resource sid the key begins with (`MessageSid`, `SmsSid`,
+    /// `RecordingSid` or `CallSid`, signed); `None` when the request names
+    /// none.
     pub sid: Option<Text>,
     /// Its status (`MessageStatus`, …), signed, when sent.
     pub status: Option<Text>,
@@ -102,6 +115,9 @@ pub struct TwilioEvent {
     pub account_sid: Option<Text>,
     /// SHA-256 (hex) of the body.
     pub digest: Text,
+    /// SHA-256 (hex) of the signed bytes (the URL with its query, then the
+    /// sorted form parameters): what the key is made of.
+    pub signed_digest: Text,
 }
 
 /// Name and value of every form parameter, percent-decoded.
@@ -120,6 +136,16 @@ fn sorted_params(body: &[u8]) -> Vec<u8> {
         .flatten()
         .copied()
         .collect()
+}
+
+/// Whether the request's query carries a JSON body's SHA-256, so that only
+/// the URL is signed.
+///
+/// # Errors
+///
+/// [`Rejection::MalformedSignature`] for `bodySHA256` given twice.
+fn body_sha256(query: Option<&str>) -> Result<Option<String>, Rejection> {
+    query_param(query, BODY_SHA256_PARAM)
 }
 
 /// The one value of query parameter `name`, if any.
@@ -173,7 +199,7 @@ impl Scheme for Twilio {
         }
         let query = uri.query();
         let signature = Signature::over_body(tag).with_prefix(self.signed_url(query));
-        Ok(match query_param(query, BODY_SHA256_PARAM)? {
+        Ok(match body_sha256(query)? {
             Some(expected) => signature.with_content(move |body| {
                 let actual = hex::encode(Sha256::digest(body));
                 bool::from(actual.as_bytes().ct_eq(expected.as_bytes())).then(Vec::new)
@@ -182,17 +208,34 @@ impl Scheme for Twilio {
         })
     }
 
-    fn parse(&self, _headers: &HeaderMap, body: &Bytes) -> Result<Parsed<TwilioEvent>, Rejection> {
-        let digest = kit::digest(body);
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<TwilioEvent>, Rejection> {
+        self.parse_request(&Uri::from_static("/"), headers, body)
+    }
+
+    fn parse_request(
+        &self,
+        uri: &Uri,
+        _headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Parsed<TwilioEvent>, Rejection> {
+        // The bytes `request_signature` had verified, digested: the key
+        // names what Twilio signed, and so one request of Twilio's.
+        let query = uri.query();
+        let mut signed = self.signed_url(query).into_bytes();
+        if body_sha256(query)?.is_none() {
+            signed.extend_from_slice(&sorted_params(body));
+        }
+        let signed_digest = kit::digest(&signed);
         let mut event = TwilioEvent {
             sid: None,
             status: None,
             account_sid: None,
-            digest: digest.clone(),
+            digest: kit::digest(body),
+            signed_digest: signed_digest.clone(),
         };
+        let mut id = EventId::from_parts([Some("sha256"), Some(&*signed_digest)])?;
         if body.trim_ascii_start().first() == Some(&b'{') {
             Json::new(body)?.fields::<0>(&[], &[])?;
-            let id = EventId::from_parts([Some("sha256"), Some(&*digest)])?;
             return Ok(Parsed { event, id });
         }
         let params = params(body);
@@ -205,12 +248,11 @@ impl Scheme for Twilio {
             Ok(first.map(|value| Text::from(value.as_str())))
         };
         event.account_sid = one("AccountSid")?;
-        let mut id = EventId::from_parts([Some("sha256"), Some(&*digest)])?;
         for (sid_name, status_name) in SIDS {
             if let Some(sid) = one(sid_name)? {
-                let status = one(status_name)?;
-                id = EventId::from_parts([Some(sid_name), Some(&*sid), status.as_deref()])?;
-                (event.sid, event.status) = (Some(sid), status);
+                event.status = one(status_name)?;
+                id = EventId::from_parts([Some(sid_name), Some(&*sid), Some(&*signed_digest)])?;
+                event.sid = Some(sid);
                 break;
             }
         }

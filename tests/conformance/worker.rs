@@ -3,13 +3,16 @@
 //! through a real client, and checks what a user sees: statuses, handler
 //! runs and attempts, queue counts, dead letters.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
+use tower_webhook::linear::Linear;
 use tower_webhook::queue::{Accept, JobQueue, QueueCounts, Worker};
 
 use crate::Backend;
-use crate::harness::queued::{Script, post_copies, quick_retries, start};
+use crate::harness::queued::{Run, Script, post_copies, quick_retries, start, start_scheme};
 use crate::harness::{PATIENCE, numero_body, post};
 
 macro_rules! cases {
@@ -24,6 +27,7 @@ macro_rules! cases {
             dead_letters_are_dropped_after_the_workers_retention,
             slow_handlers_do_not_hold_the_sender,
             shutdown_lets_running_attempts_finish,
+            late_attempts_still_run,
         ]);
     };
 }
@@ -257,4 +261,105 @@ pub async fn dead_letters_are_dropped_after_the_workers_retention<B: Backend<Sto
     );
     r.wait_until("the second chance", |s| s.successes() == 1)
         .await;
+}
+
+/// The Linear signing secret of [`late_attempts_still_run`].
+const LINEAR_SECRET: &str = "lin_wh_queued_secret";
+
+/// A Linear delivery signed at `millis` (its `webhookTimestamp`).
+fn linear_delivery(issue: &str, millis: u64) -> (String, String) {
+    let body = format!(
+        r#"{{"action":"update","type":"Issue","data":{{"id":"{issue}"}},"webhookTimestamp":{millis}}}"#
+    );
+    let signature = tower_webhook::sign::linear(LINEAR_SECRET.as_bytes(), body.as_bytes());
+    (body, signature)
+}
+
+/// Linear signs its time inside the body and allows 60 s: that window is
+/// judged once, when the delivery arrives. Attempts after it has passed (a
+/// retry, a replayed dead letter) still run the handler. The scheme's clock
+/// jumps 10 minutes ahead as each first attempt fails.
+pub async fn late_attempts_still_run<B: Backend<Store: JobQueue>>() {
+    let backend = B::open().await;
+    let queue = backend.store().await;
+    let now = Arc::new(AtomicU64::new(1_700_000_000));
+    let clock = Arc::clone(&now);
+    let linear = Linear::new()
+        .clock(move || std::time::UNIX_EPOCH + Duration::from_secs(clock.load(Ordering::SeqCst)));
+    let r = start_scheme(
+        Worker::builder(queue).retry(quick_retries(2)),
+        linear,
+        LINEAR_SECRET,
+        "/linear",
+        |event| event.data_id.as_deref().unwrap_or_default().to_owned(),
+    )
+    .await;
+    let jump = Arc::clone(&now);
+    *r.seen.script.lock().unwrap() = Script {
+        fail_first: 1,
+        after_run: Some(Arc::new(move |run: &Run| {
+            if run.attempt == 1 {
+                jump.fetch_add(600, Ordering::SeqCst);
+            }
+        })),
+        ..Script::default()
+    };
+    let deliver = |issue: &str| {
+        let (body, signature) = linear_delivery(issue, now.load(Ordering::SeqCst) * 1000);
+        let url = format!("http://{}/linear", r.addr);
+        async move { post(&url, &[("linear-signature", &signature)], body).await }
+    };
+
+    // A retry after the window: runs, and succeeds.
+    let first = deliver("issue-retried").await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text());
+    r.wait_until("the retry to succeed", |s| s.successes() == 1)
+        .await;
+    r.wait_counts(QueueCounts::default()).await;
+    let attempts: Vec<(String, u32, u16)> = r
+        .seen
+        .runs()
+        .into_iter()
+        .map(|run| (run.id, run.attempt, run.status))
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            ("issue-retried".to_owned(), 1, 500),
+            ("issue-retried".to_owned(), 2, 200)
+        ]
+    );
+
+    // A dead letter replayed after the window: runs, and succeeds.
+    r.seen.script.lock().unwrap().fail_first = u32::MAX;
+    let second = deliver("issue-replayed").await;
+    assert_eq!(second.status, StatusCode::ACCEPTED, "{}", second.text());
+    r.wait_counts(QueueCounts {
+        dead: 1,
+        ..QueueCounts::default()
+    })
+    .await;
+    let letters = r.worker.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].attempts, 2, "{letters:?}");
+    assert!(letters[0].last_error.contains("500"), "{letters:?}");
+    r.seen.script.lock().unwrap().fail_first = 0;
+    assert!(r.worker.replay(&letters[0].key).await.unwrap());
+    r.wait_until("the replayed run", |s| s.successes() == 2)
+        .await;
+    r.wait_counts(QueueCounts::default()).await;
+    let last = r.seen.runs().last().cloned().unwrap();
+    assert_eq!((last.id.as_str(), last.attempt), ("issue-replayed", 3));
+
+    // Arriving after the window is still refused, and nothing is recorded.
+    let (body, signature) = linear_delivery("issue-stale", 1_700_000_000 * 1000);
+    let stale = post(
+        &format!("http://{}/linear", r.addr),
+        &[("linear-signature", &signature)],
+        body,
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(stale.error(), "stale_timestamp");
+    assert_eq!(r.counts().await, QueueCounts::default());
 }

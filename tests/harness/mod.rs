@@ -244,6 +244,23 @@ pub fn numberotp_body(id: &str, otp: &str) -> String {
     )
 }
 
+/// The id of NumberOTP's key, built as its docs say: activation, status,
+/// code and the SHA-256 (lower-case hex) of the SMS text, length-prefixed.
+pub fn numberotp_key_id(activation: &str, status: &str, otp: &str, full_sms: &str) -> EventId {
+    let text_digest: String = ring::digest::digest(&ring::digest::SHA256, full_sms.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    EventId::from_parts([
+        Some(activation),
+        Some(status),
+        Some(otp),
+        Some(&text_digest),
+    ])
+    .unwrap()
+}
+
 pub fn numero_signature(body: &[u8]) -> String {
     tower_webhook::sign::numero(NUMERO_SECRET.as_bytes(), body)
 }

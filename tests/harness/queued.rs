@@ -11,9 +11,9 @@ use axum::Router;
 use axum::extract::Extension;
 use axum::routing;
 use http::StatusCode;
-use tower_webhook::numero::{Numero, NumeroEvent};
+use tower_webhook::numero::Numero;
 use tower_webhook::queue::{Attempt, JobQueue, QueueCounts, RetryPolicy, Worker, WorkerBuilder};
-use tower_webhook::{Verified, WebhookLayer};
+use tower_webhook::{Scheme, Verified, WebhookLayer};
 
 use super::{self as harness, PATIENCE, Reply, post};
 
@@ -26,7 +26,12 @@ pub struct Script {
     pub panic: bool,
     /// Wait this long before answering.
     pub delay: Duration,
+    /// Called with each run as the handler is about to answer.
+    pub after_run: Option<AfterRun>,
 }
+
+/// What [`Script::after_run`] calls.
+pub type AfterRun = Arc<dyn Fn(&Run) + Send + Sync>;
 
 /// One handler run, as the handler saw it.
 #[derive(Debug, Clone)]
@@ -113,10 +118,25 @@ pub fn quick_retries(max_attempts: u32) -> RetryPolicy {
 
 /// Starts a queued Numero receiver on `worker`.
 pub async fn start<Q: JobQueue>(worker: WorkerBuilder<Q>) -> Queued<Q> {
+    start_scheme(worker, Numero, harness::NUMERO_SECRET, "/numero", |event| {
+        event.id.to_string()
+    })
+    .await
+}
+
+/// Starts a queued receiver for `scheme` at `path` on `worker`, whose
+/// handler follows the [`Script`] and records each run under `id_of`.
+pub async fn start_scheme<Q: JobQueue, Sc: Scheme>(
+    worker: WorkerBuilder<Q>,
+    scheme: Sc,
+    secret: &str,
+    path: &str,
+    id_of: fn(&Sc::Event) -> String,
+) -> Queued<Q> {
     let worker = worker.start();
     let seen = Arc::new(Seen::default());
-    let layer = WebhookLayer::builder(Numero)
-        .secret(harness::NUMERO_SECRET)
+    let layer = WebhookLayer::builder(scheme)
+        .secret(secret)
         .queued(&worker)
         .build()
         .unwrap();
@@ -124,24 +144,26 @@ pub async fn start<Q: JobQueue>(worker: WorkerBuilder<Q>) -> Queued<Q> {
     let handler = move |Extension(Attempt(attempt)): Extension<Attempt>,
                         Verified {
                             event, id: key_id, ..
-                        }: Verified<NumeroEvent>| {
+                        }: Verified<Sc::Event>| {
         let seen = Arc::clone(&state);
         async move {
             let script = seen.script.lock().unwrap().clone();
-            seen.started
-                .lock()
-                .unwrap()
-                .push((event.id.to_string(), attempt));
+            let id = id_of(&event);
+            seen.started.lock().unwrap().push((id.clone(), attempt));
             let started = Instant::now();
             tokio::time::sleep(script.delay).await;
             let fail = attempt <= script.fail_first;
-            seen.runs.lock().unwrap().push(Run {
-                id: event.id.to_string(),
+            let run = Run {
+                id,
                 attempt,
                 key_id: key_id.as_str().to_owned(),
                 status: if fail { 500 } else { 200 },
                 started,
-            });
+            };
+            if let Some(after_run) = &script.after_run {
+                after_run(&run);
+            }
+            seen.runs.lock().unwrap().push(run);
             if fail && script.panic {
                 panic!("handler panics on purpose (attempt {attempt})");
             }
@@ -155,7 +177,7 @@ pub async fn start<Q: JobQueue>(worker: WorkerBuilder<Q>) -> Queued<Q> {
     // `with_state` applies the route layer now: the worker gets its handler
     // before the first request (as the crate's docs ask).
     let app = Router::new()
-        .route("/numero", routing::post(handler).route_layer(layer))
+        .route(path, routing::post(handler).route_layer(layer))
         .with_state(());
     let addr = harness::serve(app).await;
     Queued { addr, worker, seen }
