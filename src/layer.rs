@@ -13,7 +13,7 @@ use tower_service::Service;
 use crate::metrics::LayerMetrics;
 use crate::queue::runner::{Intake, LayerRunner};
 use crate::queue::{JobQueue, Worker};
-use crate::secret::{Key, SecretError, SecretSet, check_secret_text};
+use crate::secret::{Key, SecretError, SecretSet, check_key_len, check_secret_text};
 use crate::service::Webhook;
 use crate::store::{IdempotencyStore, MemoryStore};
 use crate::tenant::{TenantFrom, TenantSecrets, Tenants};
@@ -370,6 +370,7 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
     pub fn build(self) -> Result<WebhookLayer<Sc, St>, SecretError> {
         let secrets = match &self.tenants {
             None => Some(key_secrets(
+                self.scheme.name(),
                 |secret: &str| self.scheme.decode_key(secret),
                 &self.secrets,
             )?),
@@ -407,9 +408,10 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
 }
 
 /// Checks and keys secrets as given to the layer (one fixed set, or one
-/// tenant's): the scheme's `decode` (its [`Scheme::decode_key`]), then the
-/// keyed state of each, once.
+/// tenant's): the scheme's `decode` (its [`Scheme::decode_key`]), the
+/// minimum HMAC key length, then the keyed state of each, once.
 pub(crate) fn key_secrets<I, V>(
+    scheme: &'static str,
     decode: impl Fn(&str) -> Result<Key, &'static str>,
     secrets: I,
 ) -> Result<SecretSet, SecretError>
@@ -423,6 +425,7 @@ where
         check_secret_text(index, secret)?;
         let key =
             decode(secret).map_err(|expected| SecretError::Undecodable { index, expected })?;
+        check_key_len(scheme, index, &key)?;
         keys.push(key);
     }
     SecretSet::from_decoded(keys)
