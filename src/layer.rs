@@ -135,8 +135,9 @@ impl<Sc: Scheme> WebhookLayer<Sc, MemoryStore> {
     ///
     /// # Errors
     ///
-    /// [`SecretError`] when the secret is empty, begins or ends with whitespace, or the
-    /// scheme cannot decode it.
+    /// [`SecretError`] when the secret is empty, begins or ends with whitespace, the
+    /// scheme cannot decode it, or it is an HMAC key shorter than
+    /// [`MIN_HMAC_SECRET_LEN`](crate::MIN_HMAC_SECRET_LEN) bytes.
     pub fn new(scheme: Sc, secret: impl Into<String>) -> Result<Self, SecretError> {
         Self::builder(scheme).secret(secret).build()
     }
@@ -364,7 +365,9 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
     /// # Errors
     ///
     /// [`SecretError`] when no secret was given, or one is empty, begins or
-    /// ends with whitespace, or cannot be decoded by the scheme; with
+    /// ends with whitespace, cannot be decoded by the scheme, or is an HMAC
+    /// key shorter than [`MIN_HMAC_SECRET_LEN`](crate::MIN_HMAC_SECRET_LEN)
+    /// bytes ([`SecretError::TooShort`], naming the scheme); with
     /// [`tenants`](Self::tenants), when fixed secrets were given too, or the
     /// tenant map is keyed for another scheme.
     pub fn build(self) -> Result<WebhookLayer<Sc, St>, SecretError> {

@@ -342,7 +342,7 @@ impl TenantSecrets {
     /// # Errors
     ///
     /// [`TenantError`] for an invalid or repeated tenant id, or a secret the
-    /// layer would refuse (empty, stray whitespace, not decodable by the
+    /// layer would refuse (empty, stray whitespace, too short, not decodable by the
     /// scheme, none at all); the map in use is then unchanged.
     pub fn replace<I, T, S, V>(&self, tenants: I) -> Result<(), TenantError>
     where

@@ -43,7 +43,6 @@ use crate::wiring::Wiring;
 
 /// One scheme's route, with its secrets from `var`; not mounted when
 /// `var` is unset and `unset` says so.
-#[allow(clippy::too_many_arguments)]
 pub fn mount_as<Sc, W>(
     app: Router<AppState>,
     scheme: Sc,
