@@ -47,8 +47,8 @@ macro_rules! digest_case {
             }
             fn secrets(&self) -> [String; 2] {
                 [
-                    concat!($header, "-old").into(),
-                    concat!($header, "-new").into(),
+                    concat!($header, "-old-secret").into(),
+                    concat!($header, "-new-secret").into(),
                 ]
             }
             fn body(&self, n: u32) -> Vec<u8> {
@@ -534,7 +534,7 @@ async fn handshakes_are_answered_by_the_layer_without_the_handler() {
 
         // Zoom endpoint.url_validation.
         let [_, secret] = ZoomCase.secrets();
-        let server = Server::start(&ZoomCase, &[secret.clone(), "zoom-other".into()]).await;
+        let server = Server::start(&ZoomCase, &[secret.clone(), "zoom-other-secret-token".into()]).await;
         let body = r#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
         let headers = ZoomCase.sign_at(&secret, 0, body.as_bytes(), NOW);
         let (status, text) = handshake(&ZoomCase, &server, headers, body).await;
