@@ -8,9 +8,9 @@
 //! Every request to this server is taken as a Numero delivery: the layer
 //! verifies, bounds and deduplicates it, and the service reads the typed
 //! event and its id with `request.extensions().get::<Verified<NumeroEvent>>()`.
-//! The secret(s) come from `NUMERO_WEBHOOK_SECRET` (whitespace-separated
-//! during a rotation); when it is unset a demo secret is generated and
-//! printed.
+//! The secret comes from `NUMERO_WEBHOOK_SECRET`: its whole value, spaces
+//! included. When it is unset and the address is a loopback one, a demo
+//! secret is generated and printed; on any other address it must be set.
 
 use std::convert::Infallible;
 use std::env::VarError;
@@ -42,7 +42,7 @@ Options:
   -h, --help         print this help
 
 Environment:
-  NUMERO_WEBHOOK_SECRET   the secret(s), whitespace-separated; a demo secret when unset
+  NUMERO_WEBHOOK_SECRET   the secret, its whole value; unset on loopback, a demo secret
 ";
 
 /// The variable the secrets come from, as for the receiver example.
@@ -162,18 +162,24 @@ async fn serve(addr: SocketAddr) -> Result<(), String> {
     }
 }
 
-/// The secrets from [`SECRET_VAR`]; when it is unset, a demo secret,
-/// printed with a `send` command that posts to `addr`.
+/// The secret in [`SECRET_VAR`], whole (splitting it on spaces would make
+/// each word a secret anyone can guess); when it is unset on a loopback
+/// `addr`, a demo secret, printed with a `send` command that posts to it.
 fn secrets(addr: SocketAddr) -> Result<Vec<String>, String> {
     match std::env::var(SECRET_VAR) {
-        Ok(value) => Ok(value.split_whitespace().map(str::to_owned).collect()),
+        Ok(value) => Ok(vec![value]),
         Err(VarError::NotUnicode(_)) => Err(format!("{SECRET_VAR} is not valid UTF-8")),
+        Err(VarError::NotPresent) if !addr.ip().is_loopback() => Err(format!(
+            "{SECRET_VAR} is not set: off a loopback address a printed demo secret would \
+             let any reader of the log sign deliveries"
+        )),
         Err(VarError::NotPresent) => {
             // Two fresh OS-seeded RandomStates: 128 random bits, std only.
             let word = || RandomState::new().hash_one(SystemTime::now());
             let secret = format!("demo_{:016x}{:016x}", word(), word());
             println!(
-                "{SECRET_VAR} is not set; demo secret for this run: {secret}\n  \
+                "{SECRET_VAR} is not set; demo secret for this run (a loopback-only demo): \
+                 {secret}\n  \
                  try: {SECRET_VAR}={secret} cargo run --example send -- numero duplicate --url http://{addr}/"
             );
             Ok(vec![secret])

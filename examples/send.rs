@@ -53,7 +53,7 @@ enum Mode {
 
 /// Signs a sample webhook and posts it to the receiver example. The secret
 /// comes from NUMBEROTP_WEBHOOK_SECRET or NUMERO_WEBHOOK_SECRET, as for the
-/// receiver (with several, the first signs).
+/// receiver (one secret, the variable's whole value).
 #[derive(Parser)]
 #[command(name = "send")]
 struct Cli {
@@ -322,10 +322,12 @@ fn verdict(expected: bool, meaning: &str) -> bool {
     expected
 }
 
-/// The signing secret from `var`: the first one, when it lists several.
+/// The signing secret from `var`: its whole value, spaces included, as the
+/// receiver reads it.
 fn secret(var: &str) -> Result<String, String> {
     match std::env::var(var) {
-        Ok(value) => value.split_whitespace().next().map(str::to_owned),
+        Ok(value) if value.is_empty() => None,
+        Ok(value) => Some(value),
         Err(VarError::NotUnicode(_)) => return Err(format!("{var} is not valid UTF-8")),
         Err(VarError::NotPresent) => None,
     }

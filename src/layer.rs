@@ -13,7 +13,7 @@ use tower_service::Service;
 use crate::metrics::LayerMetrics;
 use crate::queue::runner::{Intake, LayerRunner};
 use crate::queue::{JobQueue, Worker};
-use crate::secret::{Key, SecretError, SecretSet, check_secret_text};
+use crate::secret::{Key, SecretError, SecretSet, check_key_len, check_secret_text};
 use crate::service::Webhook;
 use crate::store::{IdempotencyStore, MemoryStore};
 use crate::tenant::{TenantFrom, TenantSecrets, Tenants};
@@ -135,8 +135,9 @@ impl<Sc: Scheme> WebhookLayer<Sc, MemoryStore> {
     ///
     /// # Errors
     ///
-    /// [`SecretError`] when the secret is empty, begins or ends with whitespace, or the
-    /// scheme cannot decode it.
+    /// [`SecretError`] when the secret is empty, begins or ends with whitespace, the
+    /// scheme cannot decode it, or it is an HMAC key shorter than
+    /// [`MIN_HMAC_SECRET_LEN`](crate::MIN_HMAC_SECRET_LEN) bytes.
     pub fn new(scheme: Sc, secret: impl Into<String>) -> Result<Self, SecretError> {
         Self::builder(scheme).secret(secret).build()
     }
@@ -378,12 +379,15 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
     /// # Errors
     ///
     /// [`SecretError`] when no secret was given, or one is empty, begins or
-    /// ends with whitespace, or cannot be decoded by the scheme; with
+    /// ends with whitespace, cannot be decoded by the scheme, or is an HMAC
+    /// key shorter than [`MIN_HMAC_SECRET_LEN`](crate::MIN_HMAC_SECRET_LEN)
+    /// bytes ([`SecretError::TooShort`], naming the scheme); with
     /// [`tenants`](Self::tenants), when fixed secrets were given too, or the
     /// tenant map is keyed for another scheme.
     pub fn build(self) -> Result<WebhookLayer<Sc, St>, SecretError> {
         let secrets = match &self.tenants {
             None => Some(key_secrets(
+                self.scheme.name(),
                 |secret: &str| self.scheme.decode_key(secret),
                 &self.secrets,
             )?),
@@ -421,9 +425,10 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
 }
 
 /// Checks and keys secrets as given to the layer (one fixed set, or one
-/// tenant's): the scheme's `decode` (its [`Scheme::decode_key`]), then the
-/// keyed state of each, once.
+/// tenant's): the scheme's `decode` (its [`Scheme::decode_key`]), the
+/// minimum HMAC key length, then the keyed state of each, once.
 pub(crate) fn key_secrets<I, V>(
+    scheme: &'static str,
     decode: impl Fn(&str) -> Result<Key, &'static str>,
     secrets: I,
 ) -> Result<SecretSet, SecretError>
@@ -437,6 +442,7 @@ where
         check_secret_text(index, secret)?;
         let key =
             decode(secret).map_err(|expected| SecretError::Undecodable { index, expected })?;
+        check_key_len(scheme, index, &key)?;
         keys.push(key);
     }
     SecretSet::from_decoded(keys)

@@ -185,8 +185,8 @@ pub use scheme::{
     woocommerce, zoom,
 };
 pub use secret::{
-    Algorithm, InvalidTag, Key, MAX_TAG_LEN, MacMismatch, MatchedKey, SecretError, SecretSet,
-    Signature, TAG_LEN, Tag,
+    Algorithm, InvalidTag, Key, MAX_TAG_LEN, MIN_HMAC_SECRET_LEN, MacMismatch, MatchedKey,
+    SecretError, SecretSet, Signature, TAG_LEN, Tag,
 };
 pub use service::Webhook;
 pub use store::{Claim, IdempotencyKey, IdempotencyStore, MemoryStore, StoreError};

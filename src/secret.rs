@@ -22,6 +22,28 @@ pub use tag::{InvalidTag, MAX_TAG_LEN, TAG_LEN, Tag};
 
 use key::Prepared;
 
+/// The shortest HMAC secret a layer accepts, in bytes of the decoded key
+/// (for Standard Webhooks' `whsec_…`, the base64-decoded bytes).
+///
+/// 16 bytes is 128 bits, the strength of the shortest key NIST SP 800-107
+/// treats as fit for HMAC today; a shorter key is within reach of an
+/// offline search from one signed delivery, and in practice is a mistake:
+/// a word split off a longer secret, a truncated value, a placeholder
+/// (`secret`, `test`). Every secret a provider generates is longer (Slack,
+/// Twilio: 32; Square, Zoom: 22; Stripe, Standard Webhooks, Numero,
+/// Paddle, Linear, Paystack, Shopify: a prefix and 24 or more), and so are
+/// the sample secrets of GitHub (`It's a Secret to Everybody`, 26), Slack,
+/// Stripe, Svix and Numero. Where the sender lets you choose (GitHub,
+/// WooCommerce, Flutterwave; Twitch from 10 characters, Lemon Squeezy from
+/// 6), choose at least this. The few-byte values that some documents use
+/// only to show their arithmetic (Twilio's `12345`, Square's `asdf1234`)
+/// still verify through a [`SecretSet`], which checks no length, but a
+/// layer refuses them.
+///
+/// Ed25519 public keys and shared tokens are not HMAC secrets: their own
+/// rules apply.
+pub const MIN_HMAC_SECRET_LEN: usize = 16;
+
 /// No configured secret produced any of the given tags.
 ///
 /// Zero-sized, like `hmac::digest::MacError`: it says nothing about which
@@ -56,6 +78,18 @@ pub enum SecretError {
         /// Position of the secret in the order it was given.
         index: usize,
     },
+    /// HMAC secret number `index` is shorter than
+    /// [`MIN_HMAC_SECRET_LEN`] bytes.
+    TooShort {
+        /// The layer's scheme.
+        scheme: &'static str,
+        /// Position of the secret in the order it was given.
+        index: usize,
+        /// Its length in bytes (of the decoded key).
+        len: usize,
+        /// The minimum, [`MIN_HMAC_SECRET_LEN`].
+        min: usize,
+    },
     /// The scheme could not decode secret number `index`.
     Undecodable {
         /// Position of the secret in the order it was given.
@@ -84,6 +118,16 @@ impl fmt::Display for SecretError {
             Self::Whitespace { index } => write!(
                 f,
                 "webhook secret #{index} begins or ends with whitespace (a stray newline?)"
+            ),
+            Self::TooShort {
+                scheme,
+                index,
+                len,
+                min,
+            } => write!(
+                f,
+                "{scheme} webhook secret #{index} is {len} byte(s); an HMAC secret needs at \
+                 least {min} (a word split off a longer secret, or a placeholder?)"
             ),
             Self::Undecodable { index, expected } => {
                 write!(f, "webhook secret #{index} is not {expected}")
@@ -141,6 +185,10 @@ impl fmt::Debug for MatchedKey<'_> {
 impl SecretSet {
     /// Builds a set of HMAC-SHA256 keys from raw key bytes, keying each HMAC
     /// once.
+    ///
+    /// A set checks no minimum length, so that a document's few-byte test
+    /// vector can be verified; a layer refuses keys shorter than
+    /// [`MIN_HMAC_SECRET_LEN`].
     ///
     /// # Errors
     ///
@@ -251,6 +299,25 @@ impl fmt::Debug for SecretSet {
             .field("secrets", &self.keys.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Checks a decoded key against the layer's rules: an HMAC key of at least
+/// [`MIN_HMAC_SECRET_LEN`] bytes.
+pub(crate) fn check_key_len(
+    scheme: &'static str,
+    index: usize,
+    key: &Key,
+) -> Result<(), SecretError> {
+    let len = key.as_bytes().len();
+    if key.algorithm().is_hmac() && len < MIN_HMAC_SECRET_LEN {
+        return Err(SecretError::TooShort {
+            scheme,
+            index,
+            len,
+            min: MIN_HMAC_SECRET_LEN,
+        });
+    }
+    Ok(())
 }
 
 /// Checks a secret as the provider shows it: not empty, no whitespace at either end.

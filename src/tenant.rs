@@ -342,7 +342,7 @@ impl TenantSecrets {
     /// # Errors
     ///
     /// [`TenantError`] for an invalid or repeated tenant id, or a secret the
-    /// layer would refuse (empty, stray whitespace, not decodable by the
+    /// layer would refuse (empty, stray whitespace, too short, not decodable by the
     /// scheme, none at all); the map in use is then unchanged.
     pub fn replace<I, T, S, V>(&self, tenants: I) -> Result<(), TenantError>
     where
@@ -428,9 +428,11 @@ impl TenantSecrets {
         V: AsRef<str>,
     {
         let tenant = Tenant::new(tenant)?;
-        let secrets = key_secrets(&*self.keying, secrets).map_err(|error| TenantError::Secret {
-            tenant: tenant.as_str().to_owned(),
-            error,
+        let secrets = key_secrets(self.scheme, &*self.keying, secrets).map_err(|error| {
+            TenantError::Secret {
+                tenant: tenant.as_str().to_owned(),
+                error,
+            }
         })?;
         Ok(TenantEntry { tenant, secrets })
     }
@@ -526,15 +528,25 @@ mod tests {
     #[test]
     fn a_bad_replacement_keeps_the_old_map() {
         let tenants = TenantSecrets::new(Numero);
-        tenants.replace([("acme", ["whsec_a"])]).unwrap();
-        let bad = tenants.replace([("acme", ["whsec_b"]), ("globex", [" whsec_c"])]);
+        tenants
+            .replace([("acme", ["whsec_acme_0123456789abcdef"])])
+            .unwrap();
+        let bad = tenants.replace([
+            ("acme", ["whsec_acme_rotated_0123456789"]),
+            ("globex", [" whsec_globex_0123456789abcdef"]),
+        ]);
         assert!(matches!(bad, Err(TenantError::Secret { .. })), "{bad:?}");
-        let twice = tenants.replace([("acme", ["whsec_b"]), ("acme", ["whsec_c"])]);
+        let twice = tenants.replace([
+            ("acme", ["whsec_acme_rotated_0123456789"]),
+            ("acme", ["whsec_acme_again_0123456789"]),
+        ]);
         assert!(matches!(twice, Err(TenantError::DuplicateTenant { .. })));
         let none: [&str; 0] = [];
         assert!(tenants.insert("globex", none).is_err());
         assert!(tenants.contains("acme") && tenants.len() == 1);
-        tenants.insert("globex", ["whsec_g"]).unwrap();
+        tenants
+            .insert("globex", ["whsec_globex_0123456789abcdef"])
+            .unwrap();
         assert_eq!(tenants.len(), 2);
         assert!(tenants.remove("acme"));
         assert!(!tenants.remove("acme"));

@@ -29,7 +29,10 @@ impl Provider for GitHubCase {
         GitHub
     }
     fn secrets(&self) -> [String; 2] {
-        ["gh-old-secret".into(), "gh-new-secret".into()]
+        [
+            "gh-old-webhook-secret".into(),
+            "gh-new-webhook-secret".into(),
+        ]
     }
     fn body(&self, n: u32) -> Vec<u8> {
         format!(r#"{{"action":"opened","number":{n},"repository":{{"full_name":"o/r"}}}}"#)
@@ -175,7 +178,10 @@ impl Provider for CustomCase {
         Self::acme()
     }
     fn secrets(&self) -> [String; 2] {
-        ["acme-old".into(), "acme-new".into()]
+        [
+            "acme-old-webhook-secret".into(),
+            "acme-new-webhook-secret".into(),
+        ]
     }
     fn body(&self, n: u32) -> Vec<u8> {
         format!(r#"{{"event_id":"e{n}","kind":"order.paid"}}"#).into_bytes()
@@ -214,7 +220,7 @@ async fn stripe_timestamp_tolerance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn github_delivery_header_is_never_the_key() {
     bounded(async {
-        let secret = "gh-secret".to_owned();
+        let secret = "gh-delivery-test-secret".to_owned();
         let server = Server::start(&GitHubCase, std::slice::from_ref(&secret)).await;
         let body = GitHubCase.body(7);
         let mut headers = GitHubCase.sign_at(&secret, 7, &body, NOW);

@@ -47,8 +47,8 @@ macro_rules! digest_case {
             }
             fn secrets(&self) -> [String; 2] {
                 [
-                    concat!($header, "-old").into(),
-                    concat!($header, "-new").into(),
+                    concat!($header, "-old-secret").into(),
+                    concat!($header, "-new-secret").into(),
                 ]
             }
             fn body(&self, n: u32) -> Vec<u8> {
@@ -183,7 +183,10 @@ impl Provider for ZoomCase {
         at_now(|now| zoom::Zoom::new().clock(now))
     }
     fn secrets(&self) -> [String; 2] {
-        ["zoom-old-token".into(), "zoom-new-token".into()]
+        [
+            "zoom-old-secret-token".into(),
+            "zoom-new-secret-token".into(),
+        ]
     }
     fn body(&self, n: u32) -> Vec<u8> {
         format!(r#"{{"event":"meeting.started","event_ts":{n},"payload":{{}}}}"#).into_bytes()
@@ -246,7 +249,10 @@ impl Provider for LinearCase {
         at_now(|now| linear::Linear::new().clock(now))
     }
     fn secrets(&self) -> [String; 2] {
-        ["lin_wh_old".into(), "lin_wh_new".into()]
+        [
+            "lin_wh_old_0123456789abcdef".into(),
+            "lin_wh_new_0123456789abcdef".into(),
+        ]
     }
     fn body(&self, n: u32) -> Vec<u8> {
         linear_body(n, NOW * 1000)
@@ -322,7 +328,7 @@ impl Provider for SquareCase {
         square::Square::new(SQUARE_URL)
     }
     fn secrets(&self) -> [String; 2] {
-        ["sq-old-key".into(), "sq-new-key".into()]
+        ["sq-old-signature-key".into(), "sq-new-signature-key".into()]
     }
     fn body(&self, n: u32) -> Vec<u8> {
         format!(r#"{{"merchant_id":"M1","type":"payment.updated","event_id":"ev-{n}","created_at":"2023-11-14T22:13:20Z","data":{{}}}}"#).into_bytes()
@@ -540,7 +546,7 @@ async fn handshakes_are_answered_by_the_layer_without_the_handler() {
 
         // Zoom endpoint.url_validation.
         let [_, secret] = ZoomCase.secrets();
-        let server = Server::start(&ZoomCase, &[secret.clone(), "zoom-other".into()]).await;
+        let server = Server::start(&ZoomCase, &[secret.clone(), "zoom-other-secret-token".into()]).await;
         let body = r#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
         let headers = ZoomCase.sign_at(&secret, 0, body.as_bytes(), NOW);
         let (status, text) = handshake(&ZoomCase, &server, headers, body).await;

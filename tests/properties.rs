@@ -86,7 +86,8 @@ fn deliver<Sc: Scheme>(
 
 /// A secret as providers show them: printable, no whitespace.
 fn secret() -> impl Strategy<Value = String> {
-    "[!-~]{1,64}"
+    // From the shortest HMAC secret a layer takes (16 bytes) up.
+    "[!-~]{16,64}"
 }
 
 /// A JSON event whose id and padding are arbitrary text.

@@ -1,6 +1,8 @@
 //! The example receiver's provider routes, as a real child process: each
 //! configured with its provider's setting names, each delivery listed by
 //! `GET /events` with its scheme and id, handshakes answered without a run.
+//! Off loopback only configured providers are mounted and no secret is
+//! printed; on loopback unset ones get a demo secret, said to be one.
 #![cfg(feature = "ed25519")]
 
 #[path = "harness/mod.rs"]
@@ -181,4 +183,109 @@ fn hex_sha256(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// A Numero delivery signed with `secret`: its status.
+async fn numero_delivery(receiver: &ReceiverProcess, id: &str, secret: &str) -> StatusCode {
+    let body = harness::numero_body(id);
+    let signature = sign::numero(secret.as_bytes(), body.as_bytes());
+    let reply = harness::post(
+        &receiver.url("/webhooks/numero"),
+        &[("x-webhook-signature", &signature)],
+        body,
+    )
+    .await;
+    reply.status
+}
+
+/// Whether `line` shows a secret the receiver made up: a `demo_…` secret,
+/// Standard's `whsec_…` form of one, or Discord's demo signing key.
+fn shows_a_made_up_secret(line: &str) -> bool {
+    line.contains("demo_") || line.contains("whsec_") || line.contains("signing key")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_loopback_only_configured_providers_are_mounted_and_no_secret_is_printed() {
+    let secret = harness::NUMERO_SECRET;
+    let receiver = ReceiverProcess::start_on(
+        "0.0.0.0:0",
+        &["--store", "memory"],
+        &[
+            ("NUMERO_WEBHOOK_SECRET", secret),
+            ("ADMIN_TOKEN", "some-token"),
+        ],
+    );
+    assert_eq!(
+        numero_delivery(&receiver, "evt_off_loopback", secret).await,
+        StatusCode::OK
+    );
+
+    // An unconfigured provider has no route, so no secret to guess.
+    // Every built-in scheme has a route, named as the scheme.
+    let names = tower_webhook::custom::RESERVED_NAMES;
+    for name in names.iter().filter(|name| **name != "numero") {
+        let reply = harness::post(&receiver.url(&format!("/webhooks/{name}")), &[], "{}").await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "/webhooks/{name}: {}",
+            reply.text()
+        );
+    }
+
+    let printed = receiver.printed();
+    assert!(
+        printed.iter().any(|line| line.contains("/webhooks/numero")),
+        "{printed:?}"
+    );
+    for line in &printed {
+        assert!(
+            !line.contains(secret),
+            "the configured secret was printed: {line}"
+        );
+        assert!(
+            !shows_a_made_up_secret(line),
+            "a secret was printed: {line}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_loopback_demo_secrets_say_so_and_a_configured_secret_is_never_printed() {
+    let secret = harness::NUMERO_SECRET;
+    let receiver =
+        ReceiverProcess::start(&["--store", "memory"], &[("NUMERO_WEBHOOK_SECRET", secret)]);
+    assert_eq!(
+        numero_delivery(&receiver, "evt_loopback", secret).await,
+        StatusCode::OK
+    );
+
+    let printed = receiver.printed();
+    for line in &printed {
+        assert!(
+            !line.contains(secret),
+            "the configured secret was printed: {line}"
+        );
+        // One word: nothing to warn about.
+        assert!(!line.contains("NUMERO_WEBHOOK_SECRET_FILE"), "{line}");
+    }
+    // The unset ones are demos, and the log says they are loopback-only.
+    let demo = printed
+        .iter()
+        .find(|line| line.starts_with("GITHUB_WEBHOOK_SECRET ") && line.contains("demo_"))
+        .unwrap_or_else(|| panic!("no demo secret for GitHub: {printed:?}"));
+    assert!(demo.contains("loopback-only demo"), "{demo}");
+    let demo_secret = demo
+        .split_whitespace()
+        .find(|word| word.starts_with("demo_"))
+        .unwrap();
+    let body = r#"{"action":"opened","number":3}"#;
+    let signature = sign::github(demo_secret.as_bytes(), body.as_bytes());
+    let reply = harness::post(
+        &receiver.url("/webhooks/github"),
+        &[("x-hub-signature-256", &signature)],
+        body,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 }

@@ -50,9 +50,12 @@
 //!
 //! Secrets come from `NUMBEROTP_WEBHOOK_SECRET`, `NUMERO_WEBHOOK_SECRET`,
 //! `GITHUB_WEBHOOK_SECRET`, `STANDARD_WEBHOOK_SECRET` (`whsec_` + base64)
-//! and `STRIPE_WEBHOOK_SECRET`; during a rotation put the old and the new
-//! secret in the variable, separated by a space. When a variable is unset
-//! the receiver makes up a demo secret and prints it:
+//! and `STRIPE_WEBHOOK_SECRET`: each holds one secret, its whole value,
+//! spaces included. During a rotation name a file with one secret per line
+//! in `<VAR>_FILE` instead. When a variable is unset and the receiver
+//! listens on a loopback address (the default), it makes up a demo secret
+//! and prints it; on any other address that route is not mounted, and no
+//! secret is ever printed:
 //!
 //! ```text
 //! NUMERO_WEBHOOK_SECRET=whsec_abcdefghijklmnopqrstuvwxyz123456789 cargo run --release --example receiver
@@ -105,6 +108,7 @@ use tower_webhook::{JobQueue, MemoryQueue, MemoryStore, Scheme, Worker};
 use crate::cli::{Options, StoreChoice};
 use crate::events::EventLog;
 use crate::routes::{AppState, Demo, LayerSettings};
+use crate::secrets::Unset;
 use crate::serve::{Flush, Limits, StopSignal};
 use crate::shown::Shown;
 use crate::wiring::{Admin, Inline, Queued, Wiring};
@@ -170,10 +174,13 @@ async fn run(options: Options) -> Result<(), String> {
             }
         }
         #[cfg(not(feature = "redis"))]
-        StoreChoice::Redis(url) => Err(format!(
-            "{url} needs the redis feature: \
-             cargo run --release --features redis --example receiver -- --store {url}"
-        )),
+        StoreChoice::Redis(url) => {
+            let url = secrets::url_for_log(&url);
+            Err(format!(
+                "{url} needs the redis feature: \
+                 cargo run --release --features redis --example receiver -- --store {url}"
+            ))
+        }
     }
 }
 
@@ -207,13 +214,16 @@ async fn start<W: Wiring + Admin + Flush>(
         lease: Duration::from_millis(options.lease_ms),
         body_timeout: Duration::from_millis(options.body_timeout_ms),
     };
+    // Off loopback a printed demo secret would let any reader of the log
+    // sign: unset providers are then not mounted at all.
+    let unset = Unset::for_address(listener.local_addr().map_err(|e| e.to_string())?);
     let app = Router::new().merge(routes::admin());
-    let app = mount(app, NumberOtp, &wiring, &settings, &base_url)?;
-    let app = mount(app, Numero, &wiring, &settings, &base_url)?;
-    let app = mount(app, GitHub, &wiring, &settings, &base_url)?;
-    let app = providers::mount_standard(app, &wiring, &settings)?;
-    let app = mount(app, Stripe::new(), &wiring, &settings, &base_url)?;
-    let app = providers::mount_all(app, &wiring, &settings, &base_url)?;
+    let app = mount(app, NumberOtp, unset, &wiring, &settings, &base_url)?;
+    let app = mount(app, Numero, unset, &wiring, &settings, &base_url)?;
+    let app = mount(app, GitHub, unset, &wiring, &settings, &base_url)?;
+    let app = providers::mount_standard(app, unset, &wiring, &settings)?;
+    let app = mount(app, Stripe::new(), unset, &wiring, &settings, &base_url)?;
+    let app = providers::mount_all(app, unset, &wiring, &settings, &base_url)?;
     let flushed = wiring.flushed();
     let admin: Arc<dyn Admin> = Arc::new(wiring);
     let state = AppState {
@@ -251,6 +261,7 @@ async fn start<W: Wiring + Admin + Flush>(
 fn mount<Sc, W>(
     app: Router<AppState>,
     scheme: Sc,
+    unset: Unset,
     wiring: &W,
     settings: &LayerSettings,
     base_url: &str,
@@ -269,7 +280,7 @@ where
         }
         _ => String::new(),
     };
-    providers::mount_as(app, scheme, &var, &hint, wiring, settings)
+    providers::mount_as(app, scheme, &var, &hint, unset, wiring, settings)
 }
 
 /// Connects to the Redis at `url`, says what its acknowledgements wait
@@ -295,8 +306,9 @@ async fn redis_store(
     let store = tower_webhook::RedisStore::builder()
         .durability(durability)
         .connect(url)
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
+        .await;
+    let url = secrets::url_for_log(url);
+    let store = store.map_err(|e| format!("{url}: {e}"))?;
     println!(
         "redis durability: {}",
         match durability {

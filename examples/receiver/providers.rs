@@ -1,6 +1,7 @@
-//! The routes of the provider schemes of issue 12, each with the setting
-//! names its provider's documentation uses; unset, a demo secret (or, for
-//! Discord, a demo key pair) is printed at start.
+//! The routes of the provider schemes, each with the setting names its
+//! provider's documentation uses. Unset on a loopback address, a demo
+//! secret (or, for Discord, a demo key pair) is printed at start; unset on
+//! any other address, the route is not mounted (see [`Unset`]).
 //!
 //! | route | settings |
 //! |---|---|
@@ -36,16 +37,18 @@ use tower_webhook::woocommerce::WooCommerce;
 use tower_webhook::zoom::Zoom;
 
 use crate::routes::{self, AppState, LayerSettings};
-use crate::secrets;
+use crate::secrets::{self, Unset};
 use crate::shown::Shown;
 use crate::wiring::Wiring;
 
-/// One scheme's route, with its secrets from `var`.
+/// One scheme's route, with its secrets from `var`; not mounted when
+/// `var` is unset and `unset` says so.
 pub fn mount_as<Sc, W>(
     app: Router<AppState>,
     scheme: Sc,
     var: &str,
     hint: &str,
+    unset: Unset,
     wiring: &W,
     settings: &LayerSettings,
 ) -> Result<Router<AppState>, String>
@@ -55,16 +58,28 @@ where
     W: Wiring,
 {
     let name = scheme.name();
-    let secrets = secrets::from_env(var, name, hint)?;
+    let Some(secrets) = secrets::from_env(var, name, hint, unset)? else {
+        not_mounted(name, var);
+        return Ok(app);
+    };
     println!("POST /webhooks/{name}: {} secret(s)", secrets.len());
     routes::mount(app, scheme, secrets, wiring, settings)
 }
 
+/// Says why a route is missing.
+fn not_mounted(name: &str, var: &str) {
+    println!(
+        "POST /webhooks/{name}: not mounted ({var} is not set, and demo secrets are \
+         made only on a loopback address)"
+    );
+}
+
 /// Standard Webhooks: `STANDARD_WEBHOOK_SECRET` (`whsec_…`) and/or
 /// `STANDARD_WEBHOOK_PUBLIC_KEY` (`whpk_…`, `v1a`); with neither, a demo
-/// secret.
+/// secret, or no route, as `unset` says.
 pub fn mount_standard<W: Wiring>(
     app: Router<AppState>,
+    unset: Unset,
     wiring: &W,
     settings: &LayerSettings,
 ) -> Result<Router<AppState>, String> {
@@ -74,7 +89,13 @@ pub fn mount_standard<W: Wiring>(
     let mut keys = match (&public_keys, secrets::optional(SECRET)?) {
         (_, Some(secrets)) => secrets,
         (Some(_), None) => Vec::new(),
-        (None, None) => secrets::from_env(SECRET, "standard", "")?,
+        (None, None) => match secrets::from_env(SECRET, "standard", "", unset)? {
+            Some(demo) => demo,
+            None => {
+                not_mounted("standard", SECRET);
+                return Ok(app);
+            }
+        },
     };
     keys.extend(public_keys.unwrap_or_default());
     println!(
@@ -84,25 +105,52 @@ pub fn mount_standard<W: Wiring>(
     routes::mount(app, Standard::new(), keys, wiring, settings)
 }
 
-/// Every provider route of issue 12 but Standard's.
+/// Every provider route but Standard's and those `main.rs` mounts.
 pub fn mount_all<W: Wiring>(
     app: Router<AppState>,
+    unset: Unset,
     wiring: &W,
     settings: &LayerSettings,
     base_url: &str,
 ) -> Result<Router<AppState>, String> {
     let s = settings;
-    let app = mount_as(app, Shopify, "SHOPIFY_WEBHOOK_SECRET", "", wiring, s)?;
-    let app = mount_as(app, Slack::new(), "SLACK_SIGNING_SECRET", "", wiring, s)?;
-    let app = mount_as(app, Paddle::new(), "PADDLE_WEBHOOK_SECRET", "", wiring, s)?;
-    let app = mount_as(app, Linear::new(), "LINEAR_WEBHOOK_SECRET", "", wiring, s)?;
-    let app = mount_as(app, Zoom::new(), "ZOOM_WEBHOOK_SECRET", "", wiring, s)?;
-    let app = mount_as(app, Twitch::new(), "TWITCH_WEBHOOK_SECRET", "", wiring, s)?;
+    let u = unset;
+    let app = mount_as(app, Shopify, "SHOPIFY_WEBHOOK_SECRET", "", u, wiring, s)?;
+    let app = mount_as(app, Slack::new(), "SLACK_SIGNING_SECRET", "", u, wiring, s)?;
+    let app = mount_as(
+        app,
+        Paddle::new(),
+        "PADDLE_WEBHOOK_SECRET",
+        "",
+        u,
+        wiring,
+        s,
+    )?;
+    let app = mount_as(
+        app,
+        Linear::new(),
+        "LINEAR_WEBHOOK_SECRET",
+        "",
+        u,
+        wiring,
+        s,
+    )?;
+    let app = mount_as(app, Zoom::new(), "ZOOM_WEBHOOK_SECRET", "", u, wiring, s)?;
+    let app = mount_as(
+        app,
+        Twitch::new(),
+        "TWITCH_WEBHOOK_SECRET",
+        "",
+        u,
+        wiring,
+        s,
+    )?;
     let app = mount_as(
         app,
         WooCommerce,
         "WOOCOMMERCE_WEBHOOK_SECRET",
         "",
+        u,
         wiring,
         s,
     )?;
@@ -111,6 +159,7 @@ pub fn mount_all<W: Wiring>(
         LemonSqueezy,
         "LEMONSQUEEZY_WEBHOOK_SECRET",
         "",
+        u,
         wiring,
         s,
     )?;
@@ -119,31 +168,50 @@ pub fn mount_all<W: Wiring>(
         Flutterwave::new(),
         "FLUTTERWAVE_WEBHOOK_SECRET",
         "",
+        u,
         wiring,
         s,
     )?;
-    let app = mount_as(app, Paystack, "PAYSTACK_SECRET_KEY", "", wiring, s)?;
-    let twilio_url = url_setting("TWILIO_WEBHOOK_URL", &format!("{base_url}/webhooks/twilio"))?;
+    let app = mount_as(app, Paystack, "PAYSTACK_SECRET_KEY", "", u, wiring, s)?;
+    // The signing URL is asked for only where the route will be mounted.
+    let mounted = |var: &str| unset == Unset::Demo || secrets::is_set(var);
+    let twilio_url = match mounted("TWILIO_AUTH_TOKEN") {
+        true => url_setting("TWILIO_WEBHOOK_URL", &format!("{base_url}/webhooks/twilio"))?,
+        false => String::new(),
+    };
     let app = mount_as(
         app,
         Twilio::new(twilio_url),
         "TWILIO_AUTH_TOKEN",
         "",
+        u,
         wiring,
         s,
     )?;
-    let square_url = url_setting(
-        "SQUARE_NOTIFICATION_URL",
-        &format!("{base_url}/webhooks/square"),
-    )?;
+    let square_url = match mounted("SQUARE_WEBHOOK_SIGNATURE_KEY") {
+        true => url_setting(
+            "SQUARE_NOTIFICATION_URL",
+            &format!("{base_url}/webhooks/square"),
+        )?,
+        false => String::new(),
+    };
     let square = Square::new(square_url);
-    let app = mount_as(app, square, "SQUARE_WEBHOOK_SIGNATURE_KEY", "", wiring, s)?;
+    let app = mount_as(
+        app,
+        square,
+        "SQUARE_WEBHOOK_SIGNATURE_KEY",
+        "",
+        u,
+        wiring,
+        s,
+    )?;
     #[cfg(feature = "ed25519")]
     let app = mount_as(
         app,
         tower_webhook::discord::Discord::new(),
         "DISCORD_PUBLIC_KEY",
         "",
+        u,
         wiring,
         s,
     )?;

@@ -38,9 +38,9 @@
 //!     .id_field("event_id")
 //!     .event_type_field("kind")
 //!     .build()?;
-//! let header = tower_webhook::sign::custom(&acme, b"acme-secret", br#"{"event_id":"e1"}"#);
+//! let header = tower_webhook::sign::custom(&acme, b"acme_webhook_secret_01", br#"{"event_id":"e1"}"#);
 //! assert!(header.starts_with("sha256="));
-//! let layer = WebhookLayer::new(acme, "acme-secret")?;
+//! let layer = WebhookLayer::new(acme, "acme_webhook_secret_01")?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -362,7 +362,7 @@ mod tests {
     }
 
     fn verify(scheme: &Custom, value: &str, body: &[u8]) -> Result<(), Rejection> {
-        let set = crate::SecretSet::from_keys([b"acme-secret"]).unwrap();
+        let set = crate::SecretSet::from_keys([b"acme_webhook_secret_01"]).unwrap();
         let signature = scheme.signature(&headers(value))?;
         set.verify(&signature, body)
             .map_err(|_| Rejection::SignatureMismatch)
@@ -375,10 +375,13 @@ mod tests {
             .prefix("sha256=")
             .build()
             .unwrap();
-        let header = crate::sign::custom(&hex, b"acme-secret", body);
+        let header = crate::sign::custom(&hex, b"acme_webhook_secret_01", body);
         assert_eq!(
             header,
-            format!("sha256={}", crate::sign::tag(b"acme-secret", body).to_hex())
+            format!(
+                "sha256={}",
+                crate::sign::tag(b"acme_webhook_secret_01", body).to_hex()
+            )
         );
         assert_eq!(verify(&hex, &header, body), Ok(()));
         assert_eq!(
@@ -398,8 +401,11 @@ mod tests {
             .encoding(Encoding::Base64)
             .build()
             .unwrap();
-        let header = crate::sign::custom(&b64, b"acme-secret", body);
-        assert_eq!(header, crate::sign::tag(b"acme-secret", body).to_base64());
+        let header = crate::sign::custom(&b64, b"acme_webhook_secret_01", body);
+        assert_eq!(
+            header,
+            crate::sign::tag(b"acme_webhook_secret_01", body).to_base64()
+        );
         assert_eq!(verify(&b64, &header, body), Ok(()));
         assert_eq!(
             verify(&b64, &header[..43], body),
@@ -467,17 +473,17 @@ mod tests {
             .algorithm(Algorithm::HmacSha512)
             .build()
             .unwrap();
-        let header = crate::sign::custom(&sha512, b"acme-secret", body);
+        let header = crate::sign::custom(&sha512, b"acme_webhook_secret_01", body);
         assert_eq!(header.len(), 128);
         let set = crate::SecretSet::from_decoded([crate::Key::new(
             Algorithm::HmacSha512,
-            b"acme-secret".to_vec(),
+            b"acme_webhook_secret_01".to_vec(),
         )])
         .unwrap();
         let signature = sha512.signature(&headers(&header)).unwrap();
         assert_eq!(set.verify(&signature, body), Ok(()));
         // A SHA-256-length tag is malformed for a SHA-512 scheme.
-        let short = crate::sign::tag(b"acme-secret", body).to_hex();
+        let short = crate::sign::tag(b"acme_webhook_secret_01", body).to_hex();
         assert_eq!(
             sha512.signature(&headers(&short)).unwrap_err(),
             Rejection::MalformedSignature

@@ -33,8 +33,10 @@
 //!
 //! GitHub lets you type any secret, spaces included: its own documentation
 //! example is `It's a Secret to Everybody`, and the layer takes it as it is.
-//! Only an empty secret, or one that begins or ends with whitespace (a
-//! stray newline from a file or an environment variable), is refused.
+//! Only an empty secret, one that begins or ends with whitespace (a stray
+//! newline from a file or an environment variable), and one shorter than
+//! [`MIN_HMAC_SECRET_LEN`](crate::MIN_HMAC_SECRET_LEN) bytes (a word split
+//! off a longer secret) are refused.
 //!
 //! ```
 //! use tower_webhook::{WebhookLayer, github::GitHub};

@@ -49,7 +49,7 @@ pub fn binary() -> PathBuf {
 /// A running receiver process.
 pub struct ReceiverProcess {
     child: Child,
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, whatever address it listens on.
     pub base_url: String,
     /// Everything it printed on stdout so far.
     pub output: Arc<Mutex<Vec<String>>>,
@@ -59,9 +59,16 @@ impl ReceiverProcess {
     /// Starts the receiver with `args` (plus `--addr 127.0.0.1:0`) and
     /// `env`, and waits until it listens.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_on("127.0.0.1:0", args, env)
+    }
+
+    /// [`start`](Self::start) listening on `addr` (such as `0.0.0.0:0`, a
+    /// non-loopback bind); `base_url` still points at 127.0.0.1, which an
+    /// unspecified address also listens on.
+    pub fn start_on(addr: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(binary());
         command
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--addr", addr])
             .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -92,7 +99,7 @@ impl ReceiverProcess {
             }
         });
         let base_url = match rx.recv_timeout(STARTUP) {
-            Ok(url) => url,
+            Ok(url) => url.replace("://0.0.0.0:", "://127.0.0.1:"),
             Err(_) => {
                 let _ = child.kill();
                 panic!(
@@ -161,9 +168,26 @@ impl ReceiverProcess {
         }
     }
 
-    /// What it printed so far, one line each.
+    /// What it printed so far, one line each (stderr lines prefixed
+    /// `stderr: `).
     pub fn printed(&self) -> Vec<String> {
         self.output.lock().unwrap().clone()
+    }
+
+    /// Waits up to `limit` for a printed line that `wanted` accepts, and
+    /// returns it: stderr is read on its own thread, so a line printed
+    /// before `listening on` may be collected after it.
+    pub fn wait_printed(&self, limit: Duration, wanted: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(line) = self.printed().into_iter().find(|line| wanted(line)) {
+                return Some(line);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
