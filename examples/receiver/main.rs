@@ -46,6 +46,15 @@
 //!   body-size histograms, and in queued mode `webhook_queue_jobs` and
 //!   `webhook_job_attempts_total`, in the Prometheus text format.
 //!
+//! The admin routes (`/events`, `/queue`, `/dead-letters`) are open on a
+//! loopback address (the default). On any other address the receiver
+//! starts only with `ADMIN_TOKEN` set, and they then answer only requests
+//! with `Authorization: Bearer <ADMIN_TOKEN>` (401 otherwise); once set, the
+//! token is required on loopback too. Every route reads its body within
+//! `--body-timeout-ms`; the admin routes and `/metrics` take at most 64 KiB.
+//! An error body is a reason code (`{"error":"store_unavailable"}`); the
+//! detail goes to stderr.
+//!
 //! Secrets come from `NUMBEROTP_WEBHOOK_SECRET`, `NUMERO_WEBHOOK_SECRET`,
 //! `GITHUB_WEBHOOK_SECRET`, `STANDARD_WEBHOOK_SECRET` (`whsec_` + base64)
 //! and `STRIPE_WEBHOOK_SECRET`; during a rotation put the old and the new
@@ -75,6 +84,7 @@
 //! file that is not a database) stops the receiver with a one-line error and
 //! a non-zero exit status.
 
+mod admin;
 mod cli;
 mod events;
 mod metrics;
@@ -122,6 +132,9 @@ async fn main() -> ExitCode {
 /// Opens the store, binds, mounts every route, serves until stopped.
 async fn run(options: Options) -> Result<(), String> {
     let choice = options.store_choice()?;
+    // Before anything is opened: a receiver it refuses leaves nothing behind.
+    let access = admin::Access::from_env(options.addr)?;
+    println!("{}", access.describe());
     // Before any layer is built: they register their metrics with it.
     metrics::install()?;
     // Bind first, so the hints printed for demo secrets carry the real port.
@@ -132,12 +145,13 @@ async fn run(options: Options) -> Result<(), String> {
     match choice {
         StoreChoice::Memory if options.queued => {
             let worker = worker(MemoryQueue::new(), &options);
-            start(listener, &options, Queued(worker), "memory, queued").await
+            start(listener, &options, access, Queued(worker), "memory, queued").await
         }
         StoreChoice::Memory => {
             start(
                 listener,
                 &options,
+                access,
                 Inline(MemoryStore::new()),
                 "memory, inline",
             )
@@ -149,9 +163,9 @@ async fn run(options: Options) -> Result<(), String> {
             let described = format!("sqlite:{path} (synchronous=FULL), {mode}");
             if options.queued {
                 let worker = worker(store, &options);
-                start(listener, &options, Queued(worker), &described).await
+                start(listener, &options, access, Queued(worker), &described).await
             } else {
-                start(listener, &options, Inline(store), &described).await
+                start(listener, &options, access, Inline(store), &described).await
             }
         }
         #[cfg(feature = "redis")]
@@ -159,9 +173,9 @@ async fn run(options: Options) -> Result<(), String> {
             let store = redis_store(&url).await?;
             if options.queued {
                 let worker = worker(store, &options);
-                start(listener, &options, Queued(worker), "redis, queued").await
+                start(listener, &options, access, Queued(worker), "redis, queued").await
             } else {
-                start(listener, &options, Inline(store), "redis, inline").await
+                start(listener, &options, access, Inline(store), "redis, inline").await
             }
         }
         #[cfg(not(feature = "redis"))]
@@ -186,10 +200,12 @@ fn worker<Q: JobQueue>(queue: Q, options: &Options) -> Worker<Q> {
         .start()
 }
 
-/// Mounts every scheme with `wiring` and serves.
+/// Mounts every scheme with `wiring`, the admin routes open to whom
+/// `access` admits, and serves.
 async fn start<W: Wiring + Admin + Flush>(
     listener: TcpListener,
     options: &Options,
+    access: admin::Access,
     wiring: W,
     described: &str,
 ) -> Result<(), String> {
@@ -202,7 +218,7 @@ async fn start<W: Wiring + Admin + Flush>(
         lease: Duration::from_millis(options.lease_ms),
         body_timeout: Duration::from_millis(options.body_timeout_ms),
     };
-    let app = Router::new().merge(routes::admin());
+    let app = Router::new().merge(routes::admin(access, settings.body_timeout));
     let app = mount(app, NumberOtp, &wiring, &settings, &base_url)?;
     let app = mount(app, Numero, &wiring, &settings, &base_url)?;
     let app = mount(app, GitHub, &wiring, &settings, &base_url)?;

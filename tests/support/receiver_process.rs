@@ -59,9 +59,15 @@ impl ReceiverProcess {
     /// Starts the receiver with `args` (plus `--addr 127.0.0.1:0`) and
     /// `env`, and waits until it listens.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_at("127.0.0.1:0", args, env)
+    }
+
+    /// [`ReceiverProcess::start`] listening on `addr` (such as `0.0.0.0:0`);
+    /// `base_url` then names 127.0.0.1 and the port it got.
+    pub fn start_at(addr: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(binary());
         command
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--addr", addr])
             .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -78,7 +84,7 @@ impl ReceiverProcess {
                         .split_whitespace()
                         .next()
                         .unwrap_or_default()
-                        .to_owned();
+                        .replace("//0.0.0.0:", "//127.0.0.1:");
                     let _ = tx.send(url);
                 }
                 lines.lock().unwrap().push(line);
@@ -201,8 +207,18 @@ pub fn run_to_end_with(
     env: &[(&str, &str)],
     limit: Duration,
 ) -> (ExitStatus, String) {
+    run_to_end_at("127.0.0.1:0", args, env, limit)
+}
+
+/// [`run_to_end_with`] listening on `addr`.
+pub fn run_to_end_at(
+    addr: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (ExitStatus, String) {
     let mut child = Command::new(binary())
-        .args(["--addr", "127.0.0.1:0"])
+        .args(["--addr", addr])
         .args(args)
         .envs(env.iter().copied())
         .stdout(Stdio::null())
