@@ -92,11 +92,13 @@ impl Access {
         let Self::Token(expected) = self else {
             return true;
         };
+        // The scheme's name is case-insensitive (RFC 9110 §11.1).
         let presented = request
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
-            .unwrap_or_default();
+            .and_then(|value| value.as_bytes().split_at_checked(b"Bearer ".len()))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(b"Bearer "))
+            .map_or(&[][..], |(_, token)| token);
         let presented: [u8; 32] = Sha256::digest(presented).into();
         bool::from(presented.ct_eq(&**expected))
     }
@@ -152,4 +154,53 @@ pub async fn bound_body(
 
 fn rejection(rejection: Rejection) -> Response {
     rejection.into_response().map(Body::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(authorization: Option<&str>) -> Request {
+        let mut request = Request::new(Body::empty());
+        if let Some(value) = authorization {
+            let value = HeaderValue::from_str(value).unwrap();
+            request.headers_mut().insert(header::AUTHORIZATION, value);
+        }
+        request
+    }
+
+    #[test]
+    fn loopback_is_open_without_a_token_and_other_addresses_need_one() {
+        for addr in ["127.0.0.1:3000", "[::1]:3000", "[::ffff:127.0.0.1]:3000"] {
+            let access = Access::new(addr.parse().unwrap(), None).unwrap();
+            assert!(access.admits(&request(None)), "{addr}");
+        }
+        for addr in ["0.0.0.0:3000", "[::]:3000", "192.0.2.1:3000"] {
+            let error = Access::new(addr.parse().unwrap(), None).err().unwrap();
+            assert!(error.contains(TOKEN_VAR), "{addr}: {error}");
+            let empty = Access::new(addr.parse().unwrap(), Some(String::new()));
+            assert!(empty.is_err(), "{addr}");
+        }
+    }
+
+    #[test]
+    fn a_token_admits_its_bearer_only_and_is_never_described() {
+        let token = "s3cret token";
+        for addr in ["127.0.0.1:3000", "0.0.0.0:3000"] {
+            let access = Access::new(addr.parse().unwrap(), Some(token.into())).unwrap();
+            assert!(access.admits(&request(Some("Bearer s3cret token"))));
+            assert!(access.admits(&request(Some("bearer s3cret token"))));
+            for refused in [
+                None,
+                Some("Bearer s3cret"),
+                Some("Bearer s3cret tokens"),
+                Some("Bearer  s3cret token"),
+                Some("Basic s3cret token"),
+                Some("s3cret token"),
+            ] {
+                assert!(!access.admits(&request(refused)), "{refused:?}");
+            }
+            assert!(!access.describe().contains(token));
+        }
+    }
 }
