@@ -264,7 +264,10 @@ pub struct Parsed<E> {
 /// the two forms never meet.
 ///
 /// A single-part id taken from the body is a view into the verified body
-/// ([`Text`]): building it copies nothing.
+/// ([`Text`]): building it copies nothing, and keeping it keeps the whole
+/// body alive. To keep such an id past its request, keep a copy
+/// (`EventId::new(id.as_str())`, or `id.as_str().to_owned()`). A
+/// several-part id is a buffer of its own and holds no body.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EventId(Text);
 

@@ -19,6 +19,30 @@ use serde::{Serialize, Serializer};
 /// verified webhook body. Use it as a `&str` (`Deref`), print it
 /// (`Display`), serialize it as a JSON string, or compare it with any
 /// string.
+///
+/// # Keeping a `Text` keeps its whole body
+///
+/// A view holds a reference count on the body it points into, so a `Text`
+/// kept after the request (in a cache, a log, a map of recent ids) keeps
+/// that whole body in memory, however short the text: a thousand kept
+/// 6-byte ids of one-MiB deliveries hold a GiB. To keep one, copy it:
+/// [`String::from(text)`](String::from) or `text.to_string()` for a
+/// `String`, [`Text::from(text.as_str())`](Text::from) for a `Text` of its
+/// own, [`EventId::new(id.as_str())`](crate::EventId::new) for a
+/// single-part [`EventId`](crate::EventId). Within the request, and in
+/// what lives no longer than its event (a queued job's handler run), use
+/// it as it is.
+///
+/// ```
+/// use bytes::Bytes;
+/// use tower_webhook::Text;
+///
+/// let body = Text::from_utf8(Bytes::from_static(br#"{"id":"evt_1"}"#)).unwrap();
+/// let id = body.slice_ref(&body[7..12]); // a view: keeps all of `body`
+/// let kept = Text::from(id.as_str()); // a copy: keeps five bytes
+/// assert_eq!(kept, id);
+/// assert_ne!(kept.as_bytes().as_ptr(), id.as_bytes().as_ptr());
+/// ```
 #[derive(Clone, Default, PartialOrd, Ord)]
 pub struct Text(ByteString);
 

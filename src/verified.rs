@@ -26,6 +26,11 @@ use crate::EventId;
 ///
 /// Without axum, read it from the extensions:
 /// `request.extensions().get::<Verified<NumeroEvent>>()`.
+///
+/// The id and the event's string fields are [`Text`](crate::Text) views
+/// into the body: keeping one after the handler returns keeps the whole
+/// body in memory. Copy what you keep (`id.as_str().to_owned()`,
+/// `EventId::new(id.as_str())`); see [`Text`](crate::Text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Verified<E> {

@@ -216,6 +216,9 @@ enum Attack {
     Body,
     /// Sends its head a byte a second.
     Head,
+    /// Sends the head of `POST /dead-letters/replay` at once, declaring a
+    /// 1000-byte body, then a byte of body a second.
+    ReplayBody,
 }
 
 /// How one attacking connection ended.
@@ -247,6 +250,15 @@ async fn trickle(mut writer: tokio::net::tcp::OwnedWriteHalf, attack: Attack) ->
                 }
                 Ok(())
             }
+            Attack::ReplayBody => {
+                let head = "POST /dead-letters/replay HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+                            content-type: application/json\r\ncontent-length: 1000\r\n\r\n";
+                writer.write_all(head.as_bytes()).await?;
+                loop {
+                    writer.write_all(b" ").await?;
+                    sleep(Duration::from_secs(1)).await;
+                }
+            }
         }
     }
     .await;
@@ -273,8 +285,22 @@ struct Tally {
     open: AtomicUsize,
 }
 
-/// One attacking connection, from connect to the server's close.
-async fn attack_once(addr: SocketAddr, attack: Attack, tally: &Tally) -> Cut {
+impl Tally {
+    /// Waits until `n` connections have been opened.
+    async fn wait_opened(&self, n: usize) {
+        timeout(LIMIT, async {
+            while self.opened.load(Ordering::SeqCst) < n {
+                sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("every attacking connection connected");
+    }
+}
+
+/// One attacking connection, from connect to the server's close, or to
+/// `patience` after connecting when the server leaves it open that long.
+async fn attack_once(addr: SocketAddr, attack: Attack, tally: &Tally, patience: Duration) -> Cut {
     let (reader, writer) = connect(addr).await.into_split();
     tally.opened.fetch_add(1, Ordering::SeqCst);
     tally.open.fetch_add(1, Ordering::SeqCst);
@@ -284,7 +310,7 @@ async fn attack_once(addr: SocketAddr, attack: Attack, tally: &Tally) -> Cut {
         biased;
         got = read_until_closed(reader) => Some(got),
         never = trickle(writer, attack) => match never {},
-        () = sleep(DEADLINE + MARGIN) => None,
+        () = sleep(patience) => None,
     };
     tally.open.fetch_sub(1, Ordering::SeqCst);
     Cut {
@@ -305,7 +331,7 @@ async fn attacker(
 ) -> Vec<Cut> {
     let mut cuts = Vec::new();
     while !stop.load(Ordering::SeqCst) {
-        cuts.push(attack_once(addr, attack, &tally).await);
+        cuts.push(attack_once(addr, attack, &tally, DEADLINE + MARGIN).await);
     }
     cuts
 }
@@ -376,13 +402,7 @@ fn honest_senders_are_served_through_a_slowloris() {
             ))
         });
         let attacks: Vec<_> = attacks.collect();
-        timeout(LIMIT, async {
-            while tally.opened.load(Ordering::SeqCst) < attackers {
-                sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await
-        .expect("every attacker connected");
+        tally.wait_opened(attackers).await;
         sleep(Duration::from_millis(500)).await;
 
         // The honest sender, one delivery at a time, while the attack runs
@@ -481,6 +501,48 @@ fn honest_senders_are_served_through_a_slowloris() {
         rss_at_start >> 20,
         rss_peak >> 20
     );
+}
+
+#[test]
+fn trickled_admin_bodies_are_cut_off_and_a_delivery_is_served_past_them() {
+    const SLOTS: usize = 4;
+    let receiver = receiver(&["--max-connections", "4"]);
+    let addr = addr_of(&receiver);
+    runtime().block_on(async {
+        let tally = Arc::new(Tally::default());
+        // Each trickles for as long as it is let: up to LIMIT.
+        let tricklers: Vec<_> = (0..SLOTS)
+            .map(|_| {
+                let tally = Arc::clone(&tally);
+                tokio::spawn(
+                    async move { attack_once(addr, Attack::ReplayBody, &tally, LIMIT).await },
+                )
+            })
+            .collect();
+        tally.wait_opened(SLOTS).await;
+        // Long enough for the receiver to accept all four.
+        sleep(Duration::from_millis(300)).await;
+
+        let delivered = timeout(DEADLINE + MARGIN, deliver(addr, "evt_past_tricklers")).await;
+        let (reply, took) =
+            delivered.expect("the delivery was answered while the tricklers trickled");
+        assert_eq!(reply.status, 200, "{reply:?}");
+        println!("a delivery behind {SLOTS} trickled replay bodies was answered after {took:?}");
+
+        for trickler in tricklers {
+            let cut = timeout(LIMIT, trickler)
+                .await
+                .expect("in time")
+                .expect("no panic");
+            let open_for = cut.open_for.expect("the trickling connection was closed");
+            assert!(
+                open_for < DEADLINE + MARGIN,
+                "open for {open_for:?}: {cut:?}"
+            );
+            assert_eq!(cut.answer, Some(408), "{cut:?}");
+        }
+        assert_eq!(runs_of(addr, "evt_past_tricklers").await, [200]);
+    });
 }
 
 #[test]

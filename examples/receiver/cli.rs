@@ -10,7 +10,12 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "receiver", version)]
 pub struct Options {
-    /// Address to listen on.
+    /// Address to listen on. On a loopback address the admin routes
+    /// (/events, /queue, /dead-letters) are open; on any other the receiver
+    /// starts only with ADMIN_TOKEN set, and those routes then answer only
+    /// `Authorization: Bearer <ADMIN_TOKEN>` (read from the environment
+    /// only, so that `ps` never shows it; once set, required on loopback
+    /// too).
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
 
@@ -84,9 +89,9 @@ pub struct Options {
 
     /// Deadline for a sender, in milliseconds: its headers must be in
     /// within it (else the connection is closed), and its body within it
-    /// once the headers are (else 408 body_timeout). An idle keep-alive
-    /// connection, and one whose peer takes none of the answer, are closed
-    /// after it too.
+    /// once the headers are (else 408 body_timeout), on every route. An
+    /// idle keep-alive connection, and one whose peer takes none of the
+    /// answer, are closed after it too.
     #[arg(long, default_value_t = 10_000, value_parser = positive_u64)]
     pub body_timeout_ms: u64,
 

@@ -2,12 +2,15 @@
 //! run once (or retried, in queued mode). Bounded: it keeps the last
 //! [`DEFAULT_KEEP`] runs (`--events-keep`), so a long-running receiver's
 //! memory does not grow with its traffic.
+//!
+//! What it keeps it copies: an event's [`Text`](tower_webhook::Text) id is
+//! a view into the whole body it came in, and keeping the view would keep
+//! every body of the last thousand runs alive.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
-use tower_webhook::Text;
 
 /// Handler runs kept by default.
 pub const DEFAULT_KEEP: usize = 1000;
@@ -19,8 +22,9 @@ pub struct Run {
     pub seq: u64,
     /// The scheme's name (`numero`, `github`, …).
     pub scheme: &'static str,
-    /// The event's id as the provider sent it (shares the body's bytes).
-    pub id: Text,
+    /// The event's id as the provider sent it (a copy, not a view into
+    /// the body).
+    pub id: Box<str>,
     /// Which attempt this was, 1-based.
     pub attempt: u32,
     /// The status the handler answered.
@@ -33,7 +37,7 @@ struct Log {
     runs: VecDeque<Run>,
     /// Inline attempts per event, only counted when the demo handler fails
     /// some attempts on purpose (`--handler-fail-first`).
-    attempts: HashMap<(&'static str, Text), u32>,
+    attempts: HashMap<(&'static str, Box<str>), u32>,
 }
 
 /// The shared log of handler runs.
@@ -58,18 +62,18 @@ impl EventLog {
 
     /// Counts an inline delivery of `id` reaching the handler; returns its
     /// attempt number. Bounded: forgets every count past 100 000 events.
-    pub fn inline_attempt(&self, scheme: &'static str, id: &Text) -> u32 {
+    pub fn inline_attempt(&self, scheme: &'static str, id: &str) -> u32 {
         let mut log = self.lock();
         if log.attempts.len() >= 100_000 {
             log.attempts.clear();
         }
-        let count = log.attempts.entry((scheme, id.clone())).or_insert(0);
+        let count = log.attempts.entry((scheme, Box::from(id))).or_insert(0);
         *count += 1;
         *count
     }
 
-    /// Appends a run and returns its sequence number.
-    pub fn record(&self, scheme: &'static str, id: Text, attempt: u32, status: u16) -> u64 {
+    /// Appends a run (with a copy of `id`) and returns its sequence number.
+    pub fn record(&self, scheme: &'static str, id: &str, attempt: u32, status: u16) -> u64 {
         let mut log = self.lock();
         let seq = log.next_seq;
         log.next_seq += 1;
@@ -79,7 +83,7 @@ impl EventLog {
         log.runs.push_back(Run {
             seq,
             scheme,
-            id,
+            id: Box::from(id),
             attempt,
             status,
         });

@@ -48,6 +48,15 @@
 //!   body-size histograms, and in queued mode `webhook_queue_jobs` and
 //!   `webhook_job_attempts_total`, in the Prometheus text format.
 //!
+//! The admin routes (`/events`, `/queue`, `/dead-letters`) are open on a
+//! loopback address (the default). On any other address the receiver
+//! starts only with `ADMIN_TOKEN` set, and they then answer only requests
+//! with `Authorization: Bearer <ADMIN_TOKEN>` (401 otherwise); once set, the
+//! token is required on loopback too. Every route reads its body within
+//! `--body-timeout-ms`; the admin routes and `/metrics` take at most 64 KiB.
+//! An error body is a reason code (`{"error":"store_unavailable"}`); the
+//! detail goes to stderr.
+//!
 //! Secrets come from `NUMBEROTP_WEBHOOK_SECRET`, `NUMERO_WEBHOOK_SECRET`,
 //! `GITHUB_WEBHOOK_SECRET`, `STANDARD_WEBHOOK_SECRET` (`whsec_` + base64)
 //! and `STRIPE_WEBHOOK_SECRET`: each holds one secret, its whole value,
@@ -80,6 +89,7 @@
 //! file that is not a database) stops the receiver with a one-line error and
 //! a non-zero exit status.
 
+mod admin;
 mod cli;
 mod events;
 mod metrics;
@@ -131,6 +141,9 @@ async fn run(options: Options) -> Result<(), String> {
     if options.redis_durability.is_some() && !matches!(choice, StoreChoice::Redis(_)) {
         return Err("--redis-durability needs a redis store (--store redis://…)".into());
     }
+    // Before anything is opened: a receiver it refuses leaves nothing behind.
+    let access = admin::Access::from_env(options.addr)?;
+    println!("{}", access.describe());
     // Before any layer is built: they register their metrics with it.
     metrics::install()?;
     // Bind first, so the hints printed for demo secrets carry the real port.
@@ -141,12 +154,13 @@ async fn run(options: Options) -> Result<(), String> {
     match choice {
         StoreChoice::Memory if options.queued => {
             let worker = worker(MemoryQueue::new(), &options);
-            start(listener, &options, Queued(worker), "memory, queued").await
+            start(listener, &options, access, Queued(worker), "memory, queued").await
         }
         StoreChoice::Memory => {
             start(
                 listener,
                 &options,
+                access,
                 Inline(MemoryStore::new()),
                 "memory, inline",
             )
@@ -158,9 +172,9 @@ async fn run(options: Options) -> Result<(), String> {
             let described = format!("sqlite:{path} (synchronous=FULL), {mode}");
             if options.queued {
                 let worker = worker(store, &options);
-                start(listener, &options, Queued(worker), &described).await
+                start(listener, &options, access, Queued(worker), &described).await
             } else {
-                start(listener, &options, Inline(store), &described).await
+                start(listener, &options, access, Inline(store), &described).await
             }
         }
         #[cfg(feature = "redis")]
@@ -168,9 +182,9 @@ async fn run(options: Options) -> Result<(), String> {
             let store = redis_store(&url, options.redis_durability.as_deref()).await?;
             if options.queued {
                 let worker = worker(store, &options);
-                start(listener, &options, Queued(worker), "redis, queued").await
+                start(listener, &options, access, Queued(worker), "redis, queued").await
             } else {
-                start(listener, &options, Inline(store), "redis, inline").await
+                start(listener, &options, access, Inline(store), "redis, inline").await
             }
         }
         #[cfg(not(feature = "redis"))]
@@ -198,10 +212,12 @@ fn worker<Q: JobQueue>(queue: Q, options: &Options) -> Worker<Q> {
         .start()
 }
 
-/// Mounts every scheme with `wiring` and serves.
+/// Mounts every scheme with `wiring`, the admin routes open to whom
+/// `access` admits, and serves.
 async fn start<W: Wiring + Admin + Flush>(
     listener: TcpListener,
     options: &Options,
+    access: admin::Access,
     wiring: W,
     described: &str,
 ) -> Result<(), String> {
@@ -217,7 +233,7 @@ async fn start<W: Wiring + Admin + Flush>(
     // Off loopback a printed demo secret would let any reader of the log
     // sign: unset providers are then not mounted at all.
     let unset = Unset::for_address(listener.local_addr().map_err(|e| e.to_string())?);
-    let app = Router::new().merge(routes::admin());
+    let app = Router::new().merge(routes::admin(access, settings.body_timeout));
     let app = mount(app, NumberOtp, unset, &wiring, &settings, &base_url)?;
     let app = mount(app, Numero, unset, &wiring, &settings, &base_url)?;
     let app = mount(app, GitHub, unset, &wiring, &settings, &base_url)?;

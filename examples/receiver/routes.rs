@@ -1,12 +1,18 @@
 //! The routes: `POST /webhooks/<scheme>` behind its own layer and the demo
 //! handler, and the admin routes (`/events`, `/queue`, `/dead-letters`,
 //! `/metrics`).
+//!
+//! An error body carries a reason code only (`{"error":"store_unavailable"}`);
+//! what went wrong, which may name the store's file or server, goes to
+//! stderr.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,8 +21,9 @@ use serde_json::json;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_webhook::queue::Attempt;
-use tower_webhook::{Scheme, VerifiedEvent, WebhookLayer};
+use tower_webhook::{DEFAULT_RETRY_AFTER, Rejection, Scheme, VerifiedEvent, WebhookLayer};
 
+use crate::admin::Access;
 use crate::events::EventLog;
 use crate::shown::Shown;
 use crate::wiring::{Admin, Wiring};
@@ -53,14 +60,24 @@ pub struct LayerSettings {
     pub body_timeout: Duration,
 }
 
-/// The admin routes.
-pub fn admin() -> Router<AppState> {
-    Router::new()
+/// The admin routes, open to whom `access` admits, and `/metrics`; each
+/// reads its body within `body_deadline` and up to
+/// [`MAX_BODY_BYTES`](crate::admin::MAX_BODY_BYTES).
+pub fn admin(access: Access, body_deadline: Duration) -> Router<AppState> {
+    let bounded = from_fn_with_state(body_deadline, crate::admin::bound_body);
+    // The token is checked before the body is read.
+    let guarded = Router::new()
         .route("/events", get(list_events))
         .route("/queue", get(queue_counts))
         .route("/dead-letters", get(dead_letters))
         .route("/dead-letters/replay", post(replay))
+        .route_layer(bounded.clone())
+        .route_layer(from_fn_with_state(access, crate::admin::require));
+    // Counts only, for a scraper that holds no token.
+    Router::new()
         .route("/metrics", get(crate::metrics::render))
+        .route_layer(bounded)
+        .merge(guarded)
 }
 
 /// Mounts `POST /webhooks/<scheme name>` behind a layer keyed with
@@ -127,9 +144,7 @@ async fn demo_handler<E: Shown>(
     } else {
         StatusCode::OK
     };
-    let seq = state
-        .log
-        .record(scheme, id.clone(), attempt, status.as_u16());
+    let seq = state.log.record(scheme, &id, attempt, status.as_u16());
     if !demo.quiet {
         let mut line = format!(
             "#{seq} {scheme} {id} attempt {attempt} → {}",
@@ -155,7 +170,7 @@ async fn list_events(State(state): State<AppState>) -> Response {
 async fn queue_counts(State(state): State<AppState>) -> Response {
     match state.admin.counts().await {
         Ok(counts) => Json(counts).into_response(),
-        Err(error) => unavailable(&error),
+        Err(error) => unavailable("GET /queue", &error),
     }
 }
 
@@ -163,7 +178,7 @@ async fn queue_counts(State(state): State<AppState>) -> Response {
 async fn dead_letters(State(state): State<AppState>) -> Response {
     match state.admin.dead_letters().await {
         Ok(letters) => Json(letters).into_response(),
-        Err(error) => unavailable(&error),
+        Err(error) => unavailable("GET /dead-letters", &error),
     }
 }
 
@@ -174,8 +189,19 @@ struct ReplayRequest {
 }
 
 /// `POST /dead-letters/replay` `{"key":"…"}`: 202 when queued again, 404
-/// when there is no such dead letter.
-async fn replay(State(state): State<AppState>, Json(request): Json<ReplayRequest>) -> Response {
+/// when there is no such dead letter, `{"error":"invalid_json"}` (with
+/// axum's status for it) when the body is not such an object.
+async fn replay(
+    State(state): State<AppState>,
+    request: Result<Json<ReplayRequest>, JsonRejection>,
+) -> Response {
+    let request = match request {
+        Ok(Json(request)) => request,
+        Err(rejection) => {
+            let body = Json(json!({ "error": "invalid_json" }));
+            return (rejection.status(), body).into_response();
+        }
+    };
     match state.admin.replay(request.key).await {
         Ok(true) => (StatusCode::ACCEPTED, Json(json!({ "status": "queued" }))).into_response(),
         Ok(false) => (
@@ -183,11 +209,17 @@ async fn replay(State(state): State<AppState>, Json(request): Json<ReplayRequest
             Json(json!({ "error": "no_dead_letter" })),
         )
             .into_response(),
-        Err(error) => unavailable(&error),
+        Err(error) => unavailable("POST /dead-letters/replay", &error),
     }
 }
 
-fn unavailable(error: &tower_webhook::StoreError) -> Response {
-    let body = json!({ "error": "store_unavailable", "message": error.to_string() });
-    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+/// `503 {"error":"store_unavailable"}` with `Retry-After`, as the webhook
+/// layer answers; the error itself goes to stderr.
+fn unavailable(route: &str, error: &tower_webhook::StoreError) -> Response {
+    eprintln!("{route}: store_unavailable: {error}");
+    Rejection::StoreUnavailable {
+        retry_after: DEFAULT_RETRY_AFTER,
+    }
+    .into_response()
+    .map(axum::body::Body::new)
 }

@@ -85,7 +85,7 @@ impl ReceiverProcess {
                         .split_whitespace()
                         .next()
                         .unwrap_or_default()
-                        .to_owned();
+                        .replace("//0.0.0.0:", "//127.0.0.1:");
                     let _ = tx.send(url);
                 }
                 lines.lock().unwrap().push(line);
@@ -225,8 +225,18 @@ pub fn run_to_end_with(
     env: &[(&str, &str)],
     limit: Duration,
 ) -> (ExitStatus, String) {
+    run_to_end_at("127.0.0.1:0", args, env, limit)
+}
+
+/// [`run_to_end_with`] listening on `addr`.
+pub fn run_to_end_at(
+    addr: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (ExitStatus, String) {
     let mut child = Command::new(binary())
-        .args(["--addr", "127.0.0.1:0"])
+        .args(["--addr", addr])
         .args(args)
         .envs(env.iter().copied())
         .stdout(Stdio::null())
