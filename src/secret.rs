@@ -254,7 +254,7 @@ impl fmt::Debug for SecretSet {
 }
 
 /// Checks a secret as the provider shows it: not empty, no whitespace at either end.
-pub(crate) fn check_secret_text(index: usize, secret: &str) -> Result<(), SecretError> {
+fn check_secret_text(index: usize, secret: &str) -> Result<(), SecretError> {
     if secret.is_empty() {
         return Err(SecretError::Empty { index });
     }
@@ -263,6 +263,29 @@ pub(crate) fn check_secret_text(index: usize, secret: &str) -> Result<(), Secret
         return Err(SecretError::Whitespace { index });
     }
     Ok(())
+}
+
+/// Checks and keys secrets as given to the layer (one fixed set, or one
+/// tenant's): the scheme's `decode` (its
+/// [`Scheme::decode_key`](crate::Scheme::decode_key)), then the keyed state
+/// of each, once.
+pub(crate) fn key_secrets<I, V>(
+    decode: impl Fn(&str) -> Result<Key, &'static str>,
+    secrets: I,
+) -> Result<SecretSet, SecretError>
+where
+    I: IntoIterator<Item = V>,
+    V: AsRef<str>,
+{
+    let mut keys = Vec::new();
+    for (index, secret) in secrets.into_iter().enumerate() {
+        let secret = secret.as_ref();
+        check_secret_text(index, secret)?;
+        let key =
+            decode(secret).map_err(|expected| SecretError::Undecodable { index, expected })?;
+        keys.push(key);
+    }
+    SecretSet::from_decoded(keys)
 }
 
 #[cfg(test)]

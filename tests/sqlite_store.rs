@@ -21,7 +21,6 @@ use queue_contract::TempDir;
 use queue_contract::harness::{self, PATIENCE, Reply, numero_body};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tower::Layer as _;
 use tower_webhook::numero::{Numero, NumeroEvent};
 use tower_webhook::queue::{
     Accept, Attempt, Delivery, JobOutcome, JobQueue, QueueCounts, TakeRequest, Worker,
@@ -165,12 +164,12 @@ async fn a_queued_job_survives_a_restart_and_runs() {
         ran.send((id, attempt)).unwrap();
         async { Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::new()))) }
     });
-    let _service = WebhookLayer::builder(Numero)
+    let layer = WebhookLayer::builder(Numero)
         .secret(harness::NUMERO_SECRET)
         .queued(&worker)
         .build()
-        .unwrap()
-        .layer(handler);
+        .unwrap();
+    worker.handle(layer.job_handler(handler));
     let run = tokio::time::timeout(PATIENCE, runs.recv()).await.unwrap();
     assert_eq!(run, Some((Some("evt_kept".to_owned()), Some(2))));
     eventually("the job to be done", || async {

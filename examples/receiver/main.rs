@@ -197,20 +197,8 @@ async fn start<W: Wiring + Admin + Flush>(
         "http://{}",
         listener.local_addr().map_err(|e| e.to_string())?
     );
-    let settings = LayerSettings {
-        max_body_bytes: options.max_body_bytes,
-        lease: Duration::from_millis(options.lease_ms),
-        body_timeout: Duration::from_millis(options.body_timeout_ms),
-    };
-    let app = Router::new().merge(routes::admin());
-    let app = mount(app, NumberOtp, &wiring, &settings, &base_url)?;
-    let app = mount(app, Numero, &wiring, &settings, &base_url)?;
-    let app = mount(app, GitHub, &wiring, &settings, &base_url)?;
-    let app = providers::mount_standard(app, &wiring, &settings)?;
-    let app = mount(app, Stripe::new(), &wiring, &settings, &base_url)?;
-    let app = providers::mount_all(app, &wiring, &settings, &base_url)?;
-    let flushed = wiring.flushed();
-    let admin: Arc<dyn Admin> = Arc::new(wiring);
+    let wiring = Arc::new(wiring);
+    let admin: Arc<dyn Admin> = Arc::clone(&wiring) as Arc<dyn Admin>;
     let state = AppState {
         log: EventLog::new(options.events_keep),
         admin: Arc::clone(&admin),
@@ -220,6 +208,21 @@ async fn start<W: Wiring + Admin + Flush>(
             quiet: options.quiet,
         },
     };
+    let settings = LayerSettings {
+        max_body_bytes: options.max_body_bytes,
+        lease: Duration::from_millis(options.lease_ms),
+        body_timeout: Duration::from_millis(options.body_timeout_ms),
+        state: state.clone(),
+    };
+    let wiring = &*wiring;
+    let app = Router::new().merge(routes::admin());
+    let app = mount(app, NumberOtp, wiring, &settings, &base_url)?;
+    let app = mount(app, Numero, wiring, &settings, &base_url)?;
+    let app = mount(app, GitHub, wiring, &settings, &base_url)?;
+    let app = providers::mount_standard(app, wiring, &settings)?;
+    let app = mount(app, Stripe::new(), wiring, &settings, &base_url)?;
+    let app = providers::mount_all(app, wiring, &settings, &base_url)?;
+    let flushed = wiring.flushed();
     let limits = Limits::new(
         Duration::from_millis(options.body_timeout_ms),
         options.max_connections,
