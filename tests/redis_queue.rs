@@ -1,26 +1,26 @@
-//! Queued mode on `RedisStore`, against a real `redis-server` that each test
-//! starts (a free 127.0.0.1 port, a throwaway directory): the shared
-//! contract, then several replicas (each its own axum server, store
-//! connection and `Worker`) on one Redis.
+//! Queued mode on `RedisStore` as only Redis has it, against a real
+//! `redis-server` that each test starts (a free 127.0.0.1 port, a
+//! throwaway directory): keys under the prefix, Redis going down, and
+//! several replicas (each its own axum server, store connection and
+//! `Worker`) on one Redis. What every backend promises is in
+//! `tests/conformance/`.
 
 #![cfg(feature = "redis")]
 
-mod queue_contract;
+mod harness;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode, header};
-use queue_contract::{self as contract, PATIENCE, Queued, harness, numero_body, quick_retries};
+use harness::queued::{self, Queued, quick_retries};
+use harness::{PATIENCE, numero_body};
+use http::{StatusCode, header};
 use redis_server::RedisServer;
 use tokio::time::{sleep, timeout};
-use tower_webhook::queue::{
-    Accept, Delivery, JobOutcome, JobQueue, QueueCounts, TakeRequest, Worker, WorkerBuilder,
-};
-use tower_webhook::{Claim, EventId, IdempotencyKey, IdempotencyStore, RedisStore};
+use tower_webhook::queue::{JobOutcome, JobQueue, QueueCounts, TakeRequest, Worker, WorkerBuilder};
+use tower_webhook::{EventId, IdempotencyKey, RedisStore};
 
 /// Every test ends within this, or fails.
 const TEST_LIMIT: Duration = Duration::from_secs(90);
@@ -51,15 +51,15 @@ fn numero_schemes() -> Arc<[Box<str>]> {
 }
 
 /// A replica: a queued receiver whose worker has its handler at start
-/// (`contract::start` gives the router its state before serving).
+/// (`queued::start` gives the router its state before serving).
 async fn replica(worker: WorkerBuilder<RedisStore>) -> Queued<RedisStore> {
-    contract::start(worker).await
+    queued::start(worker).await
 }
 
 /// A replica that records and answers (202) but runs nothing: its worker
 /// is stopped before the first delivery, as if its handlers were elsewhere.
 async fn intake_only(store: RedisStore) -> Queued<RedisStore> {
-    let replica = contract::start(Worker::builder(store)).await;
+    let replica = queued::start(Worker::builder(store)).await;
     replica.worker.shutdown(Duration::ZERO).await;
     replica
 }
@@ -101,155 +101,11 @@ where
     }
 }
 
-// --- the shared contract --------------------------------------------------------
-
-/// Runs one contract case on a store of a fresh server.
-async fn on_fresh_redis<Fut: Future<Output = ()>>(case: impl FnOnce(RedisStore) -> Fut) {
-    within_limit(async {
-        let server = RedisServer::start();
-        case(connect(&server).await).await;
-    })
-    .await;
-}
-
+/// Every key the queue writes carries the prefix; a done key's Redis expiry
+/// is the done TTL, and a dead letter's record and key expire with its
+/// retention.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn accepted_then_run_once() {
-    on_fresh_redis(contract::accepted_then_run_once).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recorded_jobs_run_without_a_request() {
-    on_fresh_redis(contract::recorded_jobs_run_without_a_request).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_concurrent_copies_make_one_job() {
-    on_fresh_redis(|store| contract::concurrent_copies_make_one_job(store, 200)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failures_are_retried_until_done() {
-    on_fresh_redis(|store| contract::failures_are_retried_until_done(store, false)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn panics_are_retried_until_done() {
-    on_fresh_redis(|store| contract::failures_are_retried_until_done(store, true)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_letters_are_kept_and_replayed() {
-    within_limit(async {
-        let server = RedisServer::start();
-        // Replayed through a worker on another connection: any replica can.
-        let other = Worker::builder(connect(&server).await).start();
-        contract::dead_letters_are_kept_and_replayed(connect(&server).await, other).await;
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_handlers_do_not_hold_the_sender() {
-    on_fresh_redis(contract::slow_handlers_do_not_hold_the_sender).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_lets_running_attempts_finish() {
-    on_fresh_redis(contract::shutdown_lets_running_attempts_finish).await;
-}
-
-// --- the store on its own -------------------------------------------------------
-
-fn delivery(id: &str) -> Delivery {
-    let body = numero_body(id);
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "x-webhook-signature",
-        harness::numero_signature(body.as_bytes()).parse().unwrap(),
-    );
-    headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
-    Delivery {
-        scheme: "numero".into(),
-        event_id: id.into(),
-        method: Method::POST,
-        uri: "/numero".parse().unwrap(),
-        headers,
-        body: Bytes::from(body),
-    }
-}
-
-/// An inline claim and a queued job of one event exclude each other, both
-/// ways, and a dead letter counts as done for an inline claim.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inline_claims_and_queued_jobs_exclude_each_other() {
-    within_limit(async {
-        let server = RedisServer::start();
-        let store = connect(&server).await;
-
-        let Claim::New(inline) = store.claim(&key("evt_inline"), LONG).await.unwrap() else {
-            panic!("a fresh key is new")
-        };
-        let copy = store.accept(&key("evt_inline"), delivery("evt_inline"));
-        assert_eq!(copy.await.unwrap(), Accept::Duplicate);
-        store.complete(inline, LONG).await.unwrap();
-        let copy = store.accept(&key("evt_inline"), delivery("evt_inline"));
-        assert_eq!(copy.await.unwrap(), Accept::Duplicate);
-
-        let queued = store.accept(&key("evt_queued"), delivery("evt_queued"));
-        assert_eq!(queued.await.unwrap(), Accept::Accepted);
-        assert!(matches!(
-            store.claim(&key("evt_queued"), LONG).await.unwrap(),
-            Claim::InFlight
-        ));
-        let taken = store
-            .take(TakeRequest {
-                schemes: numero_schemes(),
-                max: 10,
-                lease: LONG,
-            })
-            .await
-            .unwrap();
-        assert_eq!(taken.jobs.len(), 1);
-        let job = taken.jobs.into_iter().next().unwrap();
-        assert_eq!(job.key, "numero:evt_queued");
-        assert_eq!(job.attempt, 1);
-        assert_eq!(&job.delivery.body[..], numero_body("evt_queued").as_bytes());
-        assert_eq!(job.delivery.headers, delivery("evt_queued").headers);
-        let accepted_ago = SystemTime::now().duration_since(job.accepted_at).unwrap();
-        assert!(accepted_ago < PATIENCE, "{accepted_ago:?}");
-        assert!(matches!(
-            store.claim(&key("evt_queued"), LONG).await.unwrap(),
-            Claim::InFlight
-        ));
-        let dead = JobOutcome::Dead {
-            error: "gave up".into(),
-            retain: LONG,
-        };
-        assert!(store.finish(job.lease, dead).await.unwrap());
-        assert!(matches!(
-            store.claim(&key("evt_queued"), LONG).await.unwrap(),
-            Claim::Done
-        ));
-        assert_eq!(
-            store
-                .accept(&key("evt_queued"), delivery("evt_queued"))
-                .await
-                .unwrap(),
-            Accept::Duplicate
-        );
-        assert_eq!(
-            store.counts().await.unwrap(),
-            QueueCounts { dead: 1, ..zero() }
-        );
-    })
-    .await;
-}
-
-/// Every key the queue writes carries the prefix; done keys expire after
-/// the done TTL; a dead letter (record and key) expires after its
-/// retention, after which the event can be accepted again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn everything_carries_the_prefix_and_expires() {
+async fn every_key_carries_the_prefix_and_its_expiry() {
     within_limit(async {
         let server = RedisServer::start();
         let store = RedisStore::builder()
@@ -315,19 +171,6 @@ async fn everything_carries_the_prefix_and_expires() {
             .await
             .unwrap();
         assert_eq!(other.counts().await.unwrap(), zero());
-
-        // The retention passes: the dead letter is gone, and the event is
-        // new again.
-        sleep(retain).await;
-        r.wait_counts(zero()).await;
-        assert!(r.worker.dead_letters(10).await.unwrap().is_empty());
-        r.seen.script.lock().unwrap().fail_first = 0;
-        assert_eq!(
-            r.deliver(&numero_body("evt_dead")).await.status,
-            StatusCode::ACCEPTED
-        );
-        r.wait_until("the second chance", |s| s.successes() == 2)
-            .await;
     })
     .await;
 }
@@ -346,7 +189,7 @@ async fn two_replicas_one_hundred_copies_one_run() {
             r.seen.script.lock().unwrap().delay = Duration::from_millis(50);
         }
         let urls = [&a, &b].map(|r| format!("http://{}/numero", r.addr));
-        let statuses = contract::post_copies(&urls, &numero_body("evt_shared"), 100).await;
+        let statuses = queued::post_copies(&urls, &numero_body("evt_shared"), 100).await;
         assert_eq!(statuses.get(&202), Some(&1), "{statuses:?}");
         assert_eq!(statuses.get(&200), Some(&99), "duplicates: {statuses:?}");
         wait_for("the handler run", || successes(&[&a, &b]) == 1).await;
@@ -493,49 +336,6 @@ async fn redis_down_means_503_then_the_retry_is_processed() {
             .await;
         r.wait_counts(zero()).await;
         assert_eq!(store.status(&key("evt_during")).await.unwrap(), Some(true));
-    })
-    .await;
-}
-
-/// With `appendonly yes`, a Redis restart keeps pending jobs: accepted
-/// while no worker runs the scheme, Redis killed and started again, then a
-/// worker starts and runs the job.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pending_jobs_survive_a_redis_restart_with_appendonly() {
-    within_limit(async {
-        let mut server = RedisServer::start_with(&["--appendonly", "yes"]);
-        let a = intake_only(connect(&server).await).await;
-        assert_eq!(
-            a.deliver(&numero_body("evt_kept")).await.status,
-            StatusCode::ACCEPTED
-        );
-        assert_eq!(
-            a.counts().await,
-            QueueCounts {
-                pending: 1,
-                ..zero()
-            }
-        );
-        // A reply is sent after the write reached the OS; `everysec` then
-        // fsyncs within a second, and the kill is a process crash, not
-        // power loss: nothing written is lost.
-        server.restart();
-
-        let b_store =
-            eventually(|| async { RedisStore::builder().connect(&server.url()).await }).await;
-        assert_eq!(
-            b_store.counts().await.unwrap(),
-            QueueCounts {
-                pending: 1,
-                ..zero()
-            },
-            "the job survived the restart"
-        );
-        let b = replica(Worker::builder(b_store)).await;
-        b.wait_until("the kept job's run", |s| s.successes() == 1)
-            .await;
-        assert_eq!(all_runs(&[&b]), [("evt_kept".to_owned(), 1, 200)]);
-        b.wait_counts(zero()).await;
     })
     .await;
 }

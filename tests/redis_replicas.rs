@@ -8,7 +8,7 @@
 
 #![cfg(feature = "redis")]
 
-mod queue_contract;
+mod harness;
 #[path = "support/receiver_process.rs"]
 mod receiver_process;
 #[path = "support/redis_server.rs"]
@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt as _, Full};
-use queue_contract::harness;
 use receiver_process::ReceiverProcess;
 use redis_server::RedisServer;
 use serde_json::Value;
@@ -136,7 +135,7 @@ async fn two_receiver_processes_run_one_of_a_hundred_copies() {
     let replicas = [replica(&server, &[]), replica(&server, &[])];
     let urls = replicas.each_ref().map(|r| r.url("/webhooks/numero"));
     let body = harness::numero_body("evt_copies");
-    let statuses = queue_contract::post_copies(&urls, &body, 100).await;
+    let statuses = harness::queued::post_copies(&urls, &body, 100).await;
     assert_eq!(statuses.get(&202), Some(&1), "{statuses:?}");
     assert_eq!(statuses.get(&200), Some(&99), "{statuses:?}");
     let total = until("the handler run", || async {

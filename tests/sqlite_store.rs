@@ -1,33 +1,25 @@
-//! [`SqliteStore`] on real files: restarts keep claims, done marks and jobs;
-//! keys expire and are swept; stale leases change nothing; bad files are
-//! refused at open; a full store answers 503 and runs nothing. Inline mode
-//! goes through a real HTTP server; every wait is bounded.
+//! What only [`SqliteStore`] has, on real files: expired keys are swept;
+//! a claim whose caller went away is released; bad files are refused at
+//! open; a full store answers 503 and runs nothing; one failing write
+//! leaves the rest of its group committed. Inline mode goes through a real
+//! HTTP server; every wait is bounded. What every backend promises
+//! (claims, leases, the queue, restarts) is in `tests/conformance/`.
 
-mod queue_contract;
+mod harness;
 
-use std::collections::HashMap;
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::routing;
 use bytes::Bytes;
+use harness::inline::Inline;
+use harness::queued;
+use harness::{PATIENCE, TempDir, numero_body};
 use http::{HeaderMap, Method, StatusCode};
-use http_body_util::Full;
-use queue_contract::TempDir;
-use queue_contract::harness::{self, PATIENCE, Reply, numero_body};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tower_webhook::numero::{Numero, NumeroEvent};
 use tower_webhook::queue::{
-    Accept, Attempt, Delivery, JobOutcome, JobQueue, QueueCounts, TakeRequest, Worker,
+    Accept, Delivery, JobOutcome, JobQueue, QueueCounts, TakeRequest, Worker,
 };
-use tower_webhook::store::sqlite::{KeyState, SqliteLease};
+use tower_webhook::store::sqlite::SqliteLease;
 use tower_webhook::store::{Claim, IdempotencyStore, SqliteStore, Synchronous};
-use tower_webhook::{EventId, IdempotencyKey, Verified, VerifiedEvent, WebhookLayer};
+use tower_webhook::{EventId, IdempotencyKey};
 
 const LONG: Duration = Duration::from_secs(3600);
 
@@ -46,59 +38,6 @@ fn delivery(id: &str, body: impl Into<Bytes>) -> Delivery {
     }
 }
 
-/// An inline Numero receiver on a [`SqliteStore`], stopped when dropped.
-struct Inline {
-    addr: SocketAddr,
-    runs: Arc<AtomicUsize>,
-    server: JoinHandle<()>,
-}
-
-impl Inline {
-    async fn start(store: SqliteStore, done_ttl: Duration) -> Self {
-        let layer = WebhookLayer::builder(Numero)
-            .secret(harness::NUMERO_SECRET)
-            .done_ttl(done_ttl)
-            // These tests watch the store's own expiry; with short TTLs the
-            // replay window (the done TTL) would refuse the dated samples.
-            .replay_window(None)
-            .store(store)
-            .build()
-            .unwrap();
-        let runs = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&runs);
-        let handler = move |VerifiedEvent(_): VerifiedEvent<NumeroEvent>| {
-            counter.fetch_add(1, Ordering::SeqCst);
-            async { StatusCode::OK }
-        };
-        let app = Router::new().route("/numero", routing::post(handler).route_layer(layer));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { addr, runs, server }
-    }
-
-    async fn deliver(&self, id: &str) -> Reply {
-        let body = numero_body(id);
-        let sig = harness::numero_signature(body.as_bytes());
-        harness::post(
-            &format!("http://{}/numero", self.addr),
-            &[("x-webhook-signature", &sig)],
-            body,
-        )
-        .await
-    }
-
-    fn runs(&self) -> usize {
-        self.runs.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Inline {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
 /// Polls `check` until it holds, or fails after [`PATIENCE`].
 async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
     let deadline = Instant::now() + PATIENCE;
@@ -106,80 +45,6 @@ async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut(
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_processed_delivery_is_a_duplicate_after_a_restart() {
-    let dir = TempDir::new();
-    let path = dir.join("store.db");
-    let first = Inline::start(SqliteStore::open(&path).unwrap(), LONG).await;
-    assert_eq!(first.deliver("evt_restart").await.status, StatusCode::OK);
-    assert_eq!(first.runs(), 1);
-    drop(first);
-
-    let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(
-        store.status(&key("evt_restart")).await.unwrap(),
-        Some(KeyState::Done)
-    );
-    let second = Inline::start(store, LONG).await;
-    let again = second.deliver("evt_restart").await;
-    assert_eq!(again.status, StatusCode::OK);
-    assert_eq!(again.text(), r#"{"status":"duplicate"}"#);
-    assert_eq!(second.runs(), 0, "the handler ran again after a restart");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_queued_job_survives_a_restart_and_runs() {
-    let dir = TempDir::new();
-    let path = dir.join("queue.db");
-    let first = queue_contract::start(Worker::builder(SqliteStore::open(&path).unwrap())).await;
-    first.seen.script.lock().unwrap().delay = Duration::from_secs(10);
-    let reply = first.deliver(&numero_body("evt_kept")).await;
-    assert_eq!(reply.status, StatusCode::ACCEPTED);
-    first
-        .wait_counts(QueueCounts {
-            running: 1,
-            ..QueueCounts::default()
-        })
-        .await;
-    let report = first.worker.shutdown(Duration::from_millis(100)).await;
-    assert_eq!(report.aborted, 1);
-
-    // The restarted process: a new store on the file and a new worker, whose
-    // handler is layered at once (no delivery needed to wake anything).
-    let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(
-        store.status(&key("evt_kept")).await.unwrap(),
-        Some(KeyState::Pending)
-    );
-    let worker = Worker::builder(store.clone()).start();
-    let (ran, mut runs) = tokio::sync::mpsc::unbounded_channel();
-    let handler = tower::service_fn(move |request: http::Request<Full<Bytes>>| {
-        let attempt = request.extensions().get::<Attempt>().map(|a| a.0);
-        let id = request
-            .extensions()
-            .get::<Verified<NumeroEvent>>()
-            .map(|verified| verified.id.as_str().to_owned());
-        ran.send((id, attempt)).unwrap();
-        async { Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::new()))) }
-    });
-    let layer = WebhookLayer::builder(Numero)
-        .secret(harness::NUMERO_SECRET)
-        .queued(&worker)
-        .build()
-        .unwrap();
-    worker.handle(layer.job_handler(handler));
-    let run = tokio::time::timeout(PATIENCE, runs.recv()).await.unwrap();
-    assert_eq!(run, Some((Some("evt_kept".to_owned()), Some(2))));
-    eventually("the job to be done", || async {
-        store.status(&key("evt_kept")).await.unwrap() == Some(KeyState::Done)
-    })
-    .await;
-    let copy = store
-        .accept(&key("evt_kept"), delivery("evt_kept", "{}"))
-        .await;
-    assert_eq!(copy.unwrap(), Accept::Duplicate);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,53 +112,13 @@ async fn new_claim(store: &SqliteStore, id: &str, lease: Duration) -> SqliteLeas
 
 async fn take_one(store: &SqliteStore, lease: Duration) -> SqliteLease {
     let request = TakeRequest {
-        schemes: Arc::from(vec![Box::from("numero")]),
+        schemes: std::sync::Arc::from(vec![Box::from("numero")]),
         max: 1,
         lease,
     };
     let mut taken = store.take(request).await.unwrap();
     assert_eq!(taken.jobs.len(), 1, "one due job");
     taken.jobs.remove(0).lease
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stale_lease_cannot_touch_a_newer_claim_or_job() {
-    let dir = TempDir::new();
-    let store = SqliteStore::open(dir.join("store.db")).unwrap();
-    let short = Duration::from_millis(20);
-
-    // Inline claims.
-    let stale = new_claim(&store, "a", short).await;
-    tokio::time::sleep(short * 3).await;
-    let newer = new_claim(&store, "a", LONG).await;
-    store.complete(stale.clone(), LONG).await.unwrap();
-    assert_eq!(
-        store.status(&key("a")).await.unwrap(),
-        Some(KeyState::Claimed)
-    );
-    store.release(stale).await.unwrap();
-    assert_eq!(
-        store.status(&key("a")).await.unwrap(),
-        Some(KeyState::Claimed)
-    );
-    store.complete(newer, LONG).await.unwrap();
-    assert_eq!(store.status(&key("a")).await.unwrap(), Some(KeyState::Done));
-
-    // Job leases.
-    assert_eq!(accept(&store, "j").await, Accept::Accepted);
-    let stale = take_one(&store, short).await;
-    tokio::time::sleep(short * 3).await;
-    let newer = take_one(&store, LONG).await;
-    assert!(!store.renew(&stale, LONG).await.unwrap());
-    let done = JobOutcome::Done { ttl: LONG };
-    assert!(!store.finish(stale, done.clone()).await.unwrap());
-    assert_eq!(
-        store.status(&key("j")).await.unwrap(),
-        Some(KeyState::Running)
-    );
-    assert!(store.renew(&newer, LONG).await.unwrap());
-    assert!(store.finish(newer, done).await.unwrap());
-    assert_eq!(store.status(&key("j")).await.unwrap(), Some(KeyState::Done));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,7 +190,7 @@ async fn a_full_store_answers_503_runs_nothing_and_records_nothing() {
         .open(dir.join("store.db"))
         .unwrap();
     let inline = Inline::start(store.clone(), LONG).await;
-    let queued = queue_contract::start(Worker::builder(store.clone())).await;
+    let queued = queued::start(Worker::builder(store.clone())).await;
     let mut leases = fill(&store).await;
 
     let reply = inline.deliver("evt_full").await;
@@ -413,32 +238,4 @@ async fn a_failing_write_does_not_fail_the_others_in_its_group() {
     assert_eq!(store.status(&key("big")).await.unwrap(), None);
     let counts = store.counts().await.unwrap();
     assert_eq!(counts.pending, 50);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_concurrent_accepts_of_one_key_make_one_job() {
-    let dir = TempDir::new();
-    let store = SqliteStore::open(dir.join("store.db")).unwrap();
-    let tasks: Vec<_> = (0..200)
-        .map(|_| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .accept(&key("evt_once"), delivery("evt_once", "{}"))
-                    .await
-                    .unwrap()
-            })
-        })
-        .collect();
-    let mut answers: HashMap<&str, usize> = HashMap::new();
-    for task in tasks {
-        let answer = match task.await.unwrap() {
-            Accept::Accepted => "accepted",
-            Accept::Duplicate => "duplicate",
-        };
-        *answers.entry(answer).or_default() += 1;
-    }
-    assert_eq!(answers.get("accepted"), Some(&1), "{answers:?}");
-    assert_eq!(answers.get("duplicate"), Some(&199), "{answers:?}");
-    assert_eq!(store.counts().await.unwrap().pending, 1);
 }
