@@ -194,12 +194,13 @@ async fn handler_start<Q: JobQueue>(queue: Q, samples: usize) -> (Duration, Dura
         let _ = started.send(Instant::now());
         std::future::ready(Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))))
     });
-    let service = WebhookLayer::builder(Numero)
+    let layer = WebhookLayer::builder(Numero)
         .secret(common::NUMERO_SECRET)
         .queued(&worker)
         .build()
-        .expect("a layer")
-        .layer(handler);
+        .expect("a layer");
+    worker.handle(layer.job_handler(handler.clone()));
+    let service = layer.layer(handler);
     let mut waits = Vec::with_capacity(samples);
     for id in 0..samples as u64 {
         let (parts, body) = common::signed_delivery(id, BODY_BYTES);

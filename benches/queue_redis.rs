@@ -29,9 +29,9 @@ use redis_server::RedisServer;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 use tower::{Layer, ServiceExt, service_fn};
-use tower_webhook::numero::Numero;
+use tower_webhook::numero::{Numero, NumeroEvent};
 use tower_webhook::queue::{Accept, Delivery, JobQueue, Worker};
-use tower_webhook::{EventId, IdempotencyKey, RedisStore, WebhookLayer};
+use tower_webhook::{EventId, IdempotencyKey, RedisStore, Verified, WebhookLayer};
 
 const SECRET: &str = "whsec_abcdefghijklmnopqrstuvwxyz123456789";
 const SENDERS: usize = 64;
@@ -108,8 +108,9 @@ fn latency(runtime: &Runtime, server: &RedisServer, other_replica: bool) -> (f64
             let started = Instant::now();
             let id = request
                 .extensions()
-                .get::<EventId>()
+                .get::<Verified<NumeroEvent>>()
                 .unwrap()
+                .id
                 .as_str()
                 .to_owned();
             let _ = started_tx.send((id, started));
@@ -122,8 +123,6 @@ fn latency(runtime: &Runtime, server: &RedisServer, other_replica: bool) -> (f64
             .build()
             .unwrap();
         let runner_worker;
-        // The runner's layer must live: its worker holds it weakly.
-        let mut _runner_service = None;
         let service = if other_replica {
             // The intake replica runs nothing; the other one runs the jobs.
             intake_worker.shutdown(Duration::ZERO).await;
@@ -133,10 +132,11 @@ fn latency(runtime: &Runtime, server: &RedisServer, other_replica: bool) -> (f64
                 .queued(&runner_worker)
                 .build()
                 .unwrap();
-            _runner_service = Some(runner.layer(handler.clone()));
+            runner_worker.handle(runner.job_handler(handler.clone()));
             tokio::time::sleep(Duration::from_millis(500)).await; // the worker is idle
             intake.layer(handler)
         } else {
+            intake_worker.handle(intake.job_handler(handler.clone()));
             runner_worker = intake_worker;
             intake.layer(handler)
         };

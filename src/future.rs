@@ -42,13 +42,13 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::body::{Collector, Deadline, ResponseBody};
-use crate::layer::Config;
+use crate::config::Config;
 use crate::metrics::Stopwatch;
-use crate::queue::{Accept, Delivery, QueueFuture};
 use crate::secret::Signature;
+use crate::store::queue::{Accept, Delivery, QueueFuture};
 use crate::store::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
 use crate::tenant::TenantEntry;
-use crate::{EventId, Rejection, Scheme, Verified};
+use crate::{Rejection, Scheme, Verified};
 
 /// What a request carries from the header checks to the body's arrival.
 struct Pending<S> {
@@ -217,8 +217,10 @@ where
                         },
                         Ok(Verdict::Claim(checked, key)) => match &guard.config.intake {
                             Some(intake) => State::Accept {
-                                accept: intake
-                                    .accept(&key, checked.into_delivery(&guard.config, &key)),
+                                accept: intake.accept(
+                                    &key,
+                                    Delivery::verified(&key, checked.parts, checked.body),
+                                ),
                             },
                             None => State::Claim {
                                 claim: guard.config.store.claim(&key, guard.config.lease),
@@ -404,35 +406,6 @@ where
     }
 }
 
-/// Puts what the layer hands on into the request extensions: the typed
-/// event and its id, as one [`Verified`] entry. One place, shared by inline
-/// calls and queued jobs.
-pub(crate) fn hand_on<E: Clone + Send + Sync + 'static>(
-    extensions: &mut http::Extensions,
-    event: E,
-    id: EventId,
-) {
-    extensions.insert(Verified::new(event, id));
-}
-
-impl<S> Checked<S> {
-    /// The record a queued intake stores: the request as it arrived.
-    fn into_delivery<Sc: Scheme, St>(
-        self,
-        config: &Config<Sc, St>,
-        key: &IdempotencyKey,
-    ) -> Delivery {
-        Delivery {
-            scheme: config.scheme.name().to_owned(),
-            event_id: key.id().as_str().to_owned(),
-            method: self.parts.method,
-            uri: self.parts.uri,
-            headers: self.parts.headers,
-            body: self.body,
-        }
-    }
-}
-
 fn reject<Sc: Scheme, St, B>(
     config: &Config<Sc, St>,
     rejection: Rejection,
@@ -486,7 +459,7 @@ fn verify_and_parse<S, Sc: Scheme, St>(
         key = key.with_tenant(entry.tenant.clone());
     }
     if config.intake.is_none() {
-        hand_on(&mut parts.extensions, parsed.event, parsed.id);
+        Verified::new(parsed.event, parsed.id).insert_into(&mut parts.extensions);
         if let Some(entry) = tenant {
             parts.extensions.insert(entry.tenant.clone());
         }

@@ -10,74 +10,17 @@ use http_body_util::Full;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::config::{
+    Config, DEFAULT_BODY_TIMEOUT, DEFAULT_DONE_TTL, DEFAULT_LEASE, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_RETRY_AFTER, Intake, Responder,
+};
 use crate::metrics::LayerMetrics;
-use crate::queue::runner::{Intake, LayerRunner};
-use crate::queue::{JobQueue, Worker};
-use crate::secret::{Key, SecretError, SecretSet, check_key_len, check_secret_text};
+use crate::queue::{JobHandler, JobQueue, Worker, runner::LayerRunner};
+use crate::secret::{SecretError, key_secrets};
 use crate::service::Webhook;
 use crate::store::{IdempotencyStore, MemoryStore};
 use crate::tenant::{TenantFrom, TenantSecrets, Tenants};
 use crate::{Rejection, Scheme};
-
-/// Default body cap: 1 MiB.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Default body deadline: 10 seconds from the first read of the body to its
-/// end. Providers send a small body in one go; see
-/// [`WebhookLayerBuilder::body_timeout`].
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default time a processed event stays done: 72 hours, longer than the
-/// providers' 24-hour retry horizon.
-pub const DEFAULT_DONE_TTL: Duration = Duration::from_secs(72 * 3600);
-/// Default lease of an in-flight claim: 5 minutes. A process that crashes
-/// mid-request blocks its event for at most this long.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
-/// Default `Retry-After` for 409 (in flight) and 503 (store unavailable).
-pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
-
-type Responder = dyn Fn(Rejection) -> Response<Full<Bytes>> + Send + Sync;
-
-/// Everything a request needs, built once and shared by every clone.
-pub(crate) struct Config<Sc, St> {
-    pub(crate) scheme: Sc,
-    /// The fixed set; `None` when the secrets are per tenant.
-    pub(crate) secrets: Option<SecretSet>,
-    /// Per-tenant secrets, looked up for each request.
-    pub(crate) tenants: Option<Tenants>,
-    pub(crate) store: St,
-    pub(crate) max_body_bytes: usize,
-    /// `None`: no deadline.
-    pub(crate) body_timeout: Option<Duration>,
-    pub(crate) done_ttl: Duration,
-    /// Deliveries whose signed time is older than this are refused.
-    pub(crate) replay_window: Option<Duration>,
-    pub(crate) lease: Duration,
-    pub(crate) retry_after: Duration,
-    responder: Option<Arc<Responder>>,
-    /// Queued mode: the worker that records deliveries and runs the handler.
-    pub(crate) intake: Option<Arc<dyn Intake>>,
-    /// Feature `metrics`: this scheme's counters and histograms.
-    pub(crate) metrics: LayerMetrics,
-}
-
-impl<Sc: Scheme, St> Config<Sc, St> {
-    /// The response for a delivery the layer answers itself.
-    pub(crate) fn respond(&self, rejection: Rejection) -> Response<Full<Bytes>> {
-        crate::rejection::trace(self.scheme.name(), &rejection);
-        self.metrics.answered(&rejection);
-        match &self.responder {
-            Some(responder) => {
-                // A replaced response still ends a connection that must end.
-                let close = rejection.closes_connection();
-                let mut response = responder(rejection);
-                if close {
-                    crate::rejection::close_connection(response.headers_mut());
-                }
-                response
-            }
-            None => rejection.into_response(),
-        }
-    }
-}
 
 /// Verifies, bounds, deduplicates and types the webhooks of one scheme.
 ///
@@ -150,24 +93,34 @@ impl<Sc, St> WebhookLayer<Sc, St> {
     }
 }
 
-/// In queued mode, applying the layer also hands a clone of `inner` to the
-/// worker, which runs it for this scheme's jobs; hence the bounds.
-impl<S, B, Sc, St> Layer<S> for WebhookLayer<Sc, St>
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: Send + 'static,
-    Sc: Scheme,
-    St: Send + Sync + 'static,
-{
+impl<Sc: Scheme, St: Send + Sync + 'static> WebhookLayer<Sc, St> {
+    /// The handler for this queued layer's jobs: `service`, run by the
+    /// worker for each job of this layer's scheme on the rebuilt request,
+    /// with the typed event, its id and the [`Attempt`](crate::queue::Attempt)
+    /// in the extensions. Hand it to the worker with
+    /// [`Worker::handle`]; see [`crate::queue`].
+    ///
+    /// `service` is usually the very service this layer wraps on its route
+    /// (with axum, the same `post(handler)`), so one handler serves both
+    /// modes; in queued mode the route's own inner service is never called.
+    pub fn job_handler<S, B>(&self, service: S) -> JobHandler
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: Send + 'static,
+    {
+        JobHandler::new(
+            self.config.scheme.name(),
+            Arc::new(LayerRunner::new(&self.config, service)),
+        )
+    }
+}
+
+impl<S, Sc, St> Layer<S> for WebhookLayer<Sc, St> {
     type Service = Webhook<S, Sc, St>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        if let Some(intake) = &self.config.intake {
-            let runner = LayerRunner::new(&self.config, inner.clone());
-            intake.register(self.config.scheme.name(), Arc::new(runner));
-        }
         Webhook::new(inner, Arc::clone(&self.config))
     }
 }
@@ -358,16 +311,13 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
     /// Switches the layer to queued mode, on `worker`'s queue (which
     /// replaces any [`store`](Self::store)): a verified new delivery is
     /// recorded with its claim in one atomic, durable step and answered
-    /// `202 {"status":"accepted"}`; the service this layer wraps is then run
-    /// by `worker`, with retries. See [`crate::queue`].
+    /// `202 {"status":"accepted"}`; the worker then runs the handler given to
+    /// it with [`Worker::handle`] and [`WebhookLayer::job_handler`], with
+    /// retries. See [`crate::queue`].
     ///
-    /// The worker learns the handler when this layer is applied to it; one
-    /// queued route per scheme and worker. With axum, give the router its
-    /// state (`.with_state(())` for a `Router<()>`) before serving, so the
-    /// layer is applied at start and jobs recovered after a restart run at
-    /// once rather than after the first request.
+    /// One queued layer per scheme and worker.
     pub fn queued<Q: JobQueue>(self, worker: &Worker<Q>) -> WebhookLayerBuilder<Sc, Q> {
-        let intake: Arc<dyn Intake> = Arc::new(worker.clone());
+        let intake: Arc<dyn Intake> = worker.intake();
         WebhookLayerBuilder {
             intake: Some(intake),
             ..self.store(worker.queue().clone())
@@ -422,28 +372,4 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
             }),
         })
     }
-}
-
-/// Checks and keys secrets as given to the layer (one fixed set, or one
-/// tenant's): the scheme's `decode` (its [`Scheme::decode_key`]), the
-/// minimum HMAC key length, then the keyed state of each, once.
-pub(crate) fn key_secrets<I, V>(
-    scheme: &'static str,
-    decode: impl Fn(&str) -> Result<Key, &'static str>,
-    secrets: I,
-) -> Result<SecretSet, SecretError>
-where
-    I: IntoIterator<Item = V>,
-    V: AsRef<str>,
-{
-    let mut keys = Vec::new();
-    for (index, secret) in secrets.into_iter().enumerate() {
-        let secret = secret.as_ref();
-        check_secret_text(index, secret)?;
-        let key =
-            decode(secret).map_err(|expected| SecretError::Undecodable { index, expected })?;
-        check_key_len(scheme, index, &key)?;
-        keys.push(key);
-    }
-    SecretSet::from_decoded(keys)
 }

@@ -127,8 +127,8 @@
 //! For handlers slower than the sender's timeout, one builder call,
 //! [`WebhookLayerBuilder::queued`], makes the layer answer
 //! `202 {"status":"accepted"}` as soon as the delivery is recorded durably,
-//! and a [`Worker`] run the same handler afterwards, with retries, backoff,
-//! dead letters and replay. See [`queue`].
+//! and a [`Worker`], handed the handler with [`Worker::handle`], run it
+//! afterwards, with retries, backoff, dead letters and replay. See [`queue`].
 //!
 //! # Features
 //!
@@ -150,6 +150,7 @@
 //! The layer runs on tokio (the queue's worker and its timers).
 
 mod body;
+mod config;
 mod future;
 mod layer;
 pub mod metrics;
@@ -169,11 +170,12 @@ mod text;
 mod verified;
 
 pub use body::ResponseBody;
-pub use future::ResponseFuture;
-pub use layer::{
+pub use config::{
     DEFAULT_BODY_TIMEOUT, DEFAULT_DONE_TTL, DEFAULT_LEASE, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_RETRY_AFTER, WebhookLayer, WebhookLayerBuilder,
+    DEFAULT_RETRY_AFTER,
 };
+pub use future::ResponseFuture;
+pub use layer::{WebhookLayer, WebhookLayerBuilder};
 pub use queue::{Attempt, JobQueue, MemoryQueue, Worker};
 pub use rejection::Rejection;
 #[cfg(feature = "ed25519")]

@@ -57,7 +57,7 @@
 //! # How fresh the gauges are
 //!
 //! The `webhook_queue_jobs` gauges are set by each running
-//! [`Worker`](crate::Worker) from one [`JobQueue::counts_by_scheme`] call,
+//! [`Worker`](crate::Worker) from one [`JobQueue::counts_by_scheme`](crate::JobQueue::counts_by_scheme) call,
 //! made in the background (the worker does not wait for it) at most once
 //! per [`QUEUE_GAUGE_INTERVAL`] (1 s): after a change through this worker
 //! (a delivery accepted, an attempt finished, a replay) the gauges show it
@@ -114,7 +114,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Rejection;
-use crate::queue::JobQueue;
+use crate::store::queue::QueueCounts;
 
 /// Counter `webhook_deliveries_total{scheme, outcome}`: deliveries answered.
 pub const DELIVERIES_TOTAL: &str = "webhook_deliveries_total";
@@ -312,21 +312,22 @@ pub(crate) struct QueueGauges {
 }
 
 impl QueueGauges {
-    /// Starts a refresh from `queue` in the background, unless one ran less
-    /// than [`QUEUE_GAUGE_INTERVAL`] ago or is still running: then answers
-    /// how soon to ask again. `schemes` (the worker's) are set even when
-    /// they have no job. Without the feature: `None`, and nothing is read.
+    /// Starts a refresh in the background from the counts per scheme that
+    /// `read` starts reading, unless one ran less than
+    /// [`QUEUE_GAUGE_INTERVAL`] ago or is still running: then answers how
+    /// soon to ask again. `schemes` (the worker's) are set even when they
+    /// have no job. Without the feature: `None`, and `read` is not called.
     #[inline]
-    pub(crate) fn refresh<Q: JobQueue>(
-        &self,
-        queue: &Q,
-        schemes: &Arc<[Box<str>]>,
-    ) -> Option<Duration> {
+    pub(crate) fn refresh<R, F, E>(&self, read: R, schemes: &Arc<[Box<str>]>) -> Option<Duration>
+    where
+        R: FnOnce() -> F,
+        F: Future<Output = Result<Vec<(String, QueueCounts)>, E>> + Send + 'static,
+    {
         #[cfg(feature = "metrics")]
-        return imp::GaugeState::refresh(&self.state, queue, schemes);
+        return imp::GaugeState::refresh(&self.state, read, schemes);
         #[cfg(not(feature = "metrics"))]
         {
-            let _ = (queue, schemes);
+            let _ = (read, schemes);
             None
         }
     }
@@ -348,7 +349,9 @@ mod imp {
         QUEUE_GAUGE_INTERVAL, QUEUE_JOBS, Stopwatch,
     };
     use crate::Rejection;
-    use crate::queue::{JobQueue, QueueCounts};
+    use std::future::Future;
+
+    use super::QueueCounts;
 
     /// Every rejection, in the order of [`slot`].
     pub(super) const REJECTIONS: [Rejection; 20] = [
@@ -512,11 +515,15 @@ mod imp {
     }
 
     impl GaugeState {
-        pub(super) fn refresh<Q: JobQueue>(
+        pub(super) fn refresh<R, F, E>(
             this: &Arc<Self>,
-            queue: &Q,
+            read: R,
             schemes: &Arc<[Box<str>]>,
-        ) -> Option<Duration> {
+        ) -> Option<Duration>
+        where
+            R: FnOnce() -> F,
+            F: Future<Output = Result<Vec<(String, QueueCounts)>, E>> + Send + 'static,
+        {
             let now = Instant::now();
             {
                 let mut last = this.last.lock().unwrap_or_else(PoisonError::into_inner);
@@ -530,7 +537,7 @@ mod imp {
                 *last = Some(now);
                 this.refreshing.store(true, Ordering::Release);
             }
-            let counts = queue.counts_by_scheme();
+            let counts = read();
             let state = Arc::clone(this);
             let schemes = Arc::clone(schemes);
             tokio::spawn(async move {

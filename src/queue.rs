@@ -11,12 +11,16 @@
 //! intake then verifies and parses as in inline mode, records the delivery
 //! (method, URI, headers, raw body, event id) together with its claim in one
 //! atomic step of the [`JobQueue`], and answers `202 {"status":"accepted"}`
-//! only once that step is durable. The service the layer wraps is not called
-//! by the intake: the layer hands it to the worker, which calls it for each
-//! job on the rebuilt request, with the typed event and its
+//! only once that step is durable. The service the layer wraps on its route
+//! is not called in queued mode: the worker is handed the handler
+//! explicitly, with [`Worker::handle`] and
+//! [`WebhookLayer::job_handler`](crate::WebhookLayer::job_handler), and calls
+//! it for each job on the rebuilt request, with the typed event and its
 //! [`EventId`](crate::EventId) (one [`Verified`](crate::Verified) entry) and
-//! the [`Attempt`] in the extensions. The same
-//! handler code serves both modes.
+//! the [`Attempt`] in the extensions. Pass it the same handler as the route
+//! and one handler serves both modes. Jobs recorded before a restart run as
+//! soon as the handler is handed over, before any request arrives. [`Worker`]
+//! shows it whole.
 //!
 //! | job state | a copy of the event gets | leaves it by |
 //! |---|---|---|
@@ -42,222 +46,27 @@
 //! `SqliteStore` (feature `sqlite`: one machine, durable) and `RedisStore`
 //! (feature `redis`: several replicas share one queue).
 
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-use crate::store::{IdempotencyKey, IdempotencyStore, StoreError};
-
-mod delivery;
 pub mod memory;
 mod retry;
 pub(crate) mod runner;
 mod worker;
 
-pub use delivery::Delivery;
 pub use memory::MemoryQueue;
 pub use retry::RetryPolicy;
+pub use runner::JobHandler;
 pub use worker::{
-    DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_DEAD_LETTER_TTL, DEFAULT_IDLE_POLL,
-    ShutdownReport, Worker, WorkerBuilder,
+    DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_IDLE_POLL, ShutdownReport, Worker,
+    WorkerBuilder,
 };
 
-/// A boxed future answering a queue call.
-pub type QueueFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
+/// The queue contract, defined with the other backend contracts in
+/// [`crate::store`].
+pub use crate::store::queue::{
+    Accept, DEFAULT_DEAD_LETTER_TTL, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueCounts,
+    QueueFuture, TakeRequest, Taken, from_unix_millis, unix_millis,
+};
 
 /// Which attempt at a job this handler run is, 1-based. In the request
 /// extensions of every run the [`Worker`] makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Attempt(pub u32);
-
-/// The answer to [`JobQueue::accept`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Accept {
-    /// The key was free: the delivery is now recorded as a pending job, on
-    /// durable storage where the backend has any.
-    Accepted,
-    /// The key is taken: the event is pending, running, done, dead, or held
-    /// by an inline claim. Nothing was recorded.
-    Duplicate,
-}
-
-/// What [`JobQueue::take`] is asked for.
-#[derive(Debug, Clone)]
-pub struct TakeRequest {
-    /// Only jobs of these schemes (the worker can run no others).
-    pub schemes: Arc<[Box<str>]>,
-    /// At most this many jobs.
-    pub max: usize,
-    /// Each job taken is leased for this long.
-    pub lease: Duration,
-}
-
-/// A job taken by a worker: leased to it until it finishes or the lease
-/// runs out.
-pub struct Job<L> {
-    /// The idempotency key (`<scheme>:<event id>`), as text.
-    pub key: String,
-    /// The recorded delivery.
-    pub delivery: Delivery,
-    /// This attempt's number, 1-based (attempts so far, this one included).
-    pub attempt: u32,
-    /// When the intake accepted the delivery.
-    pub accepted_at: SystemTime,
-    /// Proof of this worker's lease: what [`JobQueue::renew`] and
-    /// [`JobQueue::finish`] check against.
-    pub lease: L,
-}
-
-impl<L> fmt::Debug for Job<L> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Job")
-            .field("key", &self.key)
-            .field("attempt", &self.attempt)
-            .field("accepted_at", &self.accepted_at)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The answer to [`JobQueue::take`].
-#[derive(Debug)]
-pub struct Taken<L> {
-    /// The jobs now leased to the caller.
-    pub jobs: Vec<Job<L>>,
-    /// When the next job of the requested schemes becomes due (a pending
-    /// retry, or a running job whose lease runs out), if any is known; the
-    /// worker sleeps until then at the latest.
-    pub next_due: Option<SystemTime>,
-}
-
-/// How a job attempt ended, as the worker tells the queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobOutcome {
-    /// The handler answered 2xx: the event is done, and its key answers
-    /// duplicate for `ttl`.
-    Done {
-        /// How long the key stays done.
-        ttl: Duration,
-    },
-    /// The attempt failed: the job is pending again, due at `due`.
-    Retry {
-        /// When to run the next attempt.
-        due: SystemTime,
-        /// Why the attempt failed, for the record.
-        error: String,
-    },
-    /// The last attempt failed: the job is a dead letter until replayed, or
-    /// until `retain` has passed.
-    Dead {
-        /// Why the last attempt failed.
-        error: String,
-        /// How long the dead letter is kept.
-        retain: Duration,
-    },
-}
-
-/// Counts of jobs by state, across everything the backend holds (every
-/// replica's jobs, for a shared backend).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct QueueCounts {
-    /// Accepted jobs waiting to run (due now or after a backoff).
-    pub pending: u64,
-    /// Jobs leased to a worker.
-    pub running: u64,
-    /// Dead letters.
-    pub dead: u64,
-}
-
-/// A job whose last attempt failed, kept until replayed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct DeadLetter {
-    /// The idempotency key; [`Worker::replay`] takes it.
-    pub key: String,
-    /// The scheme's name.
-    pub scheme: String,
-    /// The event id.
-    pub id: String,
-    /// Attempts made so far.
-    pub attempts: u32,
-    /// Why the last attempt failed.
-    pub last_error: String,
-    /// When the intake accepted the delivery, in milliseconds since the Unix
-    /// epoch.
-    pub accepted_at_ms: u64,
-    /// When the job became a dead letter, in milliseconds since the Unix
-    /// epoch.
-    pub failed_at_ms: u64,
-}
-
-/// A durable (or, for [`MemoryQueue`], in-process) job queue that shares
-/// its keys with an [`IdempotencyStore`]: an event's key is either claimed
-/// inline, done, or held by exactly one job.
-///
-/// Every call is atomic on its own. The lease checks work as in
-/// [`IdempotencyStore`]: a worker whose lease ran out, and whose job another
-/// worker has taken since, can neither renew nor finish it.
-pub trait JobQueue: IdempotencyStore {
-    /// Proof of one worker's lease on one job.
-    type JobLease: Clone + Send + Sync + 'static;
-
-    /// Claims `key` and records `delivery` as a pending job due now, in one
-    /// atomic step, unless the key is taken ([`Accept::Duplicate`]). A done
-    /// key whose TTL has ended, or an inline claim whose lease ran out, is
-    /// free. The future resolves only once the step is durable.
-    fn accept(&self, key: &IdempotencyKey, delivery: Delivery) -> QueueFuture<Accept>;
-
-    /// Leases up to `request.max` jobs that are due: pending ones whose time
-    /// has come, and running ones whose lease ran out (their worker died).
-    /// Each taken job's attempt count goes up by one.
-    fn take(&self, request: TakeRequest) -> QueueFuture<Taken<Self::JobLease>>;
-
-    /// Extends the lease on a running job by `lease` from now. `false` when
-    /// the lease is no longer held (it ran out and another worker took the
-    /// job, or the job was finished).
-    fn renew(&self, lease: &Self::JobLease, lease_for: Duration) -> QueueFuture<bool>;
-
-    /// Records how an attempt ended. `false`, and nothing changed, when the
-    /// lease is no longer held.
-    fn finish(&self, lease: Self::JobLease, outcome: JobOutcome) -> QueueFuture<bool>;
-
-    /// Waits until work may have arrived from another process, or
-    /// `max_wait` has passed. Jobs accepted through the same [`Worker`] wake
-    /// it directly; a backend shared by several processes overrides this
-    /// with a blocking read. The default sleeps for `max_wait`.
-    fn wait_for_work(&self, max_wait: Duration) -> QueueFuture<()> {
-        Box::pin(async move {
-            tokio::time::sleep(max_wait).await;
-            Ok(())
-        })
-    }
-
-    /// Counts jobs by state.
-    fn counts(&self) -> QueueFuture<QueueCounts>;
-
-    /// Counts jobs by state for each scheme, sorted by the scheme's name:
-    /// every scheme with a pending, running or dead job is listed; one with
-    /// none may be missing or listed with zeros (a backend that remembers
-    /// its schemes lists them all). The counts add up to
-    /// [`counts`](Self::counts). The worker reads it for the
-    /// `webhook_queue_jobs` gauges (feature `metrics`).
-    fn counts_by_scheme(&self) -> QueueFuture<Vec<(String, QueueCounts)>>;
-
-    /// Lists up to `limit` dead letters, oldest failure first.
-    fn dead_letters(&self, limit: usize) -> QueueFuture<Vec<DeadLetter>>;
-
-    /// Puts the dead letter under `key` back in the queue, due now, with its
-    /// attempts so far. `false` when there is no dead letter under `key`.
-    fn replay(&self, key: &str) -> QueueFuture<bool>;
-}
-
-/// Milliseconds since the Unix epoch (0 before it), as backends store times.
-pub fn unix_millis(time: SystemTime) -> u64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// The time `ms` milliseconds after the Unix epoch.
-pub fn from_unix_millis(ms: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
-}

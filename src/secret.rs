@@ -303,11 +303,7 @@ impl fmt::Debug for SecretSet {
 
 /// Checks a decoded key against the layer's rules: an HMAC key of at least
 /// [`MIN_HMAC_SECRET_LEN`] bytes.
-pub(crate) fn check_key_len(
-    scheme: &'static str,
-    index: usize,
-    key: &Key,
-) -> Result<(), SecretError> {
+fn check_key_len(scheme: &'static str, index: usize, key: &Key) -> Result<(), SecretError> {
     let len = key.as_bytes().len();
     if key.algorithm().is_hmac() && len < MIN_HMAC_SECRET_LEN {
         return Err(SecretError::TooShort {
@@ -321,7 +317,7 @@ pub(crate) fn check_key_len(
 }
 
 /// Checks a secret as the provider shows it: not empty, no whitespace at either end.
-pub(crate) fn check_secret_text(index: usize, secret: &str) -> Result<(), SecretError> {
+fn check_secret_text(index: usize, secret: &str) -> Result<(), SecretError> {
     if secret.is_empty() {
         return Err(SecretError::Empty { index });
     }
@@ -330,6 +326,31 @@ pub(crate) fn check_secret_text(index: usize, secret: &str) -> Result<(), Secret
         return Err(SecretError::Whitespace { index });
     }
     Ok(())
+}
+
+/// Checks and keys secrets as given to the layer (one fixed set, or one
+/// tenant's): the scheme's `decode` (its
+/// [`Scheme::decode_key`](crate::Scheme::decode_key)), the minimum HMAC key
+/// length, then the keyed state of each, once.
+pub(crate) fn key_secrets<I, V>(
+    scheme: &'static str,
+    decode: impl Fn(&str) -> Result<Key, &'static str>,
+    secrets: I,
+) -> Result<SecretSet, SecretError>
+where
+    I: IntoIterator<Item = V>,
+    V: AsRef<str>,
+{
+    let mut keys = Vec::new();
+    for (index, secret) in secrets.into_iter().enumerate() {
+        let secret = secret.as_ref();
+        check_secret_text(index, secret)?;
+        let key =
+            decode(secret).map_err(|expected| SecretError::Undecodable { index, expected })?;
+        check_key_len(scheme, index, &key)?;
+        keys.push(key);
+    }
+    SecretSet::from_decoded(keys)
 }
 
 #[cfg(test)]

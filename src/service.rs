@@ -12,8 +12,8 @@ use http_body_util::Full;
 use tower_service::Service;
 
 use crate::body::{Collector, ResponseBody};
+use crate::config::Config;
 use crate::future::ResponseFuture;
-use crate::layer::Config;
 use crate::store::IdempotencyStore;
 use crate::{Rejection, Scheme};
 

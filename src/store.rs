@@ -23,7 +23,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+mod delivery;
 pub mod memory;
+pub mod queue;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "sqlite")]

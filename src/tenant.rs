@@ -1,7 +1,7 @@
 //! Per-tenant secrets, replaced while the server runs.
 //!
 //! A platform that receives webhooks on behalf of its customers has one
-//! secret (or a rotation set) per customer. [`WebhookLayerBuilder::tenants`]
+//! secret (or a rotation set) per customer. [`WebhookLayerBuilder::tenants`](crate::WebhookLayerBuilder::tenants)
 //! makes the layer take the tenant from each request ([`TenantFrom`]: a
 //! header, the host, a path segment, or any function of the request head)
 //! and verify the delivery with that tenant's secrets, looked up in a
@@ -14,9 +14,9 @@
 //!   [inserted](TenantSecrets::insert), never per request. A bad secret is
 //!   an error from that call, and the map in use stays as it was.
 //! * A request whose tenant is absent or not in the map is answered
-//!   `404 {"error":"unknown_tenant"}` ([`Rejection::UnknownTenant`]) from
+//!   `404 {"error":"unknown_tenant"}` ([`Rejection::UnknownTenant`](crate::Rejection::UnknownTenant)) from
 //!   its headers alone: the body is not read, nothing is recorded.
-//! * Idempotency keys carry the tenant ([`IdempotencyKey::tenant`]), so two
+//! * Idempotency keys carry the tenant ([`IdempotencyKey::tenant`](crate::IdempotencyKey::tenant)), so two
 //!   tenants' equal event ids are two events.
 //! * The handler finds the [`Tenant`] in the request extensions (with axum:
 //!   `Extension<Tenant>`), next to [`Verified`](crate::Verified). In queued
@@ -29,7 +29,7 @@
 //! 1 to [`MAX_TENANT_LEN`] characters of `A-Z`, `a-z`, `0-9`, `-`, `_` and
 //! `.`, checked when the map is built. Hence no `/` and no `:`, which is
 //! what keeps the key text `<scheme>/<tenant>:<id>` unambiguous (see
-//! [`IdempotencyKey::as_str`]), and a tenant id needs no escaping in a
+//! [`IdempotencyKey::as_str`](crate::IdempotencyKey::as_str)), and a tenant id needs no escaping in a
 //! header, a host name or a path. Lookup is exact (case-sensitive).
 //!
 //! # Example
@@ -84,11 +84,8 @@ use arc_swap::ArcSwap;
 use http::HeaderName;
 use http::request::Parts;
 
-use crate::secret::{Key, SecretError, SecretSet};
-use crate::{Scheme, layer::key_secrets};
-
-#[cfg(doc)]
-use crate::{IdempotencyKey, Rejection, WebhookLayerBuilder};
+use crate::Scheme;
+use crate::secret::{Key, SecretError, SecretSet, key_secrets};
 
 /// Longest tenant id accepted, in bytes.
 pub const MAX_TENANT_LEN: usize = 64;
@@ -307,7 +304,7 @@ type Keying = dyn Fn(&str) -> Result<Key, &'static str> + Send + Sync;
 /// scheme's secret decoding, replaceable at runtime.
 ///
 /// Clones share one map: keep a clone to [`replace`](Self::replace) it
-/// after handing one to [`WebhookLayerBuilder::tenants`]. Requests read it
+/// after handing one to [`WebhookLayerBuilder::tenants`](crate::WebhookLayerBuilder::tenants). Requests read it
 /// without a lock; a replacement takes effect for requests that arrive
 /// after it returns (a request already reading its body keeps the secrets
 /// it started with). `Debug` prints only how many tenants there are.

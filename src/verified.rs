@@ -48,6 +48,14 @@ impl<E> Verified<E> {
     }
 }
 
+impl<E: Clone + Send + Sync + 'static> Verified<E> {
+    /// Puts this entry into `extensions`: what the layer hands on, inline
+    /// and from the queue's worker alike.
+    pub(crate) fn insert_into(self, extensions: &mut http::Extensions) {
+        extensions.insert(self);
+    }
+}
+
 impl<E> From<crate::Parsed<E>> for Verified<E> {
     fn from(parsed: crate::Parsed<E>) -> Self {
         Self::new(parsed.event, parsed.id)

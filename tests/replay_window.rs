@@ -145,9 +145,8 @@ async fn queued_retries_past_the_window_still_run() {
             }
         }
     };
-    let app = Router::new()
-        .route("/numero", post(handler).route_layer(layer))
-        .with_state(());
+    worker.handle(layer.job_handler(post(handler.clone())));
+    let app = Router::new().route("/numero", post(handler).route_layer(layer));
     let url = format!("http://{}/numero", harness::serve(app).await);
     let reply = deliver(&url, &body("evt_q", Some(Duration::from_secs(1)))).await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);

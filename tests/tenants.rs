@@ -249,24 +249,21 @@ async fn queued_deliveries_keep_their_tenant() {
         .unwrap();
     let seen = Seen::default();
     let record = seen.clone();
-    let app = Router::new()
-        .route(
-            "/webhooks/{tenant}/numero",
-            post(
-                move |tenant: Option<Extension<Tenant>>,
-                      VerifiedEvent(event): VerifiedEvent<NumeroEvent>| {
-                    let record = record.clone();
-                    async move {
-                        let tenant = tenant.map_or(String::new(), |t| t.0.as_str().to_owned());
-                        let id = event.id.as_str().to_owned();
-                        record.lock().unwrap().push((tenant, id));
-                        StatusCode::OK
-                    }
-                },
-            )
-            .route_layer(layer),
-        )
-        .with_state(());
+    let handler = move |tenant: Option<Extension<Tenant>>,
+                        VerifiedEvent(event): VerifiedEvent<NumeroEvent>| {
+        let record = record.clone();
+        async move {
+            let tenant = tenant.map_or(String::new(), |t| t.0.as_str().to_owned());
+            let id = event.id.as_str().to_owned();
+            record.lock().unwrap().push((tenant, id));
+            StatusCode::OK
+        }
+    };
+    worker.handle(layer.job_handler(post(handler.clone())));
+    let app = Router::new().route(
+        "/webhooks/{tenant}/numero",
+        post(handler).route_layer(layer),
+    );
     let server = Server {
         addr: serve(app).await,
         seen,

@@ -225,23 +225,8 @@ async fn start<W: Wiring + Admin + Flush>(
         "http://{}",
         listener.local_addr().map_err(|e| e.to_string())?
     );
-    let settings = LayerSettings {
-        max_body_bytes: options.max_body_bytes,
-        lease: Duration::from_millis(options.lease_ms),
-        body_timeout: Duration::from_millis(options.body_timeout_ms),
-    };
-    // Off loopback a printed demo secret would let any reader of the log
-    // sign: unset providers are then not mounted at all.
-    let unset = Unset::for_address(listener.local_addr().map_err(|e| e.to_string())?);
-    let app = Router::new().merge(routes::admin(access, settings.body_timeout));
-    let app = mount(app, NumberOtp, unset, &wiring, &settings, &base_url)?;
-    let app = mount(app, Numero, unset, &wiring, &settings, &base_url)?;
-    let app = mount(app, GitHub, unset, &wiring, &settings, &base_url)?;
-    let app = providers::mount_standard(app, unset, &wiring, &settings)?;
-    let app = mount(app, Stripe::new(), unset, &wiring, &settings, &base_url)?;
-    let app = providers::mount_all(app, unset, &wiring, &settings, &base_url)?;
-    let flushed = wiring.flushed();
-    let admin: Arc<dyn Admin> = Arc::new(wiring);
+    let wiring = Arc::new(wiring);
+    let admin: Arc<dyn Admin> = Arc::clone(&wiring) as Arc<dyn Admin>;
     let state = AppState {
         log: EventLog::new(options.events_keep),
         admin: Arc::clone(&admin),
@@ -251,6 +236,24 @@ async fn start<W: Wiring + Admin + Flush>(
             quiet: options.quiet,
         },
     };
+    let settings = LayerSettings {
+        max_body_bytes: options.max_body_bytes,
+        lease: Duration::from_millis(options.lease_ms),
+        body_timeout: Duration::from_millis(options.body_timeout_ms),
+        state: state.clone(),
+    };
+    let wiring = &*wiring;
+    // Off loopback a printed demo secret would let any reader of the log
+    // sign: unset providers are then not mounted at all.
+    let unset = Unset::for_address(listener.local_addr().map_err(|e| e.to_string())?);
+    let app = Router::new().merge(routes::admin(access, settings.body_timeout));
+    let app = mount(app, NumberOtp, unset, wiring, &settings, &base_url)?;
+    let app = mount(app, Numero, unset, wiring, &settings, &base_url)?;
+    let app = mount(app, GitHub, unset, wiring, &settings, &base_url)?;
+    let app = providers::mount_standard(app, unset, wiring, &settings)?;
+    let app = mount(app, Stripe::new(), unset, wiring, &settings, &base_url)?;
+    let app = providers::mount_all(app, unset, wiring, &settings, &base_url)?;
+    let flushed = wiring.flushed();
     let limits = Limits::new(
         Duration::from_millis(options.body_timeout_ms),
         options.max_connections,

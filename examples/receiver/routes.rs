@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_webhook::queue::Attempt;
 use tower_webhook::{DEFAULT_RETRY_AFTER, Rejection, Scheme, VerifiedEvent, WebhookLayer};
@@ -58,6 +58,8 @@ pub struct LayerSettings {
     pub lease: Duration,
     /// The body deadline.
     pub body_timeout: Duration,
+    /// What the demo handler shares, for the jobs a worker runs.
+    pub state: AppState,
 }
 
 /// The admin routes, open to whom `access` admits, and `/metrics`; each
@@ -111,7 +113,10 @@ where
         demo_handler(state, name, attempt.map(|Extension(Attempt(n))| n), event)
     };
     // A panicking handler becomes a 500 inside the webhook layer, which
-    // then releases the claim (queued, the worker runs this same stack).
+    // then releases the claim; queued, the worker runs the same handler
+    // behind the same catch.
+    let jobs = CatchPanicLayer::new().layer(post(handler).with_state(settings.state.clone()));
+    wiring.handle(layer.job_handler(jobs));
     let stack = ServiceBuilder::new()
         .layer(layer)
         .layer(CatchPanicLayer::new());

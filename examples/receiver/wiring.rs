@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use tower_webhook::queue::{DeadLetter, QueueCounts, QueueFuture};
+use tower_webhook::queue::{DeadLetter, JobHandler, QueueCounts, QueueFuture};
 use tower_webhook::{IdempotencyStore, JobQueue, MemoryStore, Scheme, WebhookLayerBuilder, Worker};
 
 /// How a layer is finished: with a store (inline) or a worker (queued).
@@ -18,6 +18,10 @@ pub trait Wiring: Send + Sync + 'static {
         &self,
         builder: WebhookLayerBuilder<Sc, MemoryStore>,
     ) -> WebhookLayerBuilder<Sc, Self::Store>;
+
+    /// Hands a queued layer's job handler to the worker (inline: nothing
+    /// to run later).
+    fn handle(&self, handler: JobHandler);
 }
 
 /// What the admin routes and the shutdown need, whatever the wiring.
@@ -47,6 +51,8 @@ impl<St: IdempotencyStore> Wiring for Inline<St> {
     ) -> WebhookLayerBuilder<Sc, St> {
         builder.store(self.0.clone())
     }
+
+    fn handle(&self, _handler: JobHandler) {}
 }
 
 impl<St: IdempotencyStore> Admin for Inline<St> {
@@ -75,6 +81,10 @@ impl<Q: JobQueue> Wiring for Queued<Q> {
         builder: WebhookLayerBuilder<Sc, MemoryStore>,
     ) -> WebhookLayerBuilder<Sc, Q> {
         builder.queued(&self.0)
+    }
+
+    fn handle(&self, handler: JobHandler) {
+        self.0.handle(handler);
     }
 }
 

@@ -1,11 +1,10 @@
-//! What joins a queued layer to its worker: the intake side (accept, then
-//! wake the worker) and the run side (rebuild the request, parse the event,
-//! call the service the layer wrapped).
+//! The run side of a queued layer: rebuild the request, parse the event,
+//! call the service the worker was handed for the layer's scheme.
 
 use std::error::Error as StdError;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,20 +12,32 @@ use http::{Request, Response};
 use http_body_util::Full;
 use tower_service::Service;
 
-use super::{Accept, Attempt, Delivery, QueueFuture};
+use super::{Attempt, Delivery};
 use crate::Scheme;
-use crate::layer::Config;
-use crate::store::IdempotencyKey;
+use crate::Verified;
+use crate::config::Config;
 
-/// The queued layer's view of its worker.
-pub(crate) trait Intake: Send + Sync + 'static {
-    /// Records `delivery` under `key` (see
-    /// [`JobQueue::accept`](super::JobQueue::accept)) and, once accepted,
-    /// wakes the worker.
-    fn accept(&self, key: &IdempotencyKey, delivery: Delivery) -> QueueFuture<Accept>;
+/// The handler for one queued layer's jobs: the layer's scheme and the
+/// service that runs them. Made by
+/// [`WebhookLayer::job_handler`](crate::WebhookLayer::job_handler), handed to
+/// [`Worker::handle`](super::Worker::handle).
+pub struct JobHandler {
+    pub(super) scheme: &'static str,
+    pub(super) runner: Arc<dyn Runner>,
+}
 
-    /// Makes `runner` the handler for jobs of `scheme`.
-    fn register(&self, scheme: &'static str, runner: Arc<dyn Runner>);
+impl JobHandler {
+    pub(crate) fn new(scheme: &'static str, runner: Arc<dyn Runner>) -> Self {
+        Self { scheme, runner }
+    }
+}
+
+impl std::fmt::Debug for JobHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobHandler")
+            .field("scheme", &self.scheme)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How one attempt ended, from the handler's side.
@@ -54,11 +65,11 @@ pub(crate) trait Runner: Send + Sync + 'static {
     fn done_ttl(&self) -> Duration;
 }
 
-/// The runner a queued layer registers: its scheme (through its config) and
-/// the service it wrapped.
+/// The runner [`WebhookLayer::job_handler`](crate::WebhookLayer::job_handler)
+/// makes: the layer's scheme (through its config) and the service that
+/// runs its jobs.
 pub(crate) struct LayerRunner<S, Sc, St> {
-    /// Weak: the config holds the worker, which holds this runner.
-    config: Weak<Config<Sc, St>>,
+    config: Arc<Config<Sc, St>>,
     done_ttl: Duration,
     /// Cloned for each attempt; the lock only guards the clone.
     inner: Mutex<S>,
@@ -67,7 +78,7 @@ pub(crate) struct LayerRunner<S, Sc, St> {
 impl<S, Sc, St> LayerRunner<S, Sc, St> {
     pub(crate) fn new(config: &Arc<Config<Sc, St>>, inner: S) -> Self {
         Self {
-            config: Arc::downgrade(config),
+            config: Arc::clone(config),
             done_ttl: config.done_ttl,
             inner: Mutex::new(inner),
         }
@@ -88,10 +99,7 @@ where
         delivery: Delivery,
         attempt: u32,
     ) -> Pin<Box<dyn Future<Output = RunResult> + Send>> {
-        let Some(config) = self.config.upgrade() else {
-            let failed = RunResult::Failed("the layer for this scheme was dropped".into());
-            return Box::pin(std::future::ready(failed));
-        };
+        let config = &self.config;
         // Parsed again, as it was on arrival; the freshness checks are not
         // made again: the delivery was fresh when it was accepted, and an
         // attempt is late by design (a retry, a backlog, a replay).
@@ -110,7 +118,7 @@ where
         if let Some(tenants) = &config.tenants {
             request = tenants.mark(request);
         }
-        crate::future::hand_on(request.extensions_mut(), parsed.event, parsed.id);
+        Verified::new(parsed.event, parsed.id).insert_into(request.extensions_mut());
         request.extensions_mut().insert(Attempt(attempt));
         let mut service = self
             .inner

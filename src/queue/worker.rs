@@ -5,16 +5,17 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
-use super::runner::{Intake, RunResult, Runner};
+use super::runner::{JobHandler, RunResult, Runner};
 use super::{
-    Accept, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueCounts, QueueFuture, RetryPolicy,
-    TakeRequest,
+    Accept, DEFAULT_DEAD_LETTER_TTL, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueCounts,
+    QueueFuture, RetryPolicy, TakeRequest,
 };
+use crate::config::Intake;
 use crate::metrics::{AttemptResult, QueueGauges, Stopwatch, attempt_ended};
 use crate::store::{IdempotencyKey, StoreError};
 
@@ -23,14 +24,13 @@ pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Default longest time one attempt may run: 5 minutes (10-second handlers
 /// are normal; a hung one must not hold its job for ever).
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-/// Default time a dead letter is kept for replay: 30 days.
-pub const DEFAULT_DEAD_LETTER_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default longest sleep of an idle worker between two looks at the queue,
 /// for work that no wake-up announces (another process's expired lease).
 pub const DEFAULT_IDLE_POLL: Duration = Duration::from_secs(1);
 
-/// Runs the jobs of every queued layer built with it; cheap to clone (one
-/// `Arc`).
+/// Runs the jobs of every queued layer built with it, each with the
+/// service it was handed for that layer's scheme ([`Worker::handle`]);
+/// cheap to clone (one `Arc`).
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -51,11 +51,10 @@ pub const DEFAULT_IDLE_POLL: Duration = Duration::from_secs(1);
 ///     .secret("whsec_abcdefghijklmnopqrstuvwxyz123456789")
 ///     .queued(&worker) // the one call that switches to queued mode
 ///     .build()?;
-/// // `with_state` applies the route layers now, which hands the handler to
-/// // the worker: jobs recovered after a restart run before any request.
-/// let app: Router = Router::new()
-///     .route("/webhooks/numero", post(on_numero).route_layer(layer))
-///     .with_state(());
+/// // The worker is handed the handler explicitly: jobs recorded before a
+/// // restart run from now on, before any request arrives.
+/// worker.handle(layer.job_handler(post(on_numero)));
+/// let app: Router = Router::new().route("/webhooks/numero", post(on_numero).route_layer(layer));
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 /// axum::serve(listener, app).await?;
 /// worker.shutdown(Duration::from_secs(30)).await;
@@ -141,7 +140,7 @@ impl<Q: JobQueue> Worker<Q> {
             queue,
             settings: Settings {
                 concurrency: DEFAULT_CONCURRENCY,
-                lease: crate::DEFAULT_LEASE,
+                lease: crate::config::DEFAULT_LEASE,
                 attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
                 retry: RetryPolicy::default(),
                 dead_letter_ttl: DEFAULT_DEAD_LETTER_TTL,
@@ -269,13 +268,7 @@ impl<Q: JobQueue> WorkerBuilder<Q> {
     }
 
     /// Starts the worker's taking loop on the current tokio runtime. Jobs of
-    /// a scheme run once a queued layer for it has been applied to a
-    /// service ([`WebhookLayerBuilder::queued`](crate::WebhookLayerBuilder::queued)).
-    ///
-    /// With axum, route layers are applied when the router gets its state:
-    /// call `.with_state(state)` (`.with_state(())` for a `Router<()>`)
-    /// before serving. Otherwise axum applies them at the first connection,
-    /// and jobs recovered from a durable store after a restart wait for it.
+    /// a scheme run once the worker has its handler ([`Worker::handle`]).
     ///
     /// # Panics
     ///
@@ -299,26 +292,15 @@ impl<Q: JobQueue> WorkerBuilder<Q> {
     }
 }
 
-impl<Q: JobQueue> Intake for Worker<Q> {
-    fn accept(&self, key: &IdempotencyKey, delivery: Delivery) -> QueueFuture<Accept> {
-        let accepted = self.shared.queue.accept(key, delivery);
-        let shared = Arc::clone(&self.shared);
-        Box::pin(async move {
-            let answer = accepted.await?;
-            if answer == Accept::Accepted {
-                shared.wake.notify_one();
-            }
-            Ok(answer)
-        })
-    }
-
-    fn register(&self, scheme: &'static str, runner: Arc<dyn Runner>) {
-        // axum applies route layers again for every connection of a
-        // `Router<()>`: every one wraps the same handler, so the first wins
-        // and the others cost one read lock.
-        if self.shared.runner(scheme).is_some() {
-            return;
-        }
+impl<Q: JobQueue> Worker<Q> {
+    /// Runs the jobs of `handler`'s scheme with its service, from now on:
+    /// jobs recorded before (by an earlier run of the process, or another
+    /// replica) run as soon as a worker slot is free. Made with
+    /// [`WebhookLayer::job_handler`](crate::WebhookLayer::job_handler);
+    /// one handler per scheme: a second one for a scheme that has one is
+    /// ignored.
+    pub fn handle(&self, handler: JobHandler) {
+        let JobHandler { scheme, runner } = handler;
         let mut runners = self
             .shared
             .runners
@@ -336,6 +318,41 @@ impl<Q: JobQueue> Intake for Worker<Q> {
             .unwrap_or_else(PoisonError::into_inner) = Arc::from(names);
         drop(runners);
         self.shared.wake.notify_one();
+    }
+}
+
+impl<Q: JobQueue> Worker<Q> {
+    /// What a queued layer records its deliveries through. It holds the
+    /// worker weakly, since the worker holds the layer's job handler: a
+    /// delivery accepted after the worker is gone is still recorded, and
+    /// runs on the next worker of its queue.
+    pub(crate) fn intake(&self) -> Arc<dyn Intake> {
+        Arc::new(WorkerIntake {
+            queue: self.shared.queue.clone(),
+            worker: Arc::downgrade(&self.shared),
+        })
+    }
+}
+
+/// A queued layer's intake: accept on the queue, then wake the worker.
+struct WorkerIntake<Q: JobQueue> {
+    queue: Q,
+    worker: Weak<Shared<Q>>,
+}
+
+impl<Q: JobQueue> Intake for WorkerIntake<Q> {
+    fn accept(&self, key: &IdempotencyKey, delivery: Delivery) -> QueueFuture<Accept> {
+        let accepted = self.queue.accept(key, delivery);
+        let worker = Weak::clone(&self.worker);
+        Box::pin(async move {
+            let answer = accepted.await?;
+            if answer == Accept::Accepted
+                && let Some(shared) = worker.upgrade()
+            {
+                shared.wake.notify_one();
+            }
+            Ok(answer)
+        })
     }
 }
 
@@ -407,7 +424,10 @@ async fn take_loop<Q: JobQueue>(shared: Arc<Shared<Q>>) {
         }
         // Every pass follows a change (or the idle poll): refresh the
         // gauges, or come back when they may be.
-        if let Some(wait) = shared.gauges.refresh(&shared.queue, &shared.schemes()) {
+        if let Some(wait) = shared
+            .gauges
+            .refresh(|| shared.queue.counts_by_scheme(), &shared.schemes())
+        {
             sleep_for = sleep_for.min(wait);
         }
         tokio::select! {

@@ -141,6 +141,7 @@
 //!     .secret("notp_whk_5f2b9c0e7a")
 //!     .queued(&worker)
 //!     .build()?;
+//! worker.handle(queued.job_handler(post(on_numberotp)));
 //!
 //! let app: Router = Router::new()
 //!     .route("/webhooks/numero", post(on_numero).route_layer(inline))
@@ -160,7 +161,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
-use crate::queue::{
+use crate::store::queue::{
     Accept, DeadLetter, Delivery, JobOutcome, JobQueue, QueueCounts, QueueFuture, TakeRequest,
     Taken,
 };

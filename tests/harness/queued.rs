@@ -174,11 +174,8 @@ pub async fn start_scheme<Q: JobQueue, Sc: Scheme>(
             }
         }
     };
-    // `with_state` applies the route layer now: the worker gets its handler
-    // before the first request (as the crate's docs ask).
-    let app = Router::new()
-        .route(path, routing::post(handler).route_layer(layer))
-        .with_state(());
+    worker.handle(layer.job_handler(routing::post(handler.clone())));
+    let app = Router::new().route(path, routing::post(handler).route_layer(layer));
     let addr = harness::serve(app).await;
     Queued { addr, worker, seen }
 }

@@ -24,6 +24,7 @@
 //!     .secret("whsec_abcdefghijklmnopqrstuvwxyz123456789")
 //!     .queued(&worker)
 //!     .build()?;
+//! worker.handle(layer.job_handler(post(on_numero)));
 //! let app: Router = Router::new().route("/webhooks/numero", post(on_numero).route_layer(layer));
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:3000").await?;
 //! axum::serve(listener, app).await?;
@@ -158,7 +159,7 @@ use redis::{FromRedisValue, Script, ScriptInvocation, Value};
 
 use super::scripts::{MAX_MS, scripts};
 use super::{RedisStore, bounded, new_token};
-use crate::queue::{
+use crate::store::queue::{
     Accept, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueCounts, QueueFuture, TakeRequest,
     Taken,
 };

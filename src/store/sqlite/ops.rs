@@ -14,11 +14,11 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{KeyState, SqliteLease};
-use crate::queue::{
+use crate::store::Claim;
+use crate::store::queue::{
     Accept, DEFAULT_DEAD_LETTER_TTL, DeadLetter, Delivery, Job, JobOutcome, QueueCounts,
     TakeRequest, Taken, from_unix_millis, unix_millis,
 };
-use crate::store::Claim;
 
 type Result<T> = rusqlite::Result<T>;
 

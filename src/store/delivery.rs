@@ -4,10 +4,11 @@
 use std::fmt;
 
 use bytes::Bytes;
+use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::Full;
 
-use crate::store::StoreError;
+use super::{IdempotencyKey, StoreError};
 
 /// A verified delivery: what a worker needs to rebuild the request and run
 /// the handler on it.
@@ -41,6 +42,19 @@ impl fmt::Debug for Delivery {
 }
 
 impl Delivery {
+    /// The record of a verified request, as the intake stores it under
+    /// `key`: the request head as it arrived and the raw body.
+    pub(crate) fn verified(key: &IdempotencyKey, parts: Parts, body: Bytes) -> Self {
+        Self {
+            scheme: key.scheme().to_owned(),
+            event_id: key.id().as_str().to_owned(),
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            body,
+        }
+    }
+
     /// The request line and headers as one byte string:
     /// `METHOD URI\n` then `name:value\n` per header, in order. A header
     /// value cannot hold `\r` or `\n` and a name cannot hold `:`, so the
