@@ -5,7 +5,7 @@
 #   bare      examples/bare.rs: an axum route that does nothing
 #   layer     examples/bare.rs --layer: the same route behind WebhookLayer
 #             (Numero, memory store, handler takes the VerifiedEvent)
-#   receiver  examples/receiver.rs --store memory --quiet: the example
+#   receiver  receiver/ (the example receiver) --store memory --quiet: the example
 #             receiver, inline, on the memory store, no log line per event
 # Every request is a 300-byte Numero JSON body with a unique id, signed,
 # over keep-alive connections (benches/loadgen.rs, a hyper client).

@@ -9,7 +9,7 @@
 //! * `--store URL`: `sqlite:PATH` (the default, `sqlite:webhooks.db` in the
 //!   working directory: claims, done marks and queued jobs survive restarts
 //!   and `kill -9`), `memory` (forgets on restart), or `redis://HOST:PORT/`
-//!   (shared by several receivers; build with `--features redis`).
+//!   (shared by several receivers).
 //!   `--redis URL` and `REDIS_URL` mean the same as `--store redis://…`;
 //!   `--redis-durability reply|aof|replicas:N` says what a 202 waits for
 //!   there (printed at start).
@@ -68,7 +68,7 @@
 //!
 //! ```text
 //! NUMERO_WEBHOOK_SECRET=whsec_abcdefghijklmnopqrstuvwxyz123456789 cargo run --release --example receiver
-//! NUMERO_WEBHOOK_SECRET=whsec_abcdefghijklmnopqrstuvwxyz123456789 cargo run --example send -- numero duplicate
+//! NUMERO_WEBHOOK_SECRET=whsec_abcdefghijklmnopqrstuvwxyz123456789 cargo run --release --example send -- numero duplicate
 //! ```
 //!
 //! With curl, sign the exact bytes you send (here with openssl):
@@ -192,7 +192,7 @@ async fn run(options: Options) -> Result<(), String> {
             let url = secrets::url_for_log(&url);
             Err(format!(
                 "{url} needs the redis feature: \
-                 cargo run --release --features redis --example receiver -- --store {url}"
+                 cargo run --release --example receiver -- --store {url} (the receiver's default redis feature)"
             ))
         }
     }
@@ -295,7 +295,9 @@ where
     // The send example speaks NumberOTP and Numero.
     let hint = match name {
         "numberotp" | "numero" => {
-            format!("cargo run --example send -- {name} duplicate --url {base_url}/webhooks/{name}")
+            format!(
+                "cargo run --release --example send -- {name} duplicate --url {base_url}/webhooks/{name}"
+            )
         }
         _ => String::new(),
     };

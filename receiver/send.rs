@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example receiver            # prints a demo secret and this command:
-//! NUMERO_WEBHOOK_SECRET=<secret> cargo run --example send -- numero duplicate
+//! NUMERO_WEBHOOK_SECRET=<secret> cargo run --release --example send -- numero duplicate
 //! ```
 //!
 //! * `valid`: one delivery with a fresh id → 200, the handler runs.
@@ -334,7 +334,7 @@ fn secret(var: &str) -> Result<String, String> {
     .ok_or_else(|| {
         format!(
             "{var} is not set: copy the secret the receiver printed at start-up, \
-             e.g. `{var}=demo_… cargo run --example send -- …`"
+             e.g. `{var}=demo_… cargo run --release --example send -- …`"
         )
     })
 }

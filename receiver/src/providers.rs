@@ -205,7 +205,6 @@ pub fn mount_all<W: Wiring>(
         wiring,
         s,
     )?;
-    #[cfg(feature = "ed25519")]
     let app = mount_as(
         app,
         tower_webhook::discord::Discord::new(),
@@ -215,8 +214,6 @@ pub fn mount_all<W: Wiring>(
         wiring,
         s,
     )?;
-    #[cfg(not(feature = "ed25519"))]
-    println!("POST /webhooks/discord: not built (needs --features ed25519)");
     Ok(app)
 }
 

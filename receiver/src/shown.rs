@@ -128,7 +128,6 @@ shown! {
     tower_webhook::square::SquareEvent => event_id [event_type, merchant_id];
 }
 
-#[cfg(feature = "ed25519")]
 shown! {
     tower_webhook::discord::DiscordEvent => id [application_id];
 }

@@ -55,7 +55,6 @@ pub fn from_env(
     let secret = match scheme {
         // Standard Webhooks secrets are `whsec_` + base64 of the key.
         "standard" => tower_webhook::sign::standard_secret(demo_secret().as_bytes()),
-        #[cfg(feature = "ed25519")]
         "discord" => demo_public_key(var),
         _ => demo_secret(),
     };
@@ -107,7 +106,6 @@ pub fn optional(var: &str) -> Result<Option<Vec<String>>, String> {
 
 /// A demo Ed25519 key pair: prints the signing key (to sign test
 /// deliveries with) and returns the public key in hex, the configured value.
-#[cfg(feature = "ed25519")]
 fn demo_public_key(var: &str) -> String {
     let seed: [u8; 32] = hex_pair(&demo_secret()["demo_".len()..]);
     println!(
@@ -119,7 +117,6 @@ fn demo_public_key(var: &str) -> String {
 
 /// 32 bytes from the 32 hex digits of `hex` (used twice: 128 random bits
 /// widened to a seed, enough for a demo).
-#[cfg(feature = "ed25519")]
 fn hex_pair(hex: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
     for (i, byte) in out.iter_mut().enumerate() {
@@ -129,7 +126,6 @@ fn hex_pair(hex: &str) -> [u8; 32] {
     out
 }
 
-#[cfg(feature = "ed25519")]
 fn hex_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
