@@ -10,8 +10,9 @@
 //!
 //! * The signature is checked over the bytes that arrived, never over
 //!   re-serialised JSON, against every configured secret (rotation), with a
-//!   constant-time compare of exactly 32 bytes. Each secret's keyed HMAC state
-//!   is computed once, when the layer is built.
+//!   constant-time compare after a length check: 32 bytes for HMAC-SHA256,
+//!   64 for SHA-512, 20 for SHA-1, an Ed25519 signature for public keys.
+//!   Each secret's keyed state is computed once, when the layer is built.
 //! * The body is read under a hard cap and a total deadline; a body that
 //!   arrives as one frame reaches the handler as the same `Bytes`, uncopied.
 //! * Each event's idempotency key is claimed atomically before the handler
@@ -30,8 +31,9 @@
 //! tag carries its [`Algorithm`]; providers' endpoint checks (Slack, Zoom,
 //! Twitch, Discord) are answered by the layer ([`Scheme::handshake`]). One
 //! fixed secret set, or [per-tenant secrets](tenant) replaced at runtime.
-//! Stores: [`MemoryStore`] (the default) and, with feature `redis`,
-//! `RedisStore` for several replicas.
+//! Stores: [`MemoryStore`] (the default), with feature `sqlite` a durable
+//! `SqliteStore` on one machine, and with feature `redis` a `RedisStore`
+//! shared by several replicas; each is also a job queue for queued mode.
 //!
 //! # Status codes
 //!

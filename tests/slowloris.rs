@@ -1,4 +1,4 @@
-//! The example receiver through a slowloris (issue 14): the receiver runs as
+//! The example receiver through a slowloris: the receiver runs as
 //! a real child process on 127.0.0.1 (`--store memory`, a 2 s sender
 //! deadline) and every client here talks to it over raw sockets.
 //!

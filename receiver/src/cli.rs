@@ -25,11 +25,11 @@ pub struct Options {
 
     /// Where claims, done marks and jobs live: `sqlite:PATH` (durable, one
     /// machine), `memory` (forgets on restart), or `redis://HOST:PORT/`
-    /// (shared by replicas; needs the `redis` feature).
+    /// (shared by replicas).
     #[arg(long)]
     pub store: Option<String>,
 
-    /// The same as `--store redis://…` (kept for earlier scripts).
+    /// The same as `--store redis://…`.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis: Option<String>,
 

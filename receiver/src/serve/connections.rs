@@ -19,7 +19,7 @@ use super::stall::WriteStall;
 
 /// Connections served at once unless `--max-connections` says otherwise:
 /// under the usual open-file limit of 1024 with room to spare, and above
-/// the 600 slow connections of issue 14 with room for honest senders.
+/// the 600 slow connections of the slowloris test with room for honest senders.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 900;
 
 /// File descriptors kept out of the connection cap: standard streams, the
