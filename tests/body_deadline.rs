@@ -7,6 +7,8 @@
 //! user sees: the status, whether the handler ran, what the store holds, and
 //! whether the server closed the connection. Every wait is bounded.
 
+mod harness;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::post;
 use bytes::Bytes;
+use harness::{RawReply as Reply, read_reply as read_response};
 use http::{Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt as _, Full};
@@ -116,57 +119,18 @@ fn delivery() -> Vec<u8> {
     out
 }
 
-/// A response as the client read it off the wire.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    /// The head, lowercased.
-    head: String,
-    body: String,
-}
-
-impl Reply {
-    fn assert_body_timeout(&self) {
-        assert_eq!(
-            (self.status, self.body.as_str()),
-            (408, r#"{"error":"body_timeout"}"#),
-            "{self:?}"
-        );
-        assert!(
-            self.head.contains("\r\nconnection: close\r\n"),
-            "{}",
-            self.head
-        );
-    }
-}
-
-/// Reads one response (head and `Content-Length` body).
-async fn read_response(stream: &mut (impl AsyncRead + Unpin)) -> Reply {
-    tokio::time::timeout(LIMIT, async {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end + 2]).to_ascii_lowercase();
-                let len = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .map_or(0, |v| v.trim().parse().unwrap());
-                if buf.len() >= end + 4 + len {
-                    return Reply {
-                        status: head[9..12].parse().unwrap(),
-                        body: String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned(),
-                        head,
-                    };
-                }
-            }
-            let n = stream.read(&mut chunk).await.expect("read the response");
-            assert!(n > 0, "connection closed before a full response: {buf:?}");
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    })
-    .await
-    .expect("a response in time")
+/// Asserts `reply` is the body deadline's answer, closing the connection.
+fn assert_body_timeout(reply: &Reply) {
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (408, r#"{"error":"body_timeout"}"#),
+        "{reply:?}"
+    );
+    assert!(
+        reply.head.contains("\r\nconnection: close\r\n"),
+        "{}",
+        reply.head
+    );
 }
 
 /// Asserts the server closes the connection: the next read ends (end of
@@ -226,7 +190,7 @@ async fn trickle_past_the_deadline_is_408_and_the_connection_closed() {
     let writing = spawn_writer(writer, 1, Duration::from_millis(20), None);
     let reply = read_response(&mut reader).await;
     let waited = started.elapsed();
-    reply.assert_body_timeout();
+    assert_body_timeout(&reply);
     assert!(
         waited >= DEADLINE,
         "answered before the deadline: {waited:?}"
@@ -254,7 +218,7 @@ async fn stalled_sender_is_408_within_the_deadline() {
     let writing = spawn_writer(writer, 10, Duration::ZERO, Some(10));
     let reply = read_response(&mut reader).await;
     let waited = started.elapsed();
-    reply.assert_body_timeout();
+    assert_body_timeout(&reply);
     assert!(waited < DEADLINE + MARGIN, "answered late: {waited:?}");
     assert_eq!(rig.ran(), 0);
     assert!(rig.store.is_empty(), "nothing recorded");

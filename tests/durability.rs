@@ -101,7 +101,7 @@ impl AsyncCheck for Succeeded {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_remembers_processed_events() {
-    let dir = TempDir::new("restart");
+    let dir = TempDir::with_label("restart");
     let store = sqlite_arg(&dir);
     let mut first = ReceiverProcess::start(&["--store", &store], &env());
     let reply = deliver(&first, "evt_restart").await;
@@ -124,7 +124,7 @@ async fn a_restart_remembers_processed_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_after_the_answer_remembers_the_event() {
-    let dir = TempDir::new("kill9");
+    let dir = TempDir::with_label("kill9");
     let store = sqlite_arg(&dir);
     let first = ReceiverProcess::start(&["--store", &store], &env());
     assert_eq!(deliver(&first, "evt_kill").await.status, StatusCode::OK);
@@ -138,7 +138,7 @@ async fn a_kill_9_after_the_answer_remembers_the_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_job_killed_mid_handler_runs_after_a_restart() {
-    let dir = TempDir::new("queued-kill9");
+    let dir = TempDir::with_label("queued-kill9");
     let store = sqlite_arg(&dir);
     // The first process's handler takes 30 s: it is killed long before.
     let slow = [
@@ -191,7 +191,7 @@ async fn a_queued_job_killed_mid_handler_runs_after_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_retries_dead_letters_and_replay_through_the_routes() {
-    let dir = TempDir::new("queued-dead");
+    let dir = TempDir::with_label("queued-dead");
     let store = sqlite_arg(&dir);
     let args = [
         "--store",
@@ -258,7 +258,7 @@ async fn queued_retries_dead_letters_and_replay_through_the_routes() {
 
 #[test]
 fn a_store_that_cannot_be_opened_is_a_one_line_error() {
-    let dir = TempDir::new("bad-store");
+    let dir = TempDir::with_label("bad-store");
     let not_a_db = dir.join("notes.txt");
     std::fs::write(
         &not_a_db,
@@ -290,7 +290,7 @@ fn a_store_that_cannot_be_opened_is_a_one_line_error() {
 /// runs, then delivers new events: each must be refused with 503 (nothing
 /// acknowledged that a restart would not find), never 202 or 200.
 async fn deleted_store_refuses_new_deliveries(label: &str, extra: &[&str], before: StatusCode) {
-    let dir = TempDir::new(label);
+    let dir = TempDir::with_label(label);
     let store = sqlite_arg(&dir);
     let mut args = vec!["--store", store.as_str()];
     args.extend_from_slice(extra);
@@ -337,7 +337,7 @@ async fn a_wall_clock_step_does_not_expire_a_running_lease() {
         std::path::Path::new(LIBFAKETIME).exists(),
         "{LIBFAKETIME} is missing (scripts/test.sh installs it: apt-get install faketime)"
     );
-    let dir = TempDir::new("clock-step");
+    let dir = TempDir::with_label("clock-step");
     let store = sqlite_arg(&dir);
     let offset = dir.join("faketime");
     std::fs::write(&offset, "+0\n").unwrap();

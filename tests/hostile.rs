@@ -10,10 +10,9 @@
 //! `tokio::net::TcpStream` writes; the others go through the same axum
 //! router with `oneshot`.
 
-mod frames;
 mod harness;
 
-use frames::Frames;
+use harness::Frames;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,8 +23,8 @@ use axum::body::Body;
 use axum::routing::post;
 use bytes::Bytes;
 use http::{Request, StatusCode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tower::{ServiceBuilder, ServiceExt as _};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
@@ -121,15 +120,8 @@ impl Rig {
     }
 
     async fn serve(&self) -> SocketAddr {
-        serve(self.app.clone()).await
+        harness::serve(self.app.clone()).await
     }
-}
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
 }
 
 fn otp_key(id: &str, status: &str, otp: &str, full_sms: &str) -> IdempotencyKey {
@@ -612,38 +604,17 @@ async fn panic_unwinding_through_the_layer_releases_the_claim() {
 
 // --- malformed HTTP, through a real server and raw TCP ----------------------
 
-/// Writes `request` on a fresh connection and reads the first response's
-/// status and body (not waiting for the connection to close).
+/// Writes `request` on a fresh connection: the first response's status and
+/// body.
 async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    read_response(&mut stream).await
+    let reply = harness::raw_reply(addr, request).await;
+    (reply.status, reply.body)
 }
 
+/// The next response's status and body.
 async fn read_response(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> (u16, String) {
-    tokio::time::timeout(LIMIT, async {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let status = head[9..12].parse().unwrap();
-                let len = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .map_or(0, |v| v.trim().parse().unwrap());
-                if buf.len() >= end + 4 + len {
-                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]);
-                    return (status, body.into_owned());
-                }
-            }
-            let n = stream.read(&mut chunk).await.expect("read the response");
-            assert!(n > 0, "connection closed before a full response: {buf:?}");
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    })
-    .await
-    .expect("a response in time")
+    let reply = harness::read_reply(stream).await;
+    (reply.status, reply.body)
 }
 
 fn head(signature_lines: &[&[u8]], content_length: Option<usize>) -> Vec<u8> {
@@ -864,7 +835,7 @@ async fn timed_trickle(
 ) -> (u16, String, usize, MemoryStore) {
     let store = MemoryStore::new();
     let calls = Arc::new(AtomicUsize::new(0));
-    let addr = serve(timed_app(&store, &calls, idle, total)).await;
+    let addr = harness::serve(timed_app(&store, &calls, idle, total)).await;
     let (status, body) = trickle(addr, pace, stall_after).await;
     (status, body, calls.load(Ordering::SeqCst), store)
 }

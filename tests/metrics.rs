@@ -493,7 +493,7 @@ async fn counts_by_scheme_in_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_by_scheme_in_a_sqlite_file() {
-    let dir = TempDir::new("metrics-counts");
+    let dir = TempDir::with_label("metrics-counts");
     let path = dir.join("webhooks.db");
     let store = SqliteStore::open(&path).unwrap();
     counts_by_scheme_follow_the_jobs(store).await;

@@ -3,9 +3,9 @@
 //! single flipped bit in the body or the tag is a 401; hex is case-blind;
 //! base64 must be canonical.
 
-mod frames;
+mod harness;
 
-use frames::Frames;
+use harness::Frames;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};

@@ -25,7 +25,7 @@ const GITHUB_HEADER: &str =
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn githubs_spaced_secret_from_a_file_verifies_its_documented_vector() {
-    let dir = TempDir::new("secret-file");
+    let dir = TempDir::with_label("secret-file");
     let file = dir.join("github-secret");
     // One secret per line, as a container secret file would hold it.
     std::fs::write(&file, format!("{GITHUB_SECRET}\n\n")).unwrap();
@@ -56,7 +56,7 @@ async fn githubs_spaced_secret_from_a_file_verifies_its_documented_vector() {
 
 #[test]
 fn a_secret_with_a_stray_space_or_both_variables_is_a_one_line_error() {
-    let dir = TempDir::new("secret-file-bad");
+    let dir = TempDir::with_label("secret-file-bad");
     let file = dir.join("stray");
     std::fs::write(&file, "trailing-space \n").unwrap();
     let file = file.display().to_string();

@@ -343,49 +343,81 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
     read_response(&mut stream).await
 }
 
-/// Reads one response (head + `Content-Length` body) from `stream`.
-pub async fn read_response(stream: &mut TcpStream) -> (u16, String) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let read = async {
+/// Writes `request` on a fresh connection and reads the first response.
+pub async fn raw_reply(addr: SocketAddr, request: &[u8]) -> RawReply {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    read_reply(&mut stream).await
+}
+
+/// One response read off a raw connection.
+#[derive(Debug)]
+pub struct RawReply {
+    pub status: u16,
+    /// The status line and headers, lower-cased, ending with `\r\n`.
+    pub head: String,
+    pub body: String,
+}
+
+/// Reads one response (head and `Content-Length` body), not waiting for the
+/// connection to close; fails after [`PATIENCE`] or on a connection closed
+/// before a whole response.
+pub async fn read_reply(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> RawReply {
+    match read_reply_or_close(stream).await {
+        Ok(reply) => reply,
+        Err(partial) => panic!("connection closed before a full response: {partial:?}"),
+    }
+}
+
+/// As [`read_reply`], but a connection the server closes before a whole
+/// response is `Err` with the bytes that came.
+pub async fn read_reply_or_close(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> Result<RawReply, Vec<u8>> {
+    tokio::time::timeout(PATIENCE, async {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
         loop {
-            let n = stream.read(&mut chunk).await.unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some(head_end) = find(&buf, b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+            if let Some(end) = find(&buf, b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end + 2]).to_ascii_lowercase();
                 let len = head
                     .lines()
                     .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                if buf.len() >= head_end + 4 + len {
-                    break;
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if buf.len() >= end + 4 + len {
+                    return Ok(RawReply {
+                        status: head[9..12].parse().unwrap(),
+                        body: String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned(),
+                        head,
+                    });
                 }
             }
+            match stream.read(&mut chunk).await {
+                Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                _ => return Err(buf),
+            }
         }
-    };
-    tokio::time::timeout(PATIENCE, read)
-        .await
-        .expect("no answer in time");
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
+    })
+    .await
+    .expect("a response in time")
+}
+
+/// [`read_reply_or_close`] as `(status, the whole response as text)`;
+/// status 0 when the connection closed before a whole response.
+pub async fn read_response(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> (u16, String) {
+    match read_reply_or_close(stream).await {
+        Ok(reply) => (reply.status, format!("{}\r\n{}", reply.head, reply.body)),
+        Err(partial) => (0, String::from_utf8_lossy(&partial).into_owned()),
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// A body sent frame by frame with no declared length, so hyper's client
-/// sends it chunked.
-pub struct Frames(std::collections::VecDeque<Bytes>);
+/// A body sent frame by frame with no declared length (hyper's client then
+/// sends it chunked): each frame as soon as it is polled.
+pub struct Frames(pub std::collections::VecDeque<Bytes>);
 
 impl Frames {
     pub fn new<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Self {
@@ -410,36 +442,7 @@ impl http_body::Body for Frames {
     }
 }
 
-/// A fresh directory under the system's temp dir for a backend that lives
-/// in files, removed (with what it holds) when dropped.
-pub struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    pub fn new() -> Self {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let unique = format!(
-            "tower-webhook-{}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
-        let path = std::env::temp_dir().join(unique);
-        std::fs::create_dir(&path).unwrap();
-        Self(path)
-    }
-
-    /// `name` inside the directory.
-    pub fn join(&self, name: &str) -> std::path::PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+#[path = "../support/temp_dir.rs"]
+mod temp_dir;
+#[allow(unused_imports)] // not every test binary makes one
+pub use temp_dir::TempDir;
