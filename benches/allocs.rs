@@ -2,7 +2,7 @@
 //! the memory store, counted by a counting global allocator (`stats_alloc`,
 //! so this crate keeps `unsafe_code = "forbid"`).
 //!
-//! `cargo bench --bench allocs`
+//! `cargo bench -p tower-webhook-benches --bench allocs`
 //!
 //! A separate binary from the timing benches, so that the allocator's
 //! counters never slow down what criterion measures.

@@ -19,7 +19,7 @@
 //! the measurement can see a leak of that size on this machine.
 //!
 //! ```text
-//! CARGO_TARGET_DIR=target/bench-ct cargo bench --bench constant_time
+//! CARGO_TARGET_DIR=target/bench-ct cargo bench -p tower-webhook-benches --bench constant_time
 //! ```
 //!
 //! Results are recorded in `docs/constant-time.md`.
@@ -121,14 +121,16 @@ fn naive_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// `ctbench_main!` parses its arguments with clap and refuses the `--bench`
 /// flag `cargo bench` passes, so this main does the same job by hand:
-/// `cargo bench --bench constant_time [-- FILTER]` runs the benches whose
+/// `cargo bench -p tower-webhook-benches --bench constant_time [-- FILTER]` runs the benches whose
 /// name contains FILTER (all by default), each with a fresh random seed.
 ///
 /// Without `--bench` (as `cargo test --all-targets` runs bench targets) it
 /// only says how to run it: a dudect run takes a minute or more.
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
-        println!("constant_time: run with `cargo bench --bench constant_time`");
+        println!(
+            "constant_time: run with `cargo bench -p tower-webhook-benches --bench constant_time`"
+        );
         return;
     }
     let filter = std::env::args().skip(1).find(|a| !a.starts_with("--"));

@@ -1,7 +1,7 @@
 //! The layer in process, no sockets: `tower::ServiceExt::oneshot` on a
 //! current-thread tokio runtime.
 //!
-//! `cargo bench --bench layer`
+//! `cargo bench -p tower-webhook-benches --bench layer`
 //!
 //! Variants, each at 300 B and 64 KiB, one frame and many frames:
 //!

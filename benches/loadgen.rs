@@ -3,7 +3,7 @@
 //! webhook with a unique id.
 //!
 //! ```text
-//! cargo bench --bench loadgen -- --url http://127.0.0.1:3000/webhooks/numero \
+//! cargo bench -p tower-webhook-benches --bench loadgen -- --url http://127.0.0.1:3000/webhooks/numero \
 //!     --scheme numero --secret whsec_... [--duration 10] [--warmup 2] \
 //!     [--connections 32] [--size 300] [--server-pid PID]
 //! ```

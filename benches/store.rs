@@ -1,6 +1,6 @@
 //! The memory store: claim + complete of a new key, with 1 M keys resident.
 //!
-//! `cargo bench --bench store`
+//! `cargo bench -p tower-webhook-benches --bench store`
 //!
 //! The store is bounded at 1 M keys and filled before timing (with 2 M keys,
 //! so that every shard is at its share of the bound), so every claim also
@@ -16,7 +16,7 @@
 //! After criterion, the same loop with one and two threads, timed in CPU
 //! time per thread (`STORE_CPU=1` for that table alone).
 //!
-//! Memory per resident key is measured by `cargo bench --bench allocs`.
+//! Memory per resident key is measured by `cargo bench -p tower-webhook-benches --bench allocs`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

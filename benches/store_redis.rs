@@ -1,7 +1,7 @@
 //! Claim + complete round trip: `RedisStore` against a local `redis-server`
 //! next to `MemoryStore`, in one run.
 //!
-//! `cargo bench --features redis --bench store_redis`
+//! `cargo bench -p tower-webhook-benches --features redis --bench store_redis`
 //!
 //! The bench starts its own `redis-server` (a free 127.0.0.1 port, no
 //! persistence, a throwaway directory); without one on `PATH` it says so and

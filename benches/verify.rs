@@ -1,6 +1,6 @@
 //! Tag verification per scheme, against same-run baselines.
 //!
-//! `cargo bench --bench verify`
+//! `cargo bench -p tower-webhook-benches --bench verify`
 //!
 //! For each size: the layer's two schemes (header parse + `SecretSet::verify`,
 //! which clones a precomputed keyed HMAC), `SecretSet::verify` alone, ring's

@@ -35,8 +35,8 @@ export NUMERO_WEBHOOK_SECRET=whsec_loadtestloadtestloadtest0123456789
 export NUMBEROTP_WEBHOOK_SECRET=numberotp_loadtest_0123456789
 
 echo "building (release)..." >&2
-cargo build --release --quiet --example bare --example receiver
-LOADGEN=$(cargo bench --no-run --bench loadgen --message-format=json 2>/dev/null |
+cargo build --release --quiet --workspace --example bare --example receiver
+LOADGEN=$(cargo bench -p tower-webhook-benches --no-run --bench loadgen --message-format=json 2>/dev/null |
   grep -o '"executable":"[^"]*loadgen[^"]*"' | tail -1 | cut -d'"' -f4)
 [ -x "$LOADGEN" ] || { echo "could not build the load generator" >&2; exit 1; }
 EXAMPLES=$CARGO_TARGET_DIR/release/examples

@@ -44,5 +44,5 @@ fi
 # --- the suite --------------------------------------------------------------
 # Benches are left out on purpose: `cargo test --all-targets` would run the
 # load generator and the constant-time check; CI compiles them instead.
-cargo test --all-features --lib --bins --tests --examples
-cargo test --all-features --doc
+cargo test --workspace --all-features --lib --bins --tests --examples
+cargo test -p tower-webhook --all-features --doc

@@ -1,7 +1,7 @@
 //! One conformance suite for every backend: each case is written once,
 //! generic over a [`Backend`], and `conformance!` expands every case of the
 //! capabilities a backend lists into one `#[tokio::test]` each, named
-//! `<backend>::<capability>::<case>` (`cargo test --test conformance
+//! `<backend>::<capability>::<case>` (`cargo test -p tower-webhook --test conformance
 //! sqlite::queue::` runs one backend's queue cases).
 //!
 //! | capability | what it asks of the backend | cases in |

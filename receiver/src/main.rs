@@ -9,7 +9,7 @@
 //! * `--store URL`: `sqlite:PATH` (the default, `sqlite:webhooks.db` in the
 //!   working directory: claims, done marks and queued jobs survive restarts
 //!   and `kill -9`), `memory` (forgets on restart), or `redis://HOST:PORT/`
-//!   (shared by several receivers).
+//!   (shared by several receivers; build with `--features redis`).
 //!   `--redis URL` and `REDIS_URL` mean the same as `--store redis://…`;
 //!   `--redis-durability reply|aof|replicas:N` says what a 202 waits for
 //!   there (printed at start).
@@ -192,7 +192,7 @@ async fn run(options: Options) -> Result<(), String> {
             let url = secrets::url_for_log(&url);
             Err(format!(
                 "{url} needs the redis feature: \
-                 cargo run --release --example receiver -- --store {url} (the receiver's default redis feature)"
+                 cargo run --release --example receiver --features redis -- --store {url}"
             ))
         }
     }
