@@ -46,12 +46,11 @@
 //! `SqliteStore` (feature `sqlite`: one machine, durable) and `RedisStore`
 //! (feature `redis`: several replicas share one queue).
 
-pub mod memory;
 mod retry;
 pub(crate) mod runner;
 mod worker;
 
-pub use memory::MemoryQueue;
+pub use crate::store::memory::MemoryQueue;
 pub use retry::RetryPolicy;
 pub use runner::JobHandler;
 pub use worker::{

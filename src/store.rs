@@ -31,7 +31,7 @@ pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-pub use memory::MemoryStore;
+pub use memory::{MemoryQueue, MemoryStore};
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreBuilder};
