@@ -176,7 +176,7 @@ pub use config::{
 };
 pub use future::ResponseFuture;
 pub use layer::{WebhookLayer, WebhookLayerBuilder};
-pub use queue::{Attempt, JobQueue, MemoryQueue, Worker};
+pub use queue::{Attempt, JobQueue, MemoryQueue, QueueAdmin, Worker};
 pub use rejection::Rejection;
 #[cfg(feature = "ed25519")]
 pub use scheme::discord;

@@ -16,8 +16,8 @@ use super::{
     Completed, DONE, Digest, Entry, JOB, MemoryLease, MemoryStore, Reverse, Shard, millis,
 };
 use crate::store::queue::{
-    Accept, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueCounts, QueueFuture, TakeRequest,
-    Taken, from_unix_millis, unix_millis,
+    Accept, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueAdmin, QueueCounts, QueueFuture,
+    TakeRequest, Taken, from_unix_millis, unix_millis,
 };
 use crate::store::{IdempotencyKey, IdempotencyStore, StoreError};
 
@@ -296,7 +296,9 @@ impl JobQueue for MemoryQueue {
         let now = self.store.now_ms();
         answered(self.store.shard(lease.key).finish_job(&lease, outcome, now))
     }
+}
 
+impl QueueAdmin for MemoryQueue {
     fn counts(&self) -> QueueFuture<QueueCounts> {
         let mut counts = QueueCounts::default();
         self.each_job(|job| count(&mut counts, job));

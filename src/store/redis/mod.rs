@@ -410,6 +410,7 @@ fn open(url: &str) -> Result<redis::Client, StoreError> {
 }
 
 /// Proof of a claim on a [`RedisStore`] key: the key and this claim's token.
+#[derive(Clone)]
 pub struct RedisLease {
     key: Arc<str>,
     /// `p:<token>`: the value this claim wrote.
