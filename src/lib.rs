@@ -191,7 +191,7 @@ pub use secret::{
     SecretError, SecretSet, Signature, TAG_LEN, Tag,
 };
 pub use service::Webhook;
-pub use store::{Claim, IdempotencyKey, IdempotencyStore, MemoryStore, StoreError};
+pub use store::{Claim, IdempotencyKey, IdempotencyStore, MemoryStore, StoreError, StoreErrorKind};
 pub use tenant::{Tenant, TenantError, TenantFrom, TenantSecrets};
 pub use text::Text;
 pub use verified::Verified;

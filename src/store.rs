@@ -148,19 +148,78 @@ impl fmt::Display for IdempotencyKey {
     }
 }
 
+/// What kind of failure a [`StoreError`] is, so a caller can tell a store
+/// that is away from one whose data it cannot read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The store cannot be reached or refused the call (connection lost,
+    /// file unopenable, writer thread stopped); a later call may succeed.
+    Unavailable,
+    /// The store is at its bound and can hold no new key (the memory
+    /// store with every key of a shard in flight).
+    Full,
+    /// The store did not answer in time.
+    TimedOut,
+    /// The store answered with data this crate did not write or cannot
+    /// read (a foreign or damaged record, an unexpected reply).
+    Corrupt,
+}
+
 /// The store could not answer; the layer fails closed (503, inner service
-/// not called) unless the store decides otherwise.
+/// not called) unless the store decides otherwise. It carries its
+/// [`kind`](StoreError::kind) and, when a library reported the failure,
+/// that error as its [`source`](std::error::Error::source).
 #[derive(Debug)]
 pub struct StoreError {
+    kind: StoreErrorKind,
     message: Box<str>,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl StoreError {
-    /// A store failure described in one sentence.
-    pub fn new(message: impl Into<String>) -> Self {
+    /// A failure of `kind`, described in one sentence.
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
         Self {
+            kind,
             message: message.into().into_boxed_str(),
+            source: None,
         }
+    }
+
+    /// [`StoreErrorKind::Unavailable`], described in one sentence.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StoreErrorKind::Unavailable, message)
+    }
+
+    /// [`StoreErrorKind::Full`], described in one sentence.
+    pub fn full(message: impl Into<String>) -> Self {
+        Self::new(StoreErrorKind::Full, message)
+    }
+
+    /// [`StoreErrorKind::TimedOut`], described in one sentence.
+    pub fn timed_out(message: impl Into<String>) -> Self {
+        Self::new(StoreErrorKind::TimedOut, message)
+    }
+
+    /// [`StoreErrorKind::Corrupt`], described in one sentence.
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        Self::new(StoreErrorKind::Corrupt, message)
+    }
+
+    /// The same failure, caused by `source` (what
+    /// [`source`](std::error::Error::source) answers).
+    #[must_use]
+    pub fn with_source(self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            source: Some(Box::new(source)),
+            ..self
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
     }
 }
 
@@ -170,4 +229,10 @@ impl fmt::Display for StoreError {
     }
 }
 
-impl std::error::Error for StoreError {}
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}

@@ -341,7 +341,7 @@ impl Shard {
             }
             MapEntry::Vacant(_) => {
                 if !self.make_room(now) {
-                    return Err(StoreError::new(format!(
+                    return Err(StoreError::full(format!(
                         "memory store is full: all {} keys of a shard are in flight",
                         self.max_keys
                     )));
@@ -628,7 +628,8 @@ mod tests {
         assert_eq!(store.len(), 3);
         // Now "new" goes; then only in-flight keys remain and a claim fails.
         assert!(matches!(claim(&store, "y", 60_000), Claim::New(_)));
-        assert!(try_claim(&store, "z", LONG).is_err());
+        let full = try_claim(&store, "z", LONG).unwrap_err();
+        assert_eq!(full.kind(), crate::StoreErrorKind::Full, "{full}");
         assert_eq!(store.status(&key("busy")), Some(false));
     }
 

@@ -381,7 +381,7 @@ impl QueueAdmin for RedisStore {
 
 /// A reply that is not what the scripts return.
 fn corrupt(what: &str) -> StoreError {
-    StoreError::new(format!("redis answered a queue call with {what}"))
+    StoreError::corrupt(format!("redis answered a queue call with {what}"))
 }
 
 fn int(value: &Value) -> Result<i64, StoreError> {
