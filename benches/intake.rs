@@ -31,7 +31,7 @@ use http_body_util::Full;
 use tokio::sync::mpsc;
 use tower::{Layer as _, ServiceExt as _};
 use tower_webhook::numero::Numero;
-use tower_webhook::queue::{Accept, Delivery, JobQueue, MemoryQueue, Worker};
+use tower_webhook::queue::{Accept, Delivery, JobQueue, MemoryQueue, QueueAdmin, Worker};
 use tower_webhook::store::{SqliteStore, Synchronous};
 use tower_webhook::{EventId, IdempotencyKey, WebhookLayer};
 
@@ -187,7 +187,7 @@ async fn accept_all<Q: JobQueue>(
 
 /// p50 and p99 of the time from a delivery's 202 to its handler's start,
 /// one delivery at a time through a queued layer.
-async fn handler_start<Q: JobQueue>(queue: Q, samples: usize) -> (Duration, Duration) {
+async fn handler_start<Q: QueueAdmin>(queue: Q, samples: usize) -> (Duration, Duration) {
     let worker = Worker::builder(queue).start();
     let (started, mut starts) = mpsc::unbounded_channel();
     let handler = tower::service_fn(move |_: Request<Full<Bytes>>| {

@@ -178,7 +178,7 @@ pub use config::{
 };
 pub use future::ResponseFuture;
 pub use layer::{WebhookLayer, WebhookLayerBuilder};
-pub use queue::{Attempt, JobQueue, MemoryQueue, Worker};
+pub use queue::{Attempt, JobQueue, MemoryQueue, QueueAdmin, Worker};
 pub use rejection::Rejection;
 #[cfg(feature = "ed25519")]
 pub use scheme::discord;
@@ -193,7 +193,7 @@ pub use secret::{
     SecretError, SecretSet, Signature, TAG_LEN, Tag,
 };
 pub use service::Webhook;
-pub use store::{Claim, IdempotencyKey, IdempotencyStore, MemoryStore, StoreError};
+pub use store::{Claim, IdempotencyKey, IdempotencyStore, MemoryStore, StoreError, StoreErrorKind};
 pub use tenant::{Tenant, TenantError, TenantFrom, TenantSecrets};
 pub use text::Text;
 pub use verified::Verified;

@@ -57,7 +57,7 @@
 //! # How fresh the gauges are
 //!
 //! The `webhook_queue_jobs` gauges are set by each running
-//! [`Worker`](crate::Worker) from one [`JobQueue::counts_by_scheme`](crate::JobQueue::counts_by_scheme) call,
+//! [`Worker`](crate::Worker) from one [`QueueAdmin::counts_by_scheme`](crate::QueueAdmin::counts_by_scheme) call,
 //! made in the background (the worker does not wait for it) at most once
 //! per [`QUEUE_GAUGE_INTERVAL`] (1 s): after a change through this worker
 //! (a delivery accepted, an attempt finished, a replay) the gauges show it

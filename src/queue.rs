@@ -41,17 +41,17 @@
 //!
 //! # Backends
 //!
-//! A backend is one type implementing [`JobQueue`]: [`MemoryQueue`] (tests
+//! A backend is one type implementing [`JobQueue`] (and, for the
+//! operator's calls and the gauges, [`QueueAdmin`]): [`MemoryQueue`] (tests
 //! and development: same semantics, nothing survives the process),
 //! `SqliteStore` (feature `sqlite`: one machine, durable) and `RedisStore`
 //! (feature `redis`: several replicas share one queue).
 
-pub mod memory;
 mod retry;
 pub(crate) mod runner;
 mod worker;
 
-pub use memory::MemoryQueue;
+pub use crate::store::memory::MemoryQueue;
 pub use retry::RetryPolicy;
 pub use runner::JobHandler;
 pub use worker::{
@@ -62,8 +62,8 @@ pub use worker::{
 /// The queue contract, defined with the other backend contracts in
 /// [`crate::store`].
 pub use crate::store::queue::{
-    Accept, DEFAULT_DEAD_LETTER_TTL, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueCounts,
-    QueueFuture, TakeRequest, Taken, from_unix_millis, unix_millis,
+    Accept, DEFAULT_DEAD_LETTER_TTL, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueAdmin,
+    QueueCounts, QueueFuture, TakeRequest, Taken, from_unix_millis, unix_millis,
 };
 
 /// Which attempt at a job this handler run is, 1-based. In the request

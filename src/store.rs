@@ -18,11 +18,11 @@
 //! newer claim of the same key.
 
 use std::fmt;
-use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
-use std::time::Duration;
 
+pub mod admin;
+mod claims;
 mod delivery;
 pub mod memory;
 pub mod queue;
@@ -31,7 +31,10 @@ pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-pub use memory::MemoryStore;
+pub use admin::QueueAdmin;
+pub use claims::{Claim, IdempotencyStore};
+pub use memory::{MemoryQueue, MemoryStore};
+pub use queue::JobQueue;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreBuilder};
@@ -145,31 +148,78 @@ impl fmt::Display for IdempotencyKey {
     }
 }
 
-/// The answer to a claim.
-#[derive(Debug)]
-pub enum Claim<L> {
-    /// Nobody held the key: it is now held by this lease until completed,
-    /// released, or the lease runs out.
-    New(L),
-    /// The event was processed before, within the done TTL.
-    Done,
-    /// Another claim holds the key and its lease has not run out.
-    InFlight,
+/// What kind of failure a [`StoreError`] is, so a caller can tell a store
+/// that is away from one whose data it cannot read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The store cannot be reached or refused the call (connection lost,
+    /// file unopenable, writer thread stopped); a later call may succeed.
+    Unavailable,
+    /// The store is at its bound and can hold no new key (the memory
+    /// store with every key of a shard in flight).
+    Full,
+    /// The store did not answer in time.
+    TimedOut,
+    /// The store answered with data this crate did not write or cannot
+    /// read (a foreign or damaged record, an unexpected reply).
+    Corrupt,
 }
 
 /// The store could not answer; the layer fails closed (503, inner service
-/// not called) unless the store decides otherwise.
+/// not called) unless the store decides otherwise. It carries its
+/// [`kind`](StoreError::kind) and, when a library reported the failure,
+/// that error as its [`source`](std::error::Error::source).
 #[derive(Debug)]
 pub struct StoreError {
+    kind: StoreErrorKind,
     message: Box<str>,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl StoreError {
-    /// A store failure described in one sentence.
-    pub fn new(message: impl Into<String>) -> Self {
+    /// A failure of `kind`, described in one sentence.
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
         Self {
+            kind,
             message: message.into().into_boxed_str(),
+            source: None,
         }
+    }
+
+    /// [`StoreErrorKind::Unavailable`], described in one sentence.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StoreErrorKind::Unavailable, message)
+    }
+
+    /// [`StoreErrorKind::Full`], described in one sentence.
+    pub fn full(message: impl Into<String>) -> Self {
+        Self::new(StoreErrorKind::Full, message)
+    }
+
+    /// [`StoreErrorKind::TimedOut`], described in one sentence.
+    pub fn timed_out(message: impl Into<String>) -> Self {
+        Self::new(StoreErrorKind::TimedOut, message)
+    }
+
+    /// [`StoreErrorKind::Corrupt`], described in one sentence.
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        Self::new(StoreErrorKind::Corrupt, message)
+    }
+
+    /// The same failure, caused by `source` (what
+    /// [`source`](std::error::Error::source) answers).
+    #[must_use]
+    pub fn with_source(self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            source: Some(Box::new(source)),
+            ..self
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
     }
 }
 
@@ -179,61 +229,10 @@ impl fmt::Display for StoreError {
     }
 }
 
-impl std::error::Error for StoreError {}
-
-/// Where claims live. Cloning must share the same underlying store.
-///
-/// The futures are associated types so that a store answering synchronously
-/// (the in-memory one) costs no allocation; a network store returns a boxed
-/// future.
-///
-/// # Leases
-///
-/// A claim holds its key for the lease given to `claim`. While the inner
-/// service runs, the layer renews it every third of the lease
-/// ([`renew_claim`](IdempotencyStore::renew_claim)), so a handler slower than
-/// the lease keeps its key; the lease bounds how long a claim whose process
-/// died (and so stopped renewing) blocks its event.
-pub trait IdempotencyStore: Clone + Send + Sync + 'static {
-    /// Proof of one claim: what `renew_claim`, `complete` and `release`
-    /// check against.
-    type Lease: Send + Sync + 'static;
-    /// The future of [`IdempotencyStore::claim`].
-    type ClaimFuture: Future<Output = Result<Claim<Self::Lease>, StoreError>>
-        + Send
-        + Unpin
-        + 'static;
-    /// The future of [`IdempotencyStore::complete`] and
-    /// [`IdempotencyStore::release`].
-    type FinishFuture: Future<Output = Result<(), StoreError>> + Send + Unpin + 'static;
-    /// The future of [`IdempotencyStore::renew_claim`].
-    type RenewFuture: Future<Output = Result<bool, StoreError>> + Send + Unpin + 'static;
-
-    /// Atomically claims `key` for `lease`, unless it is done or held.
-    fn claim(&self, key: &IdempotencyKey, lease: Duration) -> Self::ClaimFuture;
-
-    /// Extends the claim to `lease_for` from now, if the lease still holds
-    /// its key. `Ok(false)` when it does not: another claim took the key
-    /// since, or the claim was completed or released. A claim whose lease
-    /// ran out but whose key nobody took since may still be renewed, as it
-    /// may still be completed: the store decides, as for `complete` (the
-    /// memory and SQLite stores renew it, on Redis the key has expired).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] when the store cannot answer; the layer tries again at
-    /// the next third of the lease.
-    fn renew_claim(&self, lease: &Self::Lease, lease_for: Duration) -> Self::RenewFuture;
-
-    /// Marks the claimed key done for `ttl`, if the lease still holds it.
-    fn complete(&self, lease: Self::Lease, ttl: Duration) -> Self::FinishFuture;
-
-    /// Forgets the claimed key, if the lease still holds it.
-    fn release(&self, lease: Self::Lease) -> Self::FinishFuture;
-
-    /// Releases a claim whose request was abandoned: its response future was
-    /// dropped (the client went away) or a panic unwound through it. Nobody
-    /// can wait for this, so a store must start the release now (run it, or
-    /// spawn it); if it cannot, the lease running out frees the key.
-    fn release_abandoned(&self, lease: Self::Lease);
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
 }

@@ -3,7 +3,7 @@
 //! `GET /metrics` (Prometheus text format) must show each outcome, the
 //! histograms and, queued, the attempts and the job gauges. In process: a
 //! handler that panics or whose client goes away, read from a Prometheus
-//! recorder installed in this test binary; and `JobQueue::counts_by_scheme`
+//! recorder installed in this test binary; and `QueueAdmin::counts_by_scheme`
 //! on memory, a real SQLite file and a real Redis.
 
 #[path = "harness/mod.rs"]
@@ -29,7 +29,7 @@ use tower_webhook::metrics::{
     BODY_BYTES, BODY_BYTES_BUCKETS, HANDLER_DURATION_BUCKETS, HANDLER_DURATION_SECONDS,
 };
 use tower_webhook::numero::{Numero, NumeroEvent};
-use tower_webhook::queue::{Delivery, JobOutcome, JobQueue, QueueCounts, TakeRequest};
+use tower_webhook::queue::{Delivery, JobOutcome, JobQueue, QueueAdmin, QueueCounts, TakeRequest};
 use tower_webhook::store::SqliteStore;
 use tower_webhook::{EventId, IdempotencyKey, MemoryQueue, VerifiedEvent, WebhookLayer};
 
@@ -398,7 +398,7 @@ async fn panicking_and_abandoned_handlers_are_counted() {
     assert_eq!(r.seen.runs(), 3);
 }
 
-// --- JobQueue::counts_by_scheme on every backend ----------------------------
+// --- QueueAdmin::counts_by_scheme on every backend ----------------------------
 
 fn key(scheme: &'static str, id: &str) -> IdempotencyKey {
     IdempotencyKey::new(scheme, &EventId::new(id).unwrap())
@@ -426,7 +426,7 @@ fn counts(pending: u64, running: u64, dead: u64) -> QueueCounts {
 /// Two `numero` jobs (one taken: running), one `github` job made a dead
 /// letter, one `stripe` job pending: each scheme's counts, sorted by name,
 /// adding up to `counts`.
-async fn counts_by_scheme_follow_the_jobs<Q: JobQueue>(queue: Q) {
+async fn counts_by_scheme_follow_the_jobs<Q: QueueAdmin>(queue: Q) {
     assert_eq!(queue.counts_by_scheme().await.unwrap(), Vec::new());
     for (scheme, id) in [
         ("numero", "n1"),

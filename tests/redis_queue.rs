@@ -24,7 +24,7 @@ use receiver_process::{ReceiverProcess, run_to_end};
 use redis_server::RedisServer;
 use tokio::time::{sleep, timeout};
 use tower_webhook::queue::{
-    Delivery, JobOutcome, JobQueue, QueueCounts, TakeRequest, Worker, WorkerBuilder,
+    Delivery, JobOutcome, JobQueue, QueueAdmin, QueueCounts, TakeRequest, Worker, WorkerBuilder,
 };
 use tower_webhook::store::redis::Durability;
 use tower_webhook::{EventId, IdempotencyKey, RedisStore};

@@ -202,6 +202,7 @@ async fn every_call_is_bounded_by_the_timeout() {
         let error = store.claim(&key("evt_slow"), LONG).await.unwrap_err();
         let took = started.elapsed();
         assert!(error.to_string().contains("timed out"), "{error}");
+        assert_eq!(error.kind(), tower_webhook::StoreErrorKind::TimedOut);
         assert!(
             took >= Duration::from_millis(190) && took < Duration::from_millis(1500),
             "{took:?}"
@@ -211,7 +212,8 @@ async fn every_call_is_bounded_by_the_timeout() {
             .timeout(Duration::from_millis(200))
             .connect(&format!("redis://{addr}/"))
             .await;
-        assert!(connect.is_err(), "connect is bounded too");
+        let connect = connect.expect_err("connect is bounded too");
+        assert_eq!(connect.kind(), tower_webhook::StoreErrorKind::TimedOut);
         held.abort();
     })
     .await;

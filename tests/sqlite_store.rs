@@ -16,7 +16,7 @@ use harness::queued;
 use harness::{PATIENCE, TempDir, numero_body};
 use http::{HeaderMap, Method, StatusCode};
 use tower_webhook::queue::{
-    Accept, Delivery, JobOutcome, JobQueue, QueueCounts, TakeRequest, Worker,
+    Accept, Delivery, JobOutcome, JobQueue, QueueAdmin, QueueCounts, TakeRequest, Worker,
 };
 use tower_webhook::store::sqlite::{KeyState, SqliteLease};
 use tower_webhook::store::{Claim, IdempotencyStore, SqliteStore, Synchronous};

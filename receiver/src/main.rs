@@ -113,7 +113,7 @@ use tower_webhook::numero::Numero;
 use tower_webhook::queue::RetryPolicy;
 use tower_webhook::store::SqliteStore;
 use tower_webhook::stripe::Stripe;
-use tower_webhook::{JobQueue, MemoryQueue, MemoryStore, Scheme, Worker};
+use tower_webhook::{MemoryQueue, MemoryStore, QueueAdmin, Scheme, Worker};
 
 use crate::cli::{Options, StoreChoice};
 use crate::events::EventLog;
@@ -199,7 +199,7 @@ async fn run(options: Options) -> Result<(), String> {
 }
 
 /// A started worker on `queue` with the command line's settings.
-fn worker<Q: JobQueue>(queue: Q, options: &Options) -> Worker<Q> {
+fn worker<Q: QueueAdmin>(queue: Q, options: &Options) -> Worker<Q> {
     let retry = RetryPolicy {
         base: Duration::from_millis(options.retry_base_ms),
         max_attempts: options.max_attempts,

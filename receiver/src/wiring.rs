@@ -6,7 +6,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use tower_webhook::queue::{DeadLetter, JobHandler, QueueCounts, QueueFuture};
-use tower_webhook::{IdempotencyStore, JobQueue, MemoryStore, Scheme, WebhookLayerBuilder, Worker};
+use tower_webhook::{
+    IdempotencyStore, MemoryStore, QueueAdmin, Scheme, WebhookLayerBuilder, Worker,
+};
 
 /// How a layer is finished: with a store (inline) or a worker (queued).
 pub trait Wiring: Send + Sync + 'static {
@@ -71,9 +73,9 @@ impl<St: IdempotencyStore> Admin for Inline<St> {
 }
 
 /// Queued mode: a worker runs the handlers.
-pub struct Queued<Q: JobQueue>(pub Worker<Q>);
+pub struct Queued<Q: QueueAdmin>(pub Worker<Q>);
 
-impl<Q: JobQueue> Wiring for Queued<Q> {
+impl<Q: QueueAdmin> Wiring for Queued<Q> {
     type Store = Q;
 
     fn wire<Sc: Scheme>(
@@ -88,7 +90,7 @@ impl<Q: JobQueue> Wiring for Queued<Q> {
     }
 }
 
-impl<Q: JobQueue> Admin for Queued<Q> {
+impl<Q: QueueAdmin> Admin for Queued<Q> {
     fn counts(&self) -> QueueFuture<QueueCounts> {
         let worker = self.0.clone();
         Box::pin(async move { worker.counts().await })

@@ -12,8 +12,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
 use super::runner::{JobHandler, RunResult, Runner};
 use super::{
-    Accept, DEFAULT_DEAD_LETTER_TTL, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueCounts,
-    QueueFuture, RetryPolicy, TakeRequest,
+    Accept, DEFAULT_DEAD_LETTER_TTL, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueAdmin,
+    QueueCounts, QueueFuture, RetryPolicy, TakeRequest,
 };
 use crate::config::Intake;
 use crate::metrics::{AttemptResult, QueueGauges, Stopwatch, attempt_ended};
@@ -92,7 +92,12 @@ impl<Q: JobQueue + fmt::Debug> fmt::Debug for Worker<Q> {
 pub struct WorkerBuilder<Q> {
     queue: Q,
     settings: Settings,
+    read_counts: Option<ReadCounts<Q>>,
 }
+
+/// How the worker reads the counts per scheme for its gauges: present when
+/// the queue is a [`QueueAdmin`].
+type ReadCounts<Q> = fn(&Q) -> QueueFuture<Vec<(String, QueueCounts)>>;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -119,8 +124,10 @@ struct Shared<Q: JobQueue> {
     /// Set to `true` when running attempts must stop now.
     abort: watch::Sender<bool>,
     aborted: AtomicUsize,
-    /// Feature `metrics`: the `webhook_queue_jobs` gauges.
+    /// Feature `metrics`: the `webhook_queue_jobs` gauges, kept when the
+    /// queue can count its jobs.
     gauges: QueueGauges,
+    read_counts: Option<ReadCounts<Q>>,
 }
 
 /// What [`Worker::shutdown`] found.
@@ -132,26 +139,14 @@ pub struct ShutdownReport {
     pub aborted: usize,
 }
 
-impl<Q: JobQueue> Worker<Q> {
+impl<Q: QueueAdmin> Worker<Q> {
     /// Starts a builder for a worker on `queue`, with the defaults above and
-    /// [`RetryPolicy::default`].
+    /// [`RetryPolicy::default`]. The worker keeps the `webhook_queue_jobs`
+    /// gauges (feature `metrics`) from the queue's counts.
     pub fn builder(queue: Q) -> WorkerBuilder<Q> {
-        WorkerBuilder {
-            queue,
-            settings: Settings {
-                concurrency: DEFAULT_CONCURRENCY,
-                lease: crate::config::DEFAULT_LEASE,
-                attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
-                retry: RetryPolicy::default(),
-                dead_letter_ttl: DEFAULT_DEAD_LETTER_TTL,
-                idle_poll: DEFAULT_IDLE_POLL,
-            },
-        }
-    }
-
-    /// The queue this worker takes jobs from.
-    pub fn queue(&self) -> &Q {
-        &self.shared.queue
+        let mut builder = Self::builder_without_admin(queue);
+        builder.read_counts = Some(|queue| queue.counts_by_scheme());
+        builder
     }
 
     /// Counts jobs by state (across every process, for a shared backend).
@@ -184,6 +179,31 @@ impl<Q: JobQueue> Worker<Q> {
             self.shared.wake.notify_one();
         }
         Ok(replayed)
+    }
+}
+
+impl<Q: JobQueue> Worker<Q> {
+    /// Starts a builder for a worker on a queue with the [`JobQueue`] core
+    /// only: it runs jobs as [`Worker::builder`]'s does, and has no admin
+    /// calls and no `webhook_queue_jobs` gauges.
+    pub fn builder_without_admin(queue: Q) -> WorkerBuilder<Q> {
+        WorkerBuilder {
+            queue,
+            settings: Settings {
+                concurrency: DEFAULT_CONCURRENCY,
+                lease: crate::config::DEFAULT_LEASE,
+                attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+                retry: RetryPolicy::default(),
+                dead_letter_ttl: DEFAULT_DEAD_LETTER_TTL,
+                idle_poll: DEFAULT_IDLE_POLL,
+            },
+            read_counts: None,
+        }
+    }
+
+    /// The queue this worker takes jobs from.
+    pub fn queue(&self) -> &Q {
+        &self.shared.queue
     }
 
     /// Stops taking jobs, lets running attempts finish within `deadline`,
@@ -286,6 +306,7 @@ impl<Q: JobQueue> WorkerBuilder<Q> {
             abort,
             aborted: AtomicUsize::new(0),
             gauges: QueueGauges::default(),
+            read_counts: self.read_counts,
         });
         tokio::spawn(take_loop(Arc::clone(&shared)));
         Worker { shared }
@@ -424,9 +445,10 @@ async fn take_loop<Q: JobQueue>(shared: Arc<Shared<Q>>) {
         }
         // Every pass follows a change (or the idle poll): refresh the
         // gauges, or come back when they may be.
-        if let Some(wait) = shared
-            .gauges
-            .refresh(|| shared.queue.counts_by_scheme(), &shared.schemes())
+        if let Some(read) = shared.read_counts
+            && let Some(wait) = shared
+                .gauges
+                .refresh(|| read(&shared.queue), &shared.schemes())
         {
             sleep_for = sleep_for.min(wait);
         }

@@ -95,7 +95,7 @@ impl Delivery {
         head: &[u8],
         body: Bytes,
     ) -> Result<Self, StoreError> {
-        let corrupt = |what: &str| StoreError::new(format!("a stored delivery has {what}"));
+        let corrupt = |what: &str| StoreError::corrupt(format!("a stored delivery has {what}"));
         let mut lines = head.split(|&b| b == b'\n');
         let request_line = lines.next().ok_or_else(|| corrupt("no request line"))?;
         let space = request_line

@@ -1,5 +1,7 @@
 //! The queue contract: what a backend implements to hold queued-mode jobs
-//! ([`JobQueue`]), and the records that cross it.
+//! ([`JobQueue`]: accept, take, renew, finish, wait), and the records that
+//! cross it. The operator's calls are a contract of their own,
+//! [`QueueAdmin`], which a backend may leave out.
 //!
 //! The worker that drives a [`JobQueue`] lives in [`crate::queue`]; this
 //! module knows nothing of it, so a backend depends on the contract alone.
@@ -11,6 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{IdempotencyKey, IdempotencyStore, StoreError};
+
+pub use super::admin::{DeadLetter, QueueAdmin, QueueCounts};
 
 pub use super::delivery::Delivery;
 
@@ -105,39 +109,6 @@ pub enum JobOutcome {
     },
 }
 
-/// Counts of jobs by state, across everything the backend holds (every
-/// replica's jobs, for a shared backend).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct QueueCounts {
-    /// Accepted jobs waiting to run (due now or after a backoff).
-    pub pending: u64,
-    /// Jobs leased to a worker.
-    pub running: u64,
-    /// Dead letters.
-    pub dead: u64,
-}
-
-/// A job whose last attempt failed, kept until replayed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct DeadLetter {
-    /// The idempotency key; [`Worker::replay`](crate::queue::Worker::replay) takes it.
-    pub key: String,
-    /// The scheme's name.
-    pub scheme: String,
-    /// The event id.
-    pub id: String,
-    /// Attempts made so far.
-    pub attempts: u32,
-    /// Why the last attempt failed.
-    pub last_error: String,
-    /// When the intake accepted the delivery, in milliseconds since the Unix
-    /// epoch.
-    pub accepted_at_ms: u64,
-    /// When the job became a dead letter, in milliseconds since the Unix
-    /// epoch.
-    pub failed_at_ms: u64,
-}
-
 /// A durable (or, for [`MemoryQueue`](crate::MemoryQueue), in-process) job queue that shares
 /// its keys with an [`IdempotencyStore`]: an event's key is either claimed
 /// inline, done, or held by exactly one job.
@@ -179,24 +150,6 @@ pub trait JobQueue: IdempotencyStore {
             Ok(())
         })
     }
-
-    /// Counts jobs by state.
-    fn counts(&self) -> QueueFuture<QueueCounts>;
-
-    /// Counts jobs by state for each scheme, sorted by the scheme's name:
-    /// every scheme with a pending, running or dead job is listed; one with
-    /// none may be missing or listed with zeros (a backend that remembers
-    /// its schemes lists them all). The counts add up to
-    /// [`counts`](Self::counts). The worker reads it for the
-    /// `webhook_queue_jobs` gauges (feature `metrics`).
-    fn counts_by_scheme(&self) -> QueueFuture<Vec<(String, QueueCounts)>>;
-
-    /// Lists up to `limit` dead letters, oldest failure first.
-    fn dead_letters(&self, limit: usize) -> QueueFuture<Vec<DeadLetter>>;
-
-    /// Puts the dead letter under `key` back in the queue, due now, with its
-    /// attempts so far. `false` when there is no dead letter under `key`.
-    fn replay(&self, key: &str) -> QueueFuture<bool>;
 }
 
 /// Milliseconds since the Unix epoch (0 before it), as backends store times.

@@ -20,7 +20,9 @@ macro_rules! cases {
             an_abandoned_claim_frees_its_key,
             done_marks_expire_after_their_ttl,
             schemes_and_tenants_are_separate_namespaces,
-            // IdempotencyStore::renew cases join here.
+            a_renewed_claim_outlives_its_first_lease,
+            a_stale_holders_renew_answers_false_and_changes_nothing,
+            renew_after_complete_or_release_answers_false,
         ]);
     };
 }
@@ -209,4 +211,60 @@ pub async fn schemes_and_tenants_are_separate_namespaces<B: Backend>() {
     assert_eq!(answer(&store, &tenant_a).await, "done");
     new_claim(&store, &tenant_b, LONG).await;
     assert_eq!(answer(&store, &key("evt_shared_id")).await, "done");
+}
+
+/// A claim renewed while it holds its key keeps the key past the end of
+/// its first lease, and can still complete it.
+pub async fn a_renewed_claim_outlives_its_first_lease<B: Backend>() {
+    let backend = B::open().await;
+    let store = backend.store().await;
+    let k = key("evt_renewed");
+    let lease = new_claim(&store, &k, SHORT).await;
+    assert!(store.renew_claim(&lease, LONG).await.unwrap());
+    past_short().await;
+    assert_eq!(
+        answer(&store, &k).await,
+        "in flight",
+        "the renewed lease holds"
+    );
+    store.complete(lease, LONG).await.unwrap();
+    assert_eq!(answer(&store, &k).await, "done");
+}
+
+/// A holder whose lease ran out and whose key another claim took cannot
+/// renew: `false`, and the newer claim is untouched.
+pub async fn a_stale_holders_renew_answers_false_and_changes_nothing<B: Backend>() {
+    let backend = B::open().await;
+    let store = backend.store().await;
+    let (stale, newer) = stale_and_newer(&store, "evt_stale_renew").await;
+    assert!(!store.renew_claim(&stale, LONG).await.unwrap());
+    assert_eq!(answer(&store, &key("evt_stale_renew")).await, "in flight");
+    assert!(
+        store.renew_claim(&newer, LONG).await.unwrap(),
+        "the newer holds"
+    );
+    store.release(newer).await.unwrap();
+    assert!(!store.renew_claim(&stale, LONG).await.unwrap(), "nor after");
+    assert_eq!(answer(&store, &key("evt_stale_renew")).await, "new");
+}
+
+/// A completed or released claim holds nothing left to renew: `false`, and
+/// the done mark or the free key stays as it was.
+pub async fn renew_after_complete_or_release_answers_false<B: Backend>()
+where
+    <B::Store as IdempotencyStore>::Lease: Clone,
+{
+    let backend = B::open().await;
+    let store = backend.store().await;
+    let done = key("evt_renew_done");
+    let lease = new_claim(&store, &done, LONG).await;
+    store.complete(lease.clone(), LONG).await.unwrap();
+    assert!(!store.renew_claim(&lease, LONG).await.unwrap());
+    assert_eq!(answer(&store, &done).await, "done");
+
+    let released = key("evt_renew_released");
+    let lease = new_claim(&store, &released, LONG).await;
+    store.release(lease.clone()).await.unwrap();
+    assert!(!store.renew_claim(&lease, LONG).await.unwrap());
+    assert_eq!(answer(&store, &released).await, "new");
 }

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use tower_webhook::queue::{Accept, JobOutcome, JobQueue, QueueCounts, TakeRequest, Worker};
+use tower_webhook::queue::{
+    Accept, JobOutcome, JobQueue, QueueAdmin, QueueCounts, TakeRequest, Worker,
+};
 use tower_webhook::{Claim, IdempotencyStore};
 
 use crate::claims::new_claim;
@@ -36,7 +38,7 @@ fn pending(pending: u64) -> QueueCounts {
 /// A delivery processed inline before the restart is a duplicate after
 /// it, and its handler does not run again; a claim held at the restart is
 /// still in flight.
-pub async fn inline_done_marks_and_claims_survive_a_reopen<B: Persistent<Store: JobQueue>>() {
+pub async fn inline_done_marks_and_claims_survive_a_reopen<B: Persistent<Store: QueueAdmin>>() {
     let mut backend = B::open().await;
     let store = backend.store().await;
     let first = Inline::start(store.clone(), LONG).await;
@@ -61,7 +63,7 @@ pub async fn inline_done_marks_and_claims_survive_a_reopen<B: Persistent<Store: 
 /// shutdown, are still pending after the restart; a new worker runs each
 /// once, as its next attempt, with no delivery arriving to wake it.
 pub async fn pending_and_interrupted_jobs_survive_a_reopen_and_run<
-    B: Persistent<Store: JobQueue>,
+    B: Persistent<Store: QueueAdmin>,
 >() {
     let mut backend = B::open().await;
     let first = start(Worker::builder(backend.store().await)).await;
@@ -115,7 +117,7 @@ pub async fn pending_and_interrupted_jobs_survive_a_reopen_and_run<
 
 /// A done job is still a duplicate after the restart; a dead letter is
 /// still listed, still a duplicate, and can be replayed and run.
-pub async fn done_jobs_and_dead_letters_survive_a_reopen<B: Persistent<Store: JobQueue>>() {
+pub async fn done_jobs_and_dead_letters_survive_a_reopen<B: Persistent<Store: QueueAdmin>>() {
     let mut backend = B::open().await;
     let store = backend.store().await;
     for id in ["evt_done", "evt_dead"] {

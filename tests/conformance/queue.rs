@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tower_webhook::queue::{Accept, Job, JobOutcome, JobQueue, QueueCounts, TakeRequest};
+use tower_webhook::queue::{
+    Accept, Job, JobOutcome, JobQueue, QueueAdmin, QueueCounts, TakeRequest,
+};
 use tower_webhook::{Claim, IdempotencyStore};
 
 use crate::claims::new_claim;
@@ -41,16 +43,16 @@ fn counts(pending: u64, running: u64, dead: u64) -> QueueCounts {
     }
 }
 
-async fn accept<Q: JobQueue>(queue: &Q, id: &str) -> Accept {
+async fn accept<Q: QueueAdmin>(queue: &Q, id: &str) -> Accept {
     queue.accept(&key(id), delivery(id)).await.unwrap()
 }
 
 /// Takes what is due of the Numero scheme, leased for `lease`.
-async fn take<Q: JobQueue>(queue: &Q, max: usize, lease: Duration) -> Vec<Job<Q::JobLease>> {
+async fn take<Q: QueueAdmin>(queue: &Q, max: usize, lease: Duration) -> Vec<Job<Q::JobLease>> {
     take_of(queue, "numero", max, lease).await
 }
 
-async fn take_of<Q: JobQueue>(
+async fn take_of<Q: QueueAdmin>(
     queue: &Q,
     scheme: &str,
     max: usize,
@@ -65,7 +67,7 @@ async fn take_of<Q: JobQueue>(
 }
 
 /// Takes the one due job, which must be `id`'s.
-async fn take_one<Q: JobQueue>(queue: &Q, id: &str, lease: Duration) -> Job<Q::JobLease> {
+async fn take_one<Q: QueueAdmin>(queue: &Q, id: &str, lease: Duration) -> Job<Q::JobLease> {
     let mut jobs = take(queue, 10, lease).await;
     assert_eq!(jobs.len(), 1, "one due job: {jobs:?}");
     let job = jobs.remove(0);
@@ -75,7 +77,7 @@ async fn take_one<Q: JobQueue>(queue: &Q, id: &str, lease: Duration) -> Job<Q::J
 
 /// What an inline claim of `id` answers, by name (a new claim is
 /// released again).
-async fn claim_answer<Q: JobQueue>(queue: &Q, id: &str) -> &'static str {
+async fn claim_answer<Q: QueueAdmin>(queue: &Q, id: &str) -> &'static str {
     match queue.claim(&key(id), LONG).await.unwrap() {
         Claim::New(lease) => {
             queue.release(lease).await.unwrap();
@@ -99,7 +101,7 @@ fn dead(retain: Duration) -> JobOutcome {
 
 /// The first copy is recorded as a pending job; every other copy is a
 /// duplicate and records nothing.
-pub async fn a_delivery_is_accepted_once<B: Backend<Store: JobQueue>>() {
+pub async fn a_delivery_is_accepted_once<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let queue = backend.store().await;
     assert_eq!(queue.counts().await.unwrap(), counts(0, 0, 0));
@@ -124,7 +126,7 @@ pub async fn a_delivery_is_accepted_once<B: Backend<Store: JobQueue>>() {
 /// `take` leases at most `max` due jobs of the schemes asked for, each as
 /// attempt 1 with its delivery as recorded; a taken job is not taken
 /// again while its lease holds, and stays a duplicate to copies.
-pub async fn take_leases_due_jobs_of_the_asked_schemes<B: Backend<Store: JobQueue>>() {
+pub async fn take_leases_due_jobs_of_the_asked_schemes<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let queue = backend.store().await;
     for id in ["evt_a", "evt_b", "evt_c"] {
@@ -169,7 +171,7 @@ pub async fn take_leases_due_jobs_of_the_asked_schemes<B: Backend<Store: JobQueu
 
 /// A renewed lease outlives its first term: the job is not taken again
 /// after it; a finished job's lease renews no more.
-pub async fn renew_extends_a_running_jobs_lease<B: Backend<Store: JobQueue>>() {
+pub async fn renew_extends_a_running_jobs_lease<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let queue = backend.store().await;
     assert_eq!(accept(&queue, "evt_renewed").await, Accept::Accepted);
@@ -189,7 +191,7 @@ pub async fn renew_extends_a_running_jobs_lease<B: Backend<Store: JobQueue>>() {
 
 /// Done: the queue is empty, copies are duplicates and inline claims
 /// answer done, until the done TTL ends; then the event is new.
-pub async fn finish_done_makes_copies_duplicates_until_its_ttl<B: Backend<Store: JobQueue>>() {
+pub async fn finish_done_makes_copies_duplicates_until_its_ttl<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let queue = backend.store().await;
     for id in ["evt_kept", "evt_short"] {
@@ -226,7 +228,7 @@ pub async fn finish_done_makes_copies_duplicates_until_its_ttl<B: Backend<Store:
 
 /// Retry: pending again, a duplicate to copies, not taken before its due
 /// time; then taken as attempt 2 with the same delivery.
-pub async fn finish_retry_makes_the_job_pending_again_due_later<B: Backend<Store: JobQueue>>() {
+pub async fn finish_retry_makes_the_job_pending_again_due_later<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let queue = backend.store().await;
     assert_eq!(accept(&queue, "evt_retry").await, Accept::Accepted);
@@ -266,7 +268,7 @@ pub async fn finish_retry_makes_the_job_pending_again_due_later<B: Backend<Store
 /// Dead: listed with its attempts and error, a duplicate to copies and
 /// done to inline claims; replayed (once), it is pending again and runs as
 /// its next attempt.
-pub async fn finish_dead_keeps_a_dead_letter_until_replayed<B: Backend<Store: JobQueue>>() {
+pub async fn finish_dead_keeps_a_dead_letter_until_replayed<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let queue = backend.store().await;
     assert_eq!(accept(&queue, "evt_dead").await, Accept::Accepted);
@@ -308,7 +310,7 @@ pub async fn finish_dead_keeps_a_dead_letter_until_replayed<B: Backend<Store: Jo
 }
 
 /// Dead letters come oldest failure first, at most `limit` of them.
-pub async fn dead_letters_are_listed_oldest_first<B: Backend<Store: JobQueue>>() {
+pub async fn dead_letters_are_listed_oldest_first<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let queue = backend.store().await;
     let ids = ["evt_first", "evt_second", "evt_third"];
@@ -339,7 +341,7 @@ pub async fn dead_letters_are_listed_oldest_first<B: Backend<Store: JobQueue>>()
 
 /// Past its retention a dead letter is gone: not listed, not counted, not
 /// replayable, and the event can be accepted again.
-pub async fn dead_letters_expire_after_their_retention<B: Backend<Store: JobQueue>>() {
+pub async fn dead_letters_expire_after_their_retention<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let queue = backend.store().await;
     assert_eq!(accept(&queue, "evt_gone").await, Accept::Accepted);
@@ -356,7 +358,7 @@ pub async fn dead_letters_expire_after_their_retention<B: Backend<Store: JobQueu
 /// A worker whose lease ran out (it died) loses the job to the next take,
 /// as attempt 2; its late renew and finishes answer `false` and change
 /// nothing, while the newer lease still holds.
-pub async fn a_stale_job_lease_can_neither_renew_nor_finish<B: Backend<Store: JobQueue>>() {
+pub async fn a_stale_job_lease_can_neither_renew_nor_finish<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let queue = backend.store().await;
     assert_eq!(accept(&queue, "evt_orphan").await, Accept::Accepted);
@@ -390,7 +392,7 @@ pub async fn a_stale_job_lease_can_neither_renew_nor_finish<B: Backend<Store: Jo
 
 /// An inline claim makes a queued copy a duplicate (held or done); a
 /// queued job answers an inline claim in flight (pending or running).
-pub async fn inline_claims_and_queued_jobs_exclude_each_other<B: Backend<Store: JobQueue>>() {
+pub async fn inline_claims_and_queued_jobs_exclude_each_other<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let queue = backend.store().await;
 
@@ -414,7 +416,7 @@ pub async fn inline_claims_and_queued_jobs_exclude_each_other<B: Backend<Store: 
 
 /// An inline claim whose lease ran out, or a done mark whose TTL ended,
 /// leaves its key free for a queued delivery.
-pub async fn claims_and_done_marks_that_ran_out_free_the_key<B: Backend<Store: JobQueue>>() {
+pub async fn claims_and_done_marks_that_ran_out_free_the_key<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let queue = backend.store().await;
     let _crashed = new_claim(&queue, &key("evt_claimed"), SHORT).await;
@@ -429,7 +431,7 @@ pub async fn claims_and_done_marks_that_ran_out_free_the_key<B: Backend<Store: J
 }
 
 /// 200 concurrent accepts of one key: one job, 199 duplicates.
-pub async fn concurrent_accepts_of_one_key_make_one_job<B: Backend<Store: JobQueue>>() {
+pub async fn concurrent_accepts_of_one_key_make_one_job<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let queue = backend.store().await;
     let tasks: Vec<_> = (0..200)

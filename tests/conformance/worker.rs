@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use tower_webhook::linear::Linear;
-use tower_webhook::queue::{Accept, JobQueue, QueueCounts, Worker};
+use tower_webhook::queue::{Accept, JobQueue, QueueAdmin, QueueCounts, Worker};
 
 use crate::Backend;
 use crate::harness::queued::{Run, Script, post_copies, quick_retries, start, start_scheme};
@@ -35,7 +35,7 @@ pub(crate) use cases;
 
 /// A job already in the queue when the server starts (as after a restart)
 /// runs without any request arriving.
-pub async fn recorded_jobs_run_without_a_request<B: Backend<Store: JobQueue>>() {
+pub async fn recorded_jobs_run_without_a_request<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let queue = backend.store().await;
     let accepted = queue.accept(
@@ -51,7 +51,7 @@ pub async fn recorded_jobs_run_without_a_request<B: Backend<Store: JobQueue>>() 
 
 /// A new event: 202 accepted, then the handler runs once with attempt 1
 /// and the event's id; every later copy is a duplicate.
-pub async fn accepted_then_run_once<B: Backend<Store: JobQueue>>() {
+pub async fn accepted_then_run_once<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let r = start(Worker::builder(backend.store().await)).await;
     let body = numero_body("evt_q1");
@@ -80,7 +80,7 @@ pub async fn accepted_then_run_once<B: Backend<Store: JobQueue>>() {
 
 /// Many concurrent copies of one event: one 202, the rest duplicates, one
 /// job, one successful handler run.
-pub async fn two_hundred_concurrent_copies_make_one_job<B: Backend<Store: JobQueue>>() {
+pub async fn two_hundred_concurrent_copies_make_one_job<B: Backend<Store: QueueAdmin>>() {
     let copies = 200;
     let backend = B::open().await;
     let r = start(Worker::builder(backend.store().await)).await;
@@ -97,16 +97,16 @@ pub async fn two_hundred_concurrent_copies_make_one_job<B: Backend<Store: JobQue
 
 /// A handler that fails its first attempts (500, then a panic) is retried
 /// with backoff until it succeeds; the sender only ever saw the 202.
-pub async fn failures_are_retried_until_done<B: Backend<Store: JobQueue>>() {
+pub async fn failures_are_retried_until_done<B: Backend<Store: QueueAdmin>>() {
     retried_until_done::<B>(false).await;
 }
 
 /// As [`failures_are_retried_until_done`], with panics for the failures.
-pub async fn panics_are_retried_until_done<B: Backend<Store: JobQueue>>() {
+pub async fn panics_are_retried_until_done<B: Backend<Store: QueueAdmin>>() {
     retried_until_done::<B>(true).await;
 }
 
-async fn retried_until_done<B: Backend<Store: JobQueue>>(panic: bool) {
+async fn retried_until_done<B: Backend<Store: QueueAdmin>>(panic: bool) {
     let backend = B::open().await;
     let r = start(Worker::builder(backend.store().await).retry(quick_retries(5))).await;
     *r.seen.script.lock().unwrap() = Script {
@@ -131,7 +131,7 @@ async fn retried_until_done<B: Backend<Store: JobQueue>>(panic: bool) {
 /// A handler that always fails: after the last attempt the job is a dead
 /// letter (listed, a duplicate to senders); replayed, it runs again with its
 /// attempts so far, and succeeds once the handler is fixed.
-pub async fn dead_letters_are_kept_and_replayed<B: Backend<Store: JobQueue>>() {
+pub async fn dead_letters_are_kept_and_replayed<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     // Replayed through a worker on another handle: another replica, or an
     // admin tool, can.
@@ -180,7 +180,7 @@ pub async fn dead_letters_are_kept_and_replayed<B: Backend<Store: JobQueue>>() {
 /// A 10-second handler: the sender's answer comes back at once, long
 /// before the handler ends. Shutting down with a short deadline stops the
 /// attempt and leaves its job queued.
-pub async fn slow_handlers_do_not_hold_the_sender<B: Backend<Store: JobQueue>>() {
+pub async fn slow_handlers_do_not_hold_the_sender<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let r = start(Worker::builder(backend.store().await)).await;
     r.seen.script.lock().unwrap().delay = Duration::from_secs(10);
@@ -208,7 +208,7 @@ pub async fn slow_handlers_do_not_hold_the_sender<B: Backend<Store: JobQueue>>()
 }
 
 /// Shutdown lets a running attempt finish within the deadline.
-pub async fn shutdown_lets_running_attempts_finish<B: Backend<Store: JobQueue>>() {
+pub async fn shutdown_lets_running_attempts_finish<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let r = start(Worker::builder(backend.store().await)).await;
     r.seen.script.lock().unwrap().delay = Duration::from_millis(300);
@@ -230,7 +230,7 @@ pub async fn shutdown_lets_running_attempts_finish<B: Backend<Store: JobQueue>>(
 
 /// A dead letter is kept for the worker's `dead_letter_ttl`, then dropped:
 /// the event is new again and a fixed handler runs it.
-pub async fn dead_letters_are_dropped_after_the_workers_retention<B: Backend<Store: JobQueue>>() {
+pub async fn dead_letters_are_dropped_after_the_workers_retention<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let retain = crate::SHORT;
     let worker = Worker::builder(backend.store().await)
@@ -279,7 +279,7 @@ fn linear_delivery(issue: &str, millis: u64) -> (String, String) {
 /// judged once, when the delivery arrives. Attempts after it has passed (a
 /// retry, a replayed dead letter) still run the handler. The scheme's clock
 /// jumps 10 minutes ahead as each first attempt fails.
-pub async fn late_attempts_still_run<B: Backend<Store: JobQueue>>() {
+pub async fn late_attempts_still_run<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let queue = backend.store().await;
     let now = Arc::new(AtomicU64::new(1_700_000_000));

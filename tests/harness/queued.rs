@@ -12,7 +12,7 @@ use axum::extract::Extension;
 use axum::routing;
 use http::StatusCode;
 use tower_webhook::numero::Numero;
-use tower_webhook::queue::{Attempt, JobQueue, QueueCounts, RetryPolicy, Worker, WorkerBuilder};
+use tower_webhook::queue::{Attempt, QueueAdmin, QueueCounts, RetryPolicy, Worker, WorkerBuilder};
 use tower_webhook::{Scheme, Verified, WebhookLayer};
 
 use super::{self as harness, PATIENCE, Reply, post};
@@ -60,13 +60,13 @@ impl Seen {
     }
 }
 
-pub struct Queued<Q: JobQueue> {
+pub struct Queued<Q: QueueAdmin> {
     pub addr: SocketAddr,
     pub worker: Worker<Q>,
     pub seen: Arc<Seen>,
 }
 
-impl<Q: JobQueue> Queued<Q> {
+impl<Q: QueueAdmin> Queued<Q> {
     pub async fn deliver(&self, body: &str) -> Reply {
         let sig = harness::numero_signature(body.as_bytes());
         post(
@@ -117,7 +117,7 @@ pub fn quick_retries(max_attempts: u32) -> RetryPolicy {
 }
 
 /// Starts a queued Numero receiver on `worker`.
-pub async fn start<Q: JobQueue>(worker: WorkerBuilder<Q>) -> Queued<Q> {
+pub async fn start<Q: QueueAdmin>(worker: WorkerBuilder<Q>) -> Queued<Q> {
     start_scheme(worker, Numero, harness::NUMERO_SECRET, "/numero", |event| {
         event.id.to_string()
     })
@@ -126,7 +126,7 @@ pub async fn start<Q: JobQueue>(worker: WorkerBuilder<Q>) -> Queued<Q> {
 
 /// Starts a queued receiver for `scheme` at `path` on `worker`, whose
 /// handler follows the [`Script`] and records each run under `id_of`.
-pub async fn start_scheme<Q: JobQueue, Sc: Scheme>(
+pub async fn start_scheme<Q: QueueAdmin, Sc: Scheme>(
     worker: WorkerBuilder<Q>,
     scheme: Sc,
     secret: &str,

@@ -88,8 +88,8 @@ impl Durability {
         })
         .await?;
         let answer: T =
-            redis::from_redis_value(answer.extract_error().map_err(|e| failed(operation, &e))?)
-                .map_err(|e| failed(operation, &e.into()))?;
+            redis::from_redis_value(answer.extract_error().map_err(|e| failed(operation, e))?)
+                .map_err(|e| failed(operation, e.into()))?;
         if wait(&answer) {
             self.check(waited, timeout)?;
         }
@@ -125,12 +125,13 @@ impl Durability {
                 Self::AofFsync => " (WAITAOF needs Redis 7.2 or later, with appendonly yes)",
                 Self::Reply | Self::Replicas(_) => "",
             };
-            StoreError::new(format!(
+            StoreError::unavailable(format!(
                 "redis could not confirm the write is durable ({self:?}): {e}{hint}"
             ))
+            .with_source(e)
         })?;
         let short = |what: String| {
-            StoreError::new(format!(
+            StoreError::timed_out(format!(
                 "redis did not confirm the write within {server_ms} ms ({what}): \
                  it is not acknowledged"
             ))

@@ -160,8 +160,8 @@ use redis::{FromRedisValue, Script, ScriptInvocation, Value};
 use super::scripts::{MAX_MS, scripts};
 use super::{RedisStore, bounded, new_token};
 use crate::store::queue::{
-    Accept, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueCounts, QueueFuture, TakeRequest,
-    Taken,
+    Accept, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueAdmin, QueueCounts, QueueFuture,
+    TakeRequest, Taken,
 };
 use crate::store::{IdempotencyKey, StoreError};
 
@@ -348,7 +348,9 @@ impl JobQueue for RedisStore {
             Ok(())
         })
     }
+}
 
+impl QueueAdmin for RedisStore {
     fn counts(&self) -> QueueFuture<QueueCounts> {
         let reply = self.run::<Vec<Value>>("count jobs", self.script(&scripts().counts));
         Box::pin(async move { parse_counts(&reply.await?) })
@@ -379,7 +381,7 @@ impl JobQueue for RedisStore {
 
 /// A reply that is not what the scripts return.
 fn corrupt(what: &str) -> StoreError {
-    StoreError::new(format!("redis answered a queue call with {what}"))
+    StoreError::corrupt(format!("redis answered a queue call with {what}"))
 }
 
 fn int(value: &Value) -> Result<i64, StoreError> {

@@ -100,7 +100,7 @@ fn spawn(path: &Path, role: &str, run: impl FnOnce() + Send + 'static) -> Result
         .spawn(run)
         .map(drop)
         .map_err(|e| {
-            StoreError::new(format!(
+            StoreError::unavailable(format!(
                 "could not start the {role} thread of the SQLite store at {}: {e}",
                 path.display()
             ))

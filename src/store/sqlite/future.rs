@@ -28,7 +28,7 @@ impl<T> Future for SqliteFuture<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.answer).poll(cx).map(|answer| {
             answer.unwrap_or_else(|_| {
-                Err(StoreError::new(
+                Err(StoreError::unavailable(
                     "the SQLite store's writer thread has stopped",
                 ))
             })

@@ -74,7 +74,7 @@ pub(super) fn open(
     max_size_bytes: Option<u64>,
 ) -> Result<Connections, StoreError> {
     let shown = path.display();
-    let refuse = |why: &str| StoreError::new(format!("the SQLite store at {shown} {why}"));
+    let refuse = |why: &str| StoreError::unavailable(format!("the SQLite store at {shown} {why}"));
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
     if parent.is_some_and(|dir| !dir.is_dir()) {
         return Err(refuse("cannot be created: its directory does not exist"));

@@ -93,7 +93,7 @@ where
     fn answer(self: Box<Self>, outcome: Result<(), StoreError>) -> Option<Box<dyn Command>> {
         let answer = match (outcome, self.value) {
             (Ok(()), Some(value)) => Ok(value),
-            (Ok(()), None) => Err(StoreError::new("the SQLite store lost an answer")),
+            (Ok(()), None) => Err(StoreError::unavailable("the SQLite store lost an answer")),
             (Err(error), _) => Err(error),
         };
         match self.reply.send(answer) {
@@ -225,9 +225,9 @@ impl Writer {
         };
         for (command, failure) in group.into_iter().zip(failed) {
             let outcome = match (failure, &committed) {
-                (Some(error), _) => Err(StoreError::new(error)),
+                (Some(error), _) => Err(StoreError::unavailable(error)),
                 (None, Ok(())) => Ok(()),
-                (None, Err(error)) => Err(StoreError::new(error.clone())),
+                (None, Err(error)) => Err(StoreError::unavailable(error.clone())),
             };
             if let Some(follow_up) = command.answer(outcome) {
                 self.follow_ups.push(follow_up);

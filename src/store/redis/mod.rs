@@ -322,12 +322,14 @@ impl RedisStoreBuilder {
         )
         .await
         .map_err(|_| {
-            StoreError::new(format!(
+            StoreError::timed_out(format!(
                 "could not connect to redis within {:?}",
                 self.timeout
             ))
         })?
-        .map_err(|e| StoreError::new(format!("could not connect to redis: {e}")))?;
+        .map_err(|e| {
+            StoreError::unavailable(format!("could not connect to redis: {e}")).with_source(e)
+        })?;
         Ok(self.assemble(conn, Some(client)))
     }
 
@@ -342,13 +344,14 @@ impl RedisStoreBuilder {
     pub fn connect_lazy(self, url: &str) -> Result<RedisStore, StoreError> {
         let client = open(url)?;
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(StoreError::new(
+            return Err(StoreError::unavailable(
                 "RedisStore must be created inside a tokio runtime",
             ));
         }
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), self.manager_config())
             .map_err(|e| {
-            StoreError::new(format!("could not set up the redis connection: {e}"))
+            StoreError::unavailable(format!("could not set up the redis connection: {e}"))
+                .with_source(e)
         })?;
         Ok(self.assemble(conn, Some(client)))
     }
@@ -406,10 +409,12 @@ impl RedisStoreBuilder {
 }
 
 fn open(url: &str) -> Result<redis::Client, StoreError> {
-    redis::Client::open(url).map_err(|e| StoreError::new(format!("invalid redis URL: {e}")))
+    redis::Client::open(url)
+        .map_err(|e| StoreError::unavailable(format!("invalid redis URL: {e}")).with_source(e))
 }
 
 /// Proof of a claim on a [`RedisStore`] key: the key and this claim's token.
+#[derive(Clone)]
 pub struct RedisLease {
     key: Arc<str>,
     /// `p:<token>`: the value this claim wrote.
@@ -594,7 +599,7 @@ impl RedisStore {
                 tracing::debug!(error = %e, "CONFIG GET maxmemory-policy refused");
                 None
             }
-            Err(e) => return Err(failed("CONFIG GET maxmemory-policy", &e)),
+            Err(e) => return Err(failed("CONFIG GET maxmemory-policy", e)),
         };
         let policy = match policy {
             Some(name) if name == "noeviction" => EvictionPolicy::NoEviction,
@@ -854,17 +859,17 @@ async fn bounded<T>(
 ) -> Result<T, StoreError> {
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(failed(operation, &e)),
+        Ok(Err(e)) => Err(failed(operation, e)),
         Err(_) => Err(timed_out(operation, timeout)),
     }
 }
 
-fn failed(operation: &str, error: &RedisError) -> StoreError {
-    StoreError::new(format!("redis {operation} failed: {error}"))
+fn failed(operation: &str, error: RedisError) -> StoreError {
+    StoreError::unavailable(format!("redis {operation} failed: {error}")).with_source(error)
 }
 
 fn timed_out(operation: &str, timeout: Duration) -> StoreError {
-    StoreError::new(format!("redis {operation} timed out after {timeout:?}"))
+    StoreError::timed_out(format!("redis {operation} timed out after {timeout:?}"))
 }
 
 /// `CONFIG GET` answers `[name, value]` (RESP2) or `{name: value}` (RESP3).

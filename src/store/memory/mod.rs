@@ -37,6 +37,14 @@
 //! holds per shard (keys spread evenly, as the digest is random), and a claim
 //! fails only when its shard is full of in-flight claims. Smaller stores
 //! have one shard and the exact behaviour above.
+//!
+//! # Queued mode
+//!
+//! [`MemoryQueue`] keeps its jobs in this same table: a job's key is an
+//! entry like a claim's (pending and running jobs in flight and never
+//! evicted, a dead letter done until its retention ends and never evicted
+//! before), with the recorded delivery beside it in its shard. So the
+//! bound, the eviction order and the lease checks above hold for both.
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry as MapEntry;
@@ -48,7 +56,11 @@ use std::time::{Duration, Instant};
 
 use super::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
 use crate::scheme::MAX_ID_LEN;
+
+mod queue;
+
 use crate::tenant::MAX_TENANT_LEN;
+pub use queue::MemoryQueue;
 
 /// Default bound on resident keys.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
@@ -78,8 +90,9 @@ struct Shared {
 #[repr(align(128))]
 struct Padded(Mutex<Shard>);
 
-/// Proof of a claim on a [`MemoryStore`] key.
-#[derive(Debug)]
+/// Proof of a claim on a [`MemoryStore`] key, or of a worker's lease on a
+/// [`MemoryQueue`] job.
+#[derive(Debug, Clone)]
 pub struct MemoryLease {
     key: Digest,
     generation: u64,
@@ -89,10 +102,13 @@ pub struct MemoryLease {
 type Digest = u128;
 
 const DONE: u64 = 1 << 63;
+/// The key holds a [`MemoryQueue`] job, recorded in its shard's `jobs`.
+const JOB: u64 = 1 << 62;
 
-/// 16 bytes: the deadline (lease end or done-TTL end) in milliseconds since
+/// 16 bytes: the deadline (lease end, done-TTL end, or a dead letter's
+/// retention end; never for a pending or running job) in milliseconds since
 /// the store's epoch, and the claim's generation with the done flag in its
-/// top bit.
+/// top bit and the job flag below it.
 #[derive(Clone, Copy)]
 struct Entry {
     deadline_ms: u64,
@@ -101,7 +117,10 @@ struct Entry {
 
 impl Entry {
     fn generation(self) -> u64 {
-        self.generation_and_done & !DONE
+        self.generation_and_done & !(DONE | JOB)
+    }
+    fn is_job(self) -> bool {
+        self.generation_and_done & JOB != 0
     }
     fn is_done(self) -> bool {
         self.generation_and_done & DONE != 0
@@ -151,6 +170,9 @@ struct Shard {
     /// skipped. Ordered by deadline rather than completion, so that with
     /// mixed TTLs an expired key is found before a live one is evicted.
     completed: BinaryHeap<Reverse<Completed>>,
+    /// The [`MemoryQueue`] jobs of the entries with the job flag; always
+    /// empty for a [`MemoryStore`].
+    jobs: HashMap<Digest, queue::Recorded, BuildHasherDefault<Prehashed>>,
 }
 
 impl Default for MemoryStore {
@@ -193,6 +215,7 @@ impl MemoryStore {
                     next_generation: 0,
                     entries: Map::default(),
                     completed: BinaryHeap::new(),
+                    jobs: HashMap::default(),
                 }))
             })
             .collect();
@@ -293,38 +316,32 @@ impl MemoryStore {
 }
 
 impl Shard {
-    fn claim(
-        &mut self,
-        key: Digest,
-        now: u64,
-        lease: Duration,
-    ) -> Result<Claim<MemoryLease>, StoreError> {
+    /// Inserts `fresh` under `key`, unless a live entry holds the key: then
+    /// nothing changes and that entry is the answer. An expired entry is
+    /// replaced (a dead letter past its retention, with its job); at the
+    /// bound, room is made first (see the module docs).
+    fn admit(&mut self, key: Digest, now: u64, fresh: Entry) -> Result<Option<Entry>, StoreError> {
         self.evict_expired_completed(now);
-        let generation = self.next_generation;
-        let fresh = Entry {
-            deadline_ms: now.saturating_add(millis(lease)),
-            generation_and_done: generation,
-        };
         let full = self.entries.len() >= self.max_keys;
         match self.entries.entry(key) {
             MapEntry::Occupied(mut slot) => {
                 let entry = *slot.get();
                 if entry.deadline_ms > now {
-                    return Ok(if entry.is_done() {
-                        Claim::Done
-                    } else {
-                        Claim::InFlight
-                    });
+                    return Ok(Some(entry));
                 }
-                // Expired: a lease that ran out or a done TTL that ended.
+                // Expired: a lease that ran out, a done TTL or a dead
+                // letter's retention that ended.
                 slot.insert(fresh);
+                if entry.is_job() {
+                    self.jobs.remove(&key);
+                }
             }
             MapEntry::Vacant(slot) if !full => {
                 slot.insert(fresh);
             }
             MapEntry::Vacant(_) => {
                 if !self.make_room(now) {
-                    return Err(StoreError::new(format!(
+                    return Err(StoreError::full(format!(
                         "memory store is full: all {} keys of a shard are in flight",
                         self.max_keys
                     )));
@@ -333,12 +350,31 @@ impl Shard {
             }
         }
         self.next_generation += 1;
-        Ok(Claim::New(MemoryLease { key, generation }))
+        Ok(None)
     }
 
-    /// Whether `entry` is the in-flight claim `lease` took.
+    fn claim(
+        &mut self,
+        key: Digest,
+        now: u64,
+        lease: Duration,
+    ) -> Result<Claim<MemoryLease>, StoreError> {
+        let generation = self.next_generation;
+        let fresh = Entry {
+            deadline_ms: now.saturating_add(millis(lease)),
+            generation_and_done: generation,
+        };
+        Ok(match self.admit(key, now, fresh)? {
+            None => Claim::New(MemoryLease { key, generation }),
+            Some(held) if held.is_done() => Claim::Done,
+            Some(_) => Claim::InFlight,
+        })
+    }
+
+    /// Whether `entry` is the in-flight inline claim `lease` took (neither
+    /// done nor a job).
     fn holds(entry: &Entry, lease: &MemoryLease) -> bool {
-        !entry.is_done() && entry.generation() == lease.generation
+        entry.generation_and_done == lease.generation
     }
 
     fn complete(&mut self, lease: MemoryLease, deadline_ms: u64) {
@@ -384,7 +420,7 @@ impl Shard {
     fn remove_completed(&mut self, item: &Completed) -> bool {
         match self.entries.entry(item.key) {
             MapEntry::Occupied(slot)
-                if slot.get().is_done() && slot.get().generation() == item.generation =>
+                if slot.get().generation_and_done == item.generation | DONE =>
             {
                 slot.remove();
                 true
@@ -415,8 +451,14 @@ impl Shard {
                 return true;
             }
         }
-        // Only in-flight claims are left; drop those whose lease ran out.
+        // Only in-flight claims, jobs and dead letters are left; drop the
+        // claims whose lease ran out and the dead letters past retention.
+        let before = self.entries.len();
         self.entries.retain(|_, e| e.deadline_ms > now);
+        if self.entries.len() < before && !self.jobs.is_empty() {
+            let entries = &self.entries;
+            self.jobs.retain(|key, _| entries.contains_key(key));
+        }
         self.entries.len() < self.max_keys
     }
 }
@@ -586,7 +628,8 @@ mod tests {
         assert_eq!(store.len(), 3);
         // Now "new" goes; then only in-flight keys remain and a claim fails.
         assert!(matches!(claim(&store, "y", 60_000), Claim::New(_)));
-        assert!(try_claim(&store, "z", LONG).is_err());
+        let full = try_claim(&store, "z", LONG).unwrap_err();
+        assert_eq!(full.kind(), crate::StoreErrorKind::Full, "{full}");
         assert_eq!(store.status(&key("busy")), Some(false));
     }
 

@@ -162,8 +162,8 @@ use tokio::sync::oneshot;
 
 use super::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
 use crate::store::queue::{
-    Accept, DeadLetter, Delivery, JobOutcome, JobQueue, QueueCounts, QueueFuture, TakeRequest,
-    Taken,
+    Accept, DeadLetter, Delivery, JobOutcome, JobQueue, QueueAdmin, QueueCounts, QueueFuture,
+    TakeRequest, Taken,
 };
 
 mod builder;
@@ -426,7 +426,9 @@ impl JobQueue for SqliteStore {
     fn finish(&self, lease: SqliteLease, outcome: JobOutcome) -> QueueFuture<bool> {
         Box::pin(self.call(move |tx| tx.finish(&lease, &outcome)))
     }
+}
 
+impl QueueAdmin for SqliteStore {
     fn counts(&self) -> QueueFuture<QueueCounts> {
         Box::pin(self.call_lazy(|tx| tx.counts()))
     }

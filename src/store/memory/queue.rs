@@ -1,0 +1,448 @@
+//! [`MemoryQueue`]: queued mode in one process's memory, for tests and
+//! development. The same states and answers as the durable backends;
+//! nothing survives the process.
+//!
+//! Its keys live in a [`MemoryStore`]'s table (see the parent module): the
+//! same bound, eviction, TTLs and lease checks as inline claims, written
+//! once. Each call takes one shard's lock; `take`, the counts and the dead
+//! letter calls scan the jobs (O(jobs)), which is fine for the volumes of
+//! a test or a laptop, not for production.
+
+use std::collections::BTreeMap;
+use std::future::{Ready, ready};
+use std::time::{Duration, SystemTime};
+
+use super::{
+    Completed, DONE, Digest, Entry, JOB, MemoryLease, MemoryStore, Reverse, Shard, millis,
+};
+use crate::store::queue::{
+    Accept, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueAdmin, QueueCounts, QueueFuture,
+    TakeRequest, Taken, from_unix_millis, unix_millis,
+};
+use crate::store::{IdempotencyKey, IdempotencyStore, StoreError};
+
+/// Queued mode (and inline claims) in memory, bounded like a
+/// [`MemoryStore`]: pending, running and dead jobs count towards the bound
+/// and are never evicted, so a queue full of them refuses new deliveries
+/// (503) rather than forget one. Clones share one queue.
+#[derive(Clone, Default)]
+pub struct MemoryQueue {
+    store: MemoryStore,
+}
+
+impl std::fmt::Debug for MemoryQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryQueue")
+            .field("keys", &self.store.len())
+            .field("max_keys", &self.store.shared.max_keys)
+            .finish()
+    }
+}
+
+/// A job as its shard records it, beside its key's entry.
+pub(super) struct Recorded {
+    /// The key's text, as [`Job::key`] and [`DeadLetter::key`] give it.
+    key: Box<str>,
+    delivery: Delivery,
+    attempts: u32,
+    accepted_ms: u64,
+    state: State,
+}
+
+/// Times in milliseconds since the Unix epoch, as the queue contract
+/// speaks them; a dead letter's retention is its entry's deadline.
+enum State {
+    Pending { due_ms: u64 },
+    Running { until_ms: u64 },
+    Dead { error: String, failed_ms: u64 },
+}
+
+fn unix_now() -> u64 {
+    unix_millis(SystemTime::now())
+}
+
+impl MemoryQueue {
+    /// An empty queue holding at most
+    /// [`DEFAULT_MAX_KEYS`](super::DEFAULT_MAX_KEYS) keys.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty queue holding at most `max_keys` keys (claims, done marks
+    /// and jobs together; at least 1).
+    pub fn with_max_keys(max_keys: usize) -> Self {
+        Self {
+            store: MemoryStore::with_max_keys(max_keys),
+        }
+    }
+
+    fn accept_now(&self, key: &IdempotencyKey, delivery: Delivery) -> Result<Accept, StoreError> {
+        let digest = self.store.digest(key);
+        let now = self.store.now_ms();
+        let mut shard = self.store.shard(digest);
+        let fresh = Entry {
+            deadline_ms: u64::MAX,
+            generation_and_done: shard.next_generation | JOB,
+        };
+        if shard.admit(digest, now, fresh)?.is_some() {
+            return Ok(Accept::Duplicate);
+        }
+        let accepted_ms = unix_now();
+        let job = Recorded {
+            key: key.as_str().into(),
+            delivery,
+            attempts: 0,
+            accepted_ms,
+            state: State::Pending {
+                due_ms: accepted_ms,
+            },
+        };
+        shard.jobs.insert(digest, job);
+        Ok(Accept::Accepted)
+    }
+
+    fn take_now(&self, request: &TakeRequest) -> Taken<MemoryLease> {
+        let now = unix_now();
+        let mut due: Vec<(u64, usize, Digest)> = Vec::new();
+        let mut next_due: Option<u64> = None;
+        for index in 0..self.store.shared.shards.len() {
+            let shard = self.store.lock(index);
+            for (digest, job) in &shard.jobs {
+                let at = match job.state {
+                    State::Pending { due_ms } => due_ms,
+                    State::Running { until_ms } => until_ms,
+                    State::Dead { .. } => continue,
+                };
+                if !request.schemes.iter().any(|s| **s == job.delivery.scheme) {
+                    continue;
+                }
+                if at <= now {
+                    due.push((at, index, *digest));
+                } else {
+                    next_due = Some(next_due.map_or(at, |n| n.min(at)));
+                }
+            }
+        }
+        due.sort_unstable();
+        let mut jobs = Vec::new();
+        for (at, index, digest) in due {
+            if jobs.len() == request.max {
+                next_due = Some(next_due.map_or(at, |n| n.min(at)));
+                continue;
+            }
+            if let Some(job) = self.store.lock(index).take_job(digest, now, request.lease) {
+                jobs.push(job);
+            }
+        }
+        let next_due = next_due.map(from_unix_millis);
+        Taken { jobs, next_due }
+    }
+
+    /// Every live job, with its shard's clock, for the admin calls.
+    fn each_job(&self, mut visit: impl FnMut(&Recorded)) {
+        let now = self.store.now_ms();
+        for index in 0..self.store.shared.shards.len() {
+            let shard = self.store.lock(index);
+            for (digest, job) in &shard.jobs {
+                if shard
+                    .entries
+                    .get(digest)
+                    .is_some_and(|e| e.deadline_ms > now)
+                {
+                    visit(job);
+                }
+            }
+        }
+    }
+}
+
+impl Shard {
+    /// Leases the job under `digest` if it is still due (`now` in Unix
+    /// milliseconds): its attempt count goes up, and only the new lease's
+    /// generation can renew or finish it.
+    fn take_job(&mut self, digest: Digest, now: u64, lease: Duration) -> Option<Job<MemoryLease>> {
+        let generation = self.next_generation;
+        let entry = self.entries.get_mut(&digest)?;
+        let job = self.jobs.get_mut(&digest)?;
+        let at = match job.state {
+            State::Pending { due_ms } => due_ms,
+            State::Running { until_ms } => until_ms,
+            State::Dead { .. } => return None,
+        };
+        if at > now {
+            return None;
+        }
+        self.next_generation += 1;
+        entry.generation_and_done = generation | JOB;
+        job.attempts += 1;
+        job.state = State::Running {
+            until_ms: now.saturating_add(millis(lease)),
+        };
+        Some(Job {
+            key: job.key.to_string(),
+            delivery: job.delivery.clone(),
+            attempt: job.attempts,
+            accepted_at: from_unix_millis(job.accepted_ms),
+            lease: MemoryLease {
+                key: digest,
+                generation,
+            },
+        })
+    }
+
+    /// The running job `lease` holds, if it still holds it.
+    fn running(&mut self, lease: &MemoryLease) -> Option<(&mut Entry, &mut Recorded)> {
+        let entry = self.entries.get_mut(&lease.key)?;
+        if entry.generation_and_done != lease.generation | JOB {
+            return None;
+        }
+        let job = self.jobs.get_mut(&lease.key)?;
+        matches!(job.state, State::Running { .. }).then_some((entry, job))
+    }
+
+    /// Records how the attempt `lease` holds ended; `now` is the store's
+    /// clock. Whether the lease still held.
+    fn finish_job(&mut self, lease: &MemoryLease, outcome: JobOutcome, now: u64) -> bool {
+        let Some((entry, job)) = self.running(lease) else {
+            return false;
+        };
+        match outcome {
+            JobOutcome::Done { ttl } => {
+                let deadline_ms = now.saturating_add(millis(ttl));
+                *entry = Entry {
+                    deadline_ms,
+                    generation_and_done: lease.generation | DONE,
+                };
+                self.jobs.remove(&lease.key);
+                self.completed.push(Reverse(Completed {
+                    deadline_ms,
+                    generation: lease.generation,
+                    key: lease.key,
+                }));
+            }
+            JobOutcome::Retry { due, .. } => {
+                job.state = State::Pending {
+                    due_ms: unix_millis(due),
+                };
+            }
+            JobOutcome::Dead { error, retain } => {
+                *entry = Entry {
+                    deadline_ms: now.saturating_add(millis(retain)),
+                    generation_and_done: lease.generation | DONE | JOB,
+                };
+                job.state = State::Dead {
+                    error,
+                    failed_ms: unix_now(),
+                };
+            }
+        }
+        true
+    }
+}
+
+impl IdempotencyStore for MemoryQueue {
+    type Lease = MemoryLease;
+    type ClaimFuture = <MemoryStore as IdempotencyStore>::ClaimFuture;
+    type FinishFuture = <MemoryStore as IdempotencyStore>::FinishFuture;
+    type RenewFuture = <MemoryStore as IdempotencyStore>::RenewFuture;
+
+    fn claim(&self, key: &IdempotencyKey, lease: Duration) -> Self::ClaimFuture {
+        self.store.claim(key, lease)
+    }
+
+    fn renew_claim(&self, lease: &MemoryLease, lease_for: Duration) -> Self::RenewFuture {
+        self.store.renew_claim(lease, lease_for)
+    }
+
+    fn complete(&self, lease: MemoryLease, ttl: Duration) -> Self::FinishFuture {
+        self.store.complete(lease, ttl)
+    }
+
+    fn release(&self, lease: MemoryLease) -> Self::FinishFuture {
+        self.store.release(lease)
+    }
+
+    fn release_abandoned(&self, lease: MemoryLease) {
+        self.store.release_abandoned(lease);
+    }
+}
+
+fn answered<T: Send + 'static>(answer: T) -> QueueFuture<T> {
+    Box::pin(ready(Ok(answer)))
+}
+
+impl JobQueue for MemoryQueue {
+    type JobLease = MemoryLease;
+
+    fn accept(&self, key: &IdempotencyKey, delivery: Delivery) -> QueueFuture<Accept> {
+        let answer: Ready<_> = ready(self.accept_now(key, delivery));
+        Box::pin(answer)
+    }
+
+    fn take(&self, request: TakeRequest) -> QueueFuture<Taken<MemoryLease>> {
+        answered(self.take_now(&request))
+    }
+
+    fn renew(&self, lease: &MemoryLease, lease_for: Duration) -> QueueFuture<bool> {
+        let renewed = self.store.shard(lease.key).running(lease).map(|(_, job)| {
+            job.state = State::Running {
+                until_ms: unix_now().saturating_add(millis(lease_for)),
+            };
+        });
+        answered(renewed.is_some())
+    }
+
+    fn finish(&self, lease: MemoryLease, outcome: JobOutcome) -> QueueFuture<bool> {
+        let now = self.store.now_ms();
+        answered(self.store.shard(lease.key).finish_job(&lease, outcome, now))
+    }
+}
+
+impl QueueAdmin for MemoryQueue {
+    fn counts(&self) -> QueueFuture<QueueCounts> {
+        let mut counts = QueueCounts::default();
+        self.each_job(|job| count(&mut counts, job));
+        answered(counts)
+    }
+
+    fn counts_by_scheme(&self) -> QueueFuture<Vec<(String, QueueCounts)>> {
+        let mut by_scheme: BTreeMap<String, QueueCounts> = BTreeMap::new();
+        self.each_job(|job| {
+            let scheme = &job.delivery.scheme;
+            if !by_scheme.contains_key(scheme) {
+                by_scheme.insert(scheme.clone(), QueueCounts::default());
+            }
+            if let Some(counts) = by_scheme.get_mut(scheme) {
+                count(counts, job);
+            }
+        });
+        answered(by_scheme.into_iter().collect())
+    }
+
+    fn dead_letters(&self, limit: usize) -> QueueFuture<Vec<DeadLetter>> {
+        let mut letters = Vec::new();
+        self.each_job(|job| {
+            if let State::Dead { error, failed_ms } = &job.state {
+                letters.push(DeadLetter {
+                    key: job.key.to_string(),
+                    scheme: job.delivery.scheme.clone(),
+                    id: job.delivery.event_id.clone(),
+                    attempts: job.attempts,
+                    last_error: error.clone(),
+                    accepted_at_ms: job.accepted_ms,
+                    failed_at_ms: *failed_ms,
+                });
+            }
+        });
+        letters.sort_by(|a, b| (a.failed_at_ms, &a.key).cmp(&(b.failed_at_ms, &b.key)));
+        letters.truncate(limit);
+        answered(letters)
+    }
+
+    fn replay(&self, key: &str) -> QueueFuture<bool> {
+        let now = self.store.now_ms();
+        for index in 0..self.store.shared.shards.len() {
+            let mut shard = self.store.lock(index);
+            let shard = &mut *shard;
+            for (digest, job) in &mut shard.jobs {
+                if *job.key != *key || !matches!(job.state, State::Dead { .. }) {
+                    continue;
+                }
+                let Some(entry) = shard.entries.get_mut(digest) else {
+                    continue;
+                };
+                if entry.deadline_ms <= now {
+                    return answered(false); // past its retention
+                }
+                *entry = Entry {
+                    deadline_ms: u64::MAX,
+                    generation_and_done: entry.generation() | JOB,
+                };
+                job.state = State::Pending { due_ms: unix_now() };
+                return answered(true);
+            }
+        }
+        answered(false)
+    }
+}
+
+fn count(counts: &mut QueueCounts, job: &Recorded) {
+    match job.state {
+        State::Pending { .. } => counts.pending += 1,
+        State::Running { .. } => counts.running += 1,
+        State::Dead { .. } => counts.dead += 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EventId;
+    use crate::store::Claim;
+
+    fn claimed(queue: &MemoryQueue, key: &IdempotencyKey) -> Claim<MemoryLease> {
+        queue
+            .claim(key, Duration::from_secs(60))
+            .into_inner()
+            .unwrap()
+    }
+
+    fn key(id: &str) -> IdempotencyKey {
+        IdempotencyKey::new("numero", &EventId::new(id).unwrap())
+    }
+
+    fn delivery(id: &str) -> Delivery {
+        Delivery {
+            scheme: "numero".into(),
+            event_id: id.into(),
+            method: http::Method::POST,
+            uri: "/numero".parse().unwrap(),
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn jobs_count_towards_the_bound_and_are_never_evicted() {
+        let queue = MemoryQueue::with_max_keys(2);
+        for id in ["a", "b"] {
+            assert_eq!(
+                queue.accept(&key(id), delivery(id)).await.unwrap(),
+                Accept::Accepted
+            );
+        }
+        assert!(
+            queue.accept(&key("c"), delivery("c")).await.is_err(),
+            "full of jobs"
+        );
+        assert!(
+            queue
+                .claim(&key("c"), Duration::from_secs(60))
+                .into_inner()
+                .is_err()
+        );
+        assert!(matches!(claimed(&queue, &key("a")), Claim::InFlight));
+        assert_eq!(queue.counts().await.unwrap().pending, 2);
+    }
+
+    #[tokio::test]
+    async fn a_done_job_is_evicted_like_a_done_claim() {
+        let queue = MemoryQueue::with_max_keys(1);
+        queue.accept(&key("a"), delivery("a")).await.unwrap();
+        let request = TakeRequest {
+            schemes: std::sync::Arc::from(vec![Box::from("numero")]),
+            max: 1,
+            lease: Duration::from_secs(60),
+        };
+        let job = queue.take(request).await.unwrap().jobs.pop().unwrap();
+        let done = JobOutcome::Done {
+            ttl: Duration::from_secs(3600),
+        };
+        assert!(queue.finish(job.lease, done).await.unwrap());
+        assert!(
+            matches!(claimed(&queue, &key("b")), Claim::New(_)),
+            "a went"
+        );
+        assert_eq!(queue.store.len(), 1);
+    }
+}
