@@ -1,18 +1,28 @@
 //! How one provider signs and shapes its webhooks.
 //!
-//! A [`Scheme`] answers three questions for the layer, each at its place in
-//! the pipeline:
+//! A [`Scheme`] answers the layer's questions, each at its place in the
+//! pipeline:
 //!
-//! 1. From the headers alone: what tags does the sender claim, and what did it
-//!    sign before the body? ([`Scheme::signature`]) — malformed → 401 before
-//!    any body is read.
-//! 2. How is a secret, as the provider shows it, turned into key bytes?
-//!    ([`Scheme::decode_secret`]) — once, when the layer is built.
-//! 3. From the verified bytes: what is the typed event, and what identifies it
-//!    across redeliveries? ([`Scheme::parse`]) — malformed → 400.
-//! 4. Is the delivery still fresh, by a time signed inside its body?
+//! 1. When the layer is built: how is a secret, as the provider shows it,
+//!    turned into a key of which algorithm? ([`Scheme::decode_key`],
+//!    [`Scheme::decode_secret`], [`Scheme::algorithm`]).
+//! 2. From the headers (and the URI, for Twilio) alone: what tags does the
+//!    sender claim, and what did it sign before the body?
+//!    ([`Scheme::signature`], [`Scheme::request_signature`]) — malformed →
+//!    401 before any body is read.
+//! 3. Once the delivery verifies: is it the provider's endpoint check,
+//!    answered by the layer itself? ([`Scheme::handshake`]).
+//! 4. From the verified bytes: what is the typed event, and what identifies
+//!    it across redeliveries? ([`Scheme::parse`], [`Scheme::parse_request`])
+//!    — malformed → 400.
+//! 5. Is the delivery still fresh, by a time signed inside its body?
 //!    ([`Scheme::check_freshness`], [`Scheme::signed_time`]) — once, when
 //!    the delivery arrives; stale → 401.
+//!
+//! The providers share their helpers by what they do: `headers` (the
+//! signature and signed headers), `json` (the body's fields as views),
+//! `timestamp` (signed times and their tolerance) and `handshake` (the
+//! replies to endpoint checks).
 //!
 //! The HMAC itself, the body cap and the store stay in the layer, so a new
 //! provider is one small `impl` and cannot get them wrong.
@@ -41,7 +51,6 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::header::HeaderName;
 use http::{HeaderMap, Response, Uri};
 use http_body_util::Full;
 
@@ -69,10 +78,10 @@ pub mod twitch;
 pub mod woocommerce;
 pub mod zoom;
 
-mod envelope;
-mod kit;
-pub(crate) mod rfc3339;
-mod support;
+mod handshake;
+mod headers;
+mod json;
+pub(crate) mod timestamp;
 
 pub use custom::Custom;
 #[cfg(feature = "ed25519")]
@@ -351,29 +360,13 @@ fn check_single(id: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// The single value of a header that must appear at most once.
-///
-/// `Ok(None)` when absent; `Err(RepeatedSignature)` when repeated.
-pub(crate) fn single_header<'h>(
-    headers: &'h HeaderMap,
-    name: &HeaderName,
-) -> Result<Option<&'h http::HeaderValue>, Rejection> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(Rejection::RepeatedSignature);
-    }
-    Ok(first)
-}
-
-/// The single signature header value, or the 401 reason it cannot be used.
-pub(crate) fn signature_header<'h>(
-    headers: &'h HeaderMap,
-    name: &HeaderName,
-) -> Result<&'h [u8], Rejection> {
-    single_header(headers, name)?
-        .map(http::HeaderValue::as_bytes)
-        .ok_or(Rejection::MissingSignature)
+/// Lower-case hex SHA-256 of `bytes`: the id of an event whose provider
+/// signs no id (64 characters, one allocation).
+pub(crate) fn digest(bytes: &[u8]) -> Text {
+    use sha2::{Digest as _, Sha256};
+    let mut hex = [0; 64];
+    hex::encode_to_slice(Sha256::digest(bytes), &mut hex).expect("64 digits for 32 bytes");
+    Text::from(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
 }
 
 #[cfg(test)]
@@ -404,5 +397,13 @@ mod tests {
             Err(Rejection::InvalidId)
         );
         assert_eq!(EventId::new(""), Err(Rejection::InvalidId));
+    }
+
+    #[test]
+    fn digest_is_sha256_hex() {
+        assert_eq!(
+            digest(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

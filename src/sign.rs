@@ -261,5 +261,5 @@ fn ed25519(seed: &[u8; 32], content: &[u8]) -> [u8; 64] {
 /// or the layer's replay window refuses it
 /// ([`WebhookLayerBuilder::replay_window`](crate::WebhookLayerBuilder::replay_window)).
 pub fn rfc3339(time: std::time::SystemTime) -> String {
-    crate::scheme::rfc3339::format(time)
+    crate::scheme::timestamp::rfc3339::format(time)
 }

@@ -51,7 +51,8 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::{EventId, Parsed, Scheme, envelope, support};
+use super::json::Json;
+use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Algorithm, Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -317,33 +318,38 @@ impl Scheme for Custom {
             Encoding::Hex => Tag::decode_hex,
             Encoding::Base64 => Tag::decode_base64,
         };
-        support::prefixed_tag(headers, &self.header, self.prefix.as_bytes(), |encoded| {
+        headers::prefixed_tag(headers, &self.header, self.prefix.as_bytes(), |encoded| {
             decode(self.algorithm, encoded)
         })
     }
 
     fn parse(&self, _headers: &HeaderMap, body: &Bytes) -> Result<Parsed<CustomEvent>, Rejection> {
-        let text;
+        let json;
         let fields = if self.fields.is_empty() {
             // A body digest and no event type: the body is not parsed at all,
             // so it need not even be UTF-8.
             None
         } else {
-            text = envelope::body(body)?;
-            Some(envelope::read::<2, _>(&text, &self.fields, &[ID])?)
+            json = Json::new(body)?;
+            Some((&json, json.fields::<2>(&self.fields, &[ID])?))
         };
         let id = match self.id {
             // An id field is always among the fields read (see `build`).
             IdSource::Field(_) => fields
                 .as_ref()
-                .map_or(Err(Rejection::MissingId), |fields| fields.id(ID))?,
-            IdSource::BodyDigest => support::digest_hex(body),
+                .map_or(Err(Rejection::MissingId), |(json, fields)| {
+                    json.id(fields[ID])
+                })?,
+            IdSource::BodyDigest => digest(body),
         };
         Ok(Parsed {
             id: EventId::from_text(id.clone())?,
             event: CustomEvent {
                 id,
-                event_type: fields.map(|f| f.text(TYPE)).transpose()?.flatten(),
+                event_type: fields
+                    .map(|(json, fields)| json.text(fields[TYPE]))
+                    .transpose()?
+                    .flatten(),
             },
         })
     }
@@ -441,7 +447,7 @@ mod tests {
             .unwrap();
         let form = Bytes::from_static(b"a=1&b=2");
         let parsed = by_digest.parse(&HeaderMap::new(), &form).unwrap();
-        assert_eq!(parsed.id.as_str(), support::digest_hex(b"a=1&b=2"));
+        assert_eq!(parsed.id.as_str(), digest(b"a=1&b=2"));
         assert_eq!(parsed.event.id, parsed.id.as_str());
     }
 

@@ -17,8 +17,8 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::kit::{self, Json};
-use super::{EventId, Parsed, Scheme, support};
+use super::json::Json;
+use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -52,7 +52,7 @@ impl Scheme for LemonSqueezy {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        support::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_hex)
+        headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_hex)
     }
 
     fn parse(
@@ -64,7 +64,7 @@ impl Scheme for LemonSqueezy {
         let [meta, data] = json.fields::<2>(&[("meta", 0), ("data", 1)], &[])?;
         let [event_name] = json.nested::<1>(meta, &[("event_name", 0)])?;
         let [data_type, data_id] = json.nested::<2>(data, &[("type", 0), ("id", 1)])?;
-        let digest = kit::digest(body);
+        let digest = digest(body);
         Ok(Parsed {
             id: EventId::from_text(digest.clone())?,
             event: LemonSqueezyEvent {

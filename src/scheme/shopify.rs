@@ -31,8 +31,8 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::kit::{self, Json};
-use super::{EventId, Parsed, Scheme, support};
+use super::json::Json;
+use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -75,20 +75,20 @@ impl Scheme for Shopify {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        support::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64)
+        headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64)
     }
 
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<ShopifyEvent>, Rejection> {
-        Json::new(body)?.fields::<0>(&[], &[])?;
-        let digest = kit::digest(body);
+        Json::new(body)?.check_object()?;
+        let digest = digest(body);
         Ok(Parsed {
             id: EventId::from_text(digest.clone())?,
             event: ShopifyEvent {
                 digest,
-                topic: kit::unsigned_header(headers, &TOPIC_HEADER)?,
-                shop_domain: kit::unsigned_header(headers, &SHOP_DOMAIN_HEADER)?,
-                webhook_id: kit::unsigned_header(headers, &WEBHOOK_ID_HEADER)?,
-                triggered_at: kit::unsigned_header(headers, &TRIGGERED_AT_HEADER)?,
+                topic: headers::unsigned_header(headers, &TOPIC_HEADER)?,
+                shop_domain: headers::unsigned_header(headers, &SHOP_DOMAIN_HEADER)?,
+                webhook_id: headers::unsigned_header(headers, &WEBHOOK_ID_HEADER)?,
+                triggered_at: headers::unsigned_header(headers, &TRIGGERED_AT_HEADER)?,
             },
         })
     }
@@ -109,7 +109,7 @@ mod tests {
         assert!(set.verify(&Shopify.signature(&h).unwrap(), body).is_ok());
         assert!(set.verify(&Shopify.signature(&h).unwrap(), b"{}").is_err());
         let parsed = Shopify.parse(&h, &Bytes::from_static(body)).unwrap();
-        assert_eq!(parsed.id.as_str(), crate::scheme::support::digest_hex(body));
+        assert_eq!(parsed.id.as_str(), crate::scheme::digest(body));
         assert_eq!(parsed.event.topic.as_deref(), Some("orders/create"));
         h.insert(SIGNATURE_HEADER, header[..43].parse().unwrap());
         assert_eq!(

@@ -19,8 +19,8 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::kit::Json;
-use super::{EventId, Parsed, Scheme, support};
+use super::json::Json;
+use super::{EventId, Parsed, Scheme, headers};
 use crate::secret::{Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -78,7 +78,7 @@ impl Scheme for Square {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        support::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64)
+        headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64)
             .map(|signature| signature.with_prefix(self.notification_url.as_bytes()))
     }
 

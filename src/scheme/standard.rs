@@ -64,8 +64,10 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::support::{self, Freshness, MAX_TAGS};
-use super::{EventId, MAX_ID_LEN, Parsed, Scheme, envelope, single_header};
+use super::headers::{MAX_TAGS, single_header};
+use super::json::Json;
+use super::timestamp::Freshness;
+use super::{EventId, MAX_ID_LEN, Parsed, Scheme, timestamp};
 use crate::secret::{Algorithm, Key, Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -105,7 +107,7 @@ pub struct Standard {
     freshness: Freshness,
 }
 
-support::timestamped_scheme!(Standard, DEFAULT_TOLERANCE, "5 minutes");
+timestamp::timestamped_scheme!(Standard, DEFAULT_TOLERANCE, "5 minutes");
 
 /// A verified Standard Webhooks message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -256,7 +258,7 @@ impl Scheme for Standard {
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
         let fields = fields(headers)?;
         let id = id(fields.id)?;
-        let timestamp = support::parse_timestamp(fields.timestamp)?;
+        let timestamp = timestamp::parse_timestamp(fields.timestamp)?;
         let mut tags = tags(fields.signature)?.into_iter();
         let first = tags.next().ok_or(Rejection::MalformedSignature)?;
         self.freshness.check(timestamp)?;
@@ -270,16 +272,16 @@ impl Scheme for Standard {
         // The layer verified these headers before reading the body.
         let fields = fields(headers)?;
         let id = id(fields.id)?;
-        let timestamp = support::parse_timestamp(fields.timestamp)?;
-        let body = envelope::body(body)?;
-        let fields = envelope::read::<1, _>(&body, &[("type", 0)], &[])?;
+        let timestamp = timestamp::parse_timestamp(fields.timestamp)?;
+        let json = Json::new(body)?;
+        let [event_type] = json.fields::<1>(&[("type", 0)], &[])?;
         let id = Text::from(id);
         Ok(Parsed {
             id: EventId::from_text(id.clone())?,
             event: StandardEvent {
                 id,
                 timestamp,
-                event_type: fields.text(0)?,
+                event_type: json.text(event_type)?,
             },
         })
     }

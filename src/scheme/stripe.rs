@@ -44,8 +44,10 @@ use http::header::HeaderName;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::support::{self, Freshness, MAX_TAGS};
-use super::{EventId, Parsed, Scheme, envelope, signature_header};
+use super::headers::{MAX_TAGS, signature_header};
+use super::json::Json;
+use super::timestamp::Freshness;
+use super::{EventId, Parsed, Scheme, timestamp};
 use crate::secret::{Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -61,7 +63,7 @@ pub struct Stripe {
     freshness: Freshness,
 }
 
-support::timestamped_scheme!(Stripe, DEFAULT_TOLERANCE, "300 s");
+timestamp::timestamped_scheme!(Stripe, DEFAULT_TOLERANCE, "300 s");
 
 /// A verified Stripe event. Its text fields are views into the verified
 /// body ([`Text`]).
@@ -120,7 +122,7 @@ impl Scheme for Stripe {
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
         let Header { t, tags } = header(headers)?;
-        self.freshness.check(support::parse_timestamp(t)?)?;
+        self.freshness.check(timestamp::parse_timestamp(t)?)?;
         let mut tags = tags.into_iter();
         let first = tags.next().ok_or(Rejection::MalformedSignature)?;
         Ok(tags
@@ -130,17 +132,17 @@ impl Scheme for Stripe {
 
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<StripeEvent>, Rejection> {
         // The layer verified the header before reading the body.
-        let timestamp = support::parse_timestamp(header(headers)?.t)?;
-        let body = envelope::body(body)?;
-        let fields = envelope::read::<4, _>(&body, FIELDS, &[ID])?;
-        let id = fields.id(ID)?;
+        let timestamp = timestamp::parse_timestamp(header(headers)?.t)?;
+        let json = Json::new(body)?;
+        let fields = json.fields::<4>(FIELDS, &[ID])?;
+        let id = json.id(fields[ID])?;
         Ok(Parsed {
             id: EventId::from_text(id.clone())?,
             event: StripeEvent {
                 id,
-                event_type: fields.text(TYPE)?,
-                created: typed(fields.raw(CREATED))?,
-                livemode: typed(fields.raw(LIVEMODE))?,
+                event_type: json.text(fields[TYPE])?,
+                created: typed(fields[CREATED])?,
+                livemode: typed(fields[LIVEMODE])?,
                 timestamp,
             },
         })

@@ -55,8 +55,9 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::kit::{self, Json};
-use super::{EventId, Parsed, Scheme, signature_header, single_header};
+use super::headers::{signature_header, single_header};
+use super::json::Json;
+use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Algorithm, Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -190,7 +191,7 @@ impl Scheme for Twilio {
             .map_err(|_| Rejection::MalformedSignature)?;
         if let Some(settings) = single_header(headers, &SETTINGS_HEADER)? {
             let algorithm = settings.as_bytes().split(|&b| b == b',').find_map(|part| {
-                let (name, value) = kit::split_at_byte(part, b'=')?;
+                let (name, value) = headers::split_at_byte(part, b'=')?;
                 (name.trim_ascii() == b"algorithm").then(|| value.trim_ascii())
             });
             if algorithm.is_some_and(|algorithm| algorithm != b"HMAC_SHA1") {
@@ -225,17 +226,17 @@ impl Scheme for Twilio {
         if body_sha256(query)?.is_none() {
             signed.extend_from_slice(&sorted_params(body));
         }
-        let signed_digest = kit::digest(&signed);
+        let signed_digest = digest(&signed);
         let mut event = TwilioEvent {
             sid: None,
             status: None,
             account_sid: None,
-            digest: kit::digest(body),
+            digest: digest(body),
             signed_digest: signed_digest.clone(),
         };
         let mut id = EventId::from_parts([Some("sha256"), Some(&*signed_digest)])?;
         if body.trim_ascii_start().first() == Some(&b'{') {
-            Json::new(body)?.fields::<0>(&[], &[])?;
+            Json::new(body)?.check_object()?;
             return Ok(Parsed { event, id });
         }
         let params = params(body);
