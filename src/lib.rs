@@ -178,14 +178,8 @@ pub use future::ResponseFuture;
 pub use layer::{WebhookLayer, WebhookLayerBuilder};
 pub use queue::{Attempt, JobQueue, MemoryQueue, Worker};
 pub use rejection::Rejection;
-#[cfg(feature = "ed25519")]
-pub use scheme::discord;
-pub use scheme::{EventId, Parsed, Scheme, numberotp, numero};
-pub use scheme::{custom, github, standard, stripe};
-pub use scheme::{
-    flutterwave, lemonsqueezy, linear, paddle, paystack, shopify, slack, square, twilio, twitch,
-    woocommerce, zoom,
-};
+pub use scheme::builtins::*;
+pub use scheme::{Builtin, BuiltinVisitor, EventId, Parsed, Scheme, custom, for_each_builtin};
 pub use secret::{
     Algorithm, InvalidTag, Key, MAX_TAG_LEN, MIN_HMAC_SECRET_LEN, MacMismatch, MatchedKey,
     SecretError, SecretSet, Signature, TAG_LEN, Tag,

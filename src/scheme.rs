@@ -57,52 +57,64 @@ use http_body_util::Full;
 use crate::secret::{Algorithm, Key, MatchedKey, Signature};
 use crate::{Rejection, Text};
 
-pub mod custom;
-#[cfg(feature = "ed25519")]
-pub mod discord;
-pub mod flutterwave;
-pub mod github;
-pub mod lemonsqueezy;
-pub mod linear;
-pub mod numberotp;
-pub mod numero;
-pub mod paddle;
-pub mod paystack;
-pub mod shopify;
-pub mod slack;
-pub mod square;
-pub mod standard;
-pub mod stripe;
-pub mod twilio;
-pub mod twitch;
-pub mod woocommerce;
-pub mod zoom;
+/// The built-in providers, one line each: `module::Scheme`, the module
+/// named as the scheme ([`Scheme::name`]). From this list follow the
+/// modules, their re-exports, the names a custom scheme may not take
+/// ([`custom::RESERVED_NAMES`]) and [`for_each_builtin`].
+macro_rules! providers {
+    ($($(#[$cfg:meta])* $module:ident::$scheme:ident,)*) => {
+        $($(#[$cfg])* pub mod $module;)*
+        $($(#[$cfg])* pub use $module::$scheme;)*
 
+        /// The built-in providers' modules, re-exported at the crate's root.
+        pub mod builtins {
+            $($(#[$cfg])* pub use super::$module;)*
+        }
+
+        /// Every built-in scheme's name, those behind a crate feature
+        /// included.
+        pub(crate) const BUILTIN_NAMES: &[&str] = &[$(stringify!($module)),*];
+
+        /// Hands every built-in provider compiled in to `visitor`, in the
+        /// list's order.
+        pub fn for_each_builtin(visitor: &mut impl BuiltinVisitor) {
+            $($(#[$cfg])* visitor.visit::<$module::$scheme>();)*
+        }
+    };
+}
+
+providers! {
+    numberotp::NumberOtp,
+    numero::Numero,
+    github::GitHub,
+    standard::Standard,
+    stripe::Stripe,
+    shopify::Shopify,
+    slack::Slack,
+    paddle::Paddle,
+    linear::Linear,
+    zoom::Zoom,
+    twitch::Twitch,
+    woocommerce::WooCommerce,
+    lemonsqueezy::LemonSqueezy,
+    flutterwave::Flutterwave,
+    paystack::Paystack,
+    twilio::Twilio,
+    square::Square,
+    #[cfg(feature = "ed25519")]
+    discord::Discord,
+}
+
+pub mod custom;
+pub use custom::Custom;
+
+pub(crate) mod builtin;
 mod handshake;
 mod headers;
 mod json;
 pub(crate) mod timestamp;
 
-pub use custom::Custom;
-#[cfg(feature = "ed25519")]
-pub use discord::Discord;
-pub use flutterwave::Flutterwave;
-pub use github::GitHub;
-pub use lemonsqueezy::LemonSqueezy;
-pub use linear::Linear;
-pub use numberotp::NumberOtp;
-pub use numero::Numero;
-pub use paddle::Paddle;
-pub use paystack::Paystack;
-pub use shopify::Shopify;
-pub use slack::Slack;
-pub use square::Square;
-pub use standard::Standard;
-pub use stripe::Stripe;
-pub use twilio::Twilio;
-pub use twitch::Twitch;
-pub use woocommerce::WooCommerce;
-pub use zoom::Zoom;
+pub use builtin::{Builtin, BuiltinVisitor};
 
 /// Longest event id (or id part) accepted, in bytes. Longer → 400.
 pub const MAX_ID_LEN: usize = 255;
@@ -397,6 +409,26 @@ mod tests {
             Err(Rejection::InvalidId)
         );
         assert_eq!(EventId::new(""), Err(Rejection::InvalidId));
+    }
+
+    #[test]
+    fn each_listed_module_is_named_as_its_scheme() {
+        struct Names(Vec<&'static str>);
+        impl BuiltinVisitor for Names {
+            fn visit<B: Builtin>(&mut self) {
+                self.0.push(B::from_settings("https://example.com/hook").name());
+            }
+        }
+        let mut names = Names(Vec::new());
+        for_each_builtin(&mut names);
+        let compiled: Vec<_> = BUILTIN_NAMES
+            .iter()
+            .copied()
+            .filter(|name| cfg!(feature = "ed25519") || *name != "discord")
+            .collect();
+        assert_eq!(names.0, compiled);
+        assert_eq!(custom::RESERVED_NAMES, BUILTIN_NAMES);
+        assert!(BUILTIN_NAMES.contains(&"discord"));
     }
 
     #[test]

@@ -57,26 +57,7 @@ use crate::secret::{Algorithm, Signature, Tag};
 use crate::{Rejection, Text};
 
 /// Names a custom scheme may not take: the built-in schemes'.
-pub const RESERVED_NAMES: &[&str] = &[
-    "numberotp",
-    "numero",
-    "github",
-    "standard",
-    "stripe",
-    "shopify",
-    "slack",
-    "paddle",
-    "linear",
-    "zoom",
-    "twitch",
-    "woocommerce",
-    "lemonsqueezy",
-    "flutterwave",
-    "paystack",
-    "twilio",
-    "square",
-    "discord",
-];
+pub const RESERVED_NAMES: &[&str] = super::BUILTIN_NAMES;
 
 /// How the tag is written in the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -131,3 +131,5 @@ impl Scheme for Discord {
         })
     }
 }
+
+super::builtin::builtin!(Discord, "DISCORD_PUBLIC_KEY", Discord::new(), id [application_id]);

@@ -121,3 +121,5 @@ impl Scheme for Flutterwave {
         })
     }
 }
+
+super::builtin::builtin!(Flutterwave, "FLUTTERWAVE_WEBHOOK_SECRET", Flutterwave::new(), digest [event_type, tx_ref]);

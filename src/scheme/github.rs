@@ -130,6 +130,8 @@ impl Scheme for GitHub {
     }
 }
 
+super::builtin::builtin!(GitHub, "GITHUB_WEBHOOK_SECRET", GitHub, digest [event_type, delivery, action]);
+
 #[cfg(test)]
 mod tests {
     use super::*;

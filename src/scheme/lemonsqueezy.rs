@@ -76,3 +76,5 @@ impl Scheme for LemonSqueezy {
         })
     }
 }
+
+super::builtin::builtin!(LemonSqueezy, "LEMONSQUEEZY_WEBHOOK_SECRET", LemonSqueezy, digest [event_name, data_id]);

@@ -113,3 +113,5 @@ impl Scheme for Linear {
         self.freshness.check(event.webhook_timestamp / 1000)
     }
 }
+
+super::builtin::builtin!(Linear, "LINEAR_WEBHOOK_SECRET", Linear::new(), digest [entity_type, action, data_id]);

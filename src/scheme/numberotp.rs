@@ -136,6 +136,8 @@ impl Scheme for NumberOtp {
     }
 }
 
+super::builtin::builtin!(NumberOtp, "NUMBEROTP_WEBHOOK_SECRET", NumberOtp, id [status, otp, service]);
+
 #[cfg(test)]
 mod tests {
     use super::*;

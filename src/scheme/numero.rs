@@ -228,6 +228,33 @@ fn typed_data(
     Ok(variant(transaction))
 }
 
+impl super::Builtin for Numero {
+    const SECRET_VAR: &'static str = "NUMERO_WEBHOOK_SECRET";
+
+    fn from_settings(_url: &str) -> Self {
+        Numero
+    }
+
+    fn shown_id(event: &NumeroEvent) -> Text {
+        event.id.clone()
+    }
+
+    fn shown_fields(event: &NumeroEvent) -> Vec<(&'static str, String)> {
+        let transaction = match &event.data {
+            NumeroData::Funding(t) | NumeroData::Transfer(t) | NumeroData::Payout(t) => Some(t),
+            _ => None,
+        };
+        let amount = transaction
+            .and_then(|t| t.amount.as_ref().or(t.trx_amount.as_ref()))
+            .map(|amount| amount.as_str());
+        super::builtin::present([
+            ("event_type", event.event_type.as_deref()),
+            ("amount", amount),
+            ("currency", transaction.and_then(|t| t.currency.as_deref())),
+        ])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

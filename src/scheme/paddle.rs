@@ -127,3 +127,5 @@ impl Scheme for Paddle {
         })
     }
 }
+
+super::builtin::builtin!(Paddle, "PADDLE_WEBHOOK_SECRET", Paddle::new(), event_id [event_type, notification_id]);

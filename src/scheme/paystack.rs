@@ -83,3 +83,5 @@ impl Scheme for Paystack {
         })
     }
 }
+
+super::builtin::builtin!(Paystack, "PAYSTACK_SECRET_KEY", Paystack, digest [event_type, reference]);

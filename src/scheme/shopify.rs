@@ -94,6 +94,8 @@ impl Scheme for Shopify {
     }
 }
 
+super::builtin::builtin!(Shopify, "SHOPIFY_WEBHOOK_SECRET", Shopify, digest [topic, shop_domain]);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -150,3 +150,5 @@ impl Scheme for Slack {
         })
     }
 }
+
+super::builtin::builtin!(Slack, "SLACK_SIGNING_SECRET", Slack::new(), id [event_type, inner_type, team_id]);

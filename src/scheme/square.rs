@@ -97,3 +97,20 @@ impl Scheme for Square {
         })
     }
 }
+
+impl super::Builtin for Square {
+    const SECRET_VAR: &'static str = "SQUARE_WEBHOOK_SIGNATURE_KEY";
+    const URL_VAR: Option<&'static str> = Some("SQUARE_NOTIFICATION_URL");
+
+    fn from_settings(url: &str) -> Self {
+        Self::new(url)
+    }
+
+    fn shown_id(event: &SquareEvent) -> Text {
+        event.event_id.clone()
+    }
+
+    fn shown_fields(event: &SquareEvent) -> Vec<(&'static str, String)> {
+        super::builtin::present([("event_type", event.event_type.as_deref()), ("merchant_id", event.merchant_id.as_deref())])
+    }
+}

@@ -287,6 +287,23 @@ impl Scheme for Standard {
     }
 }
 
+impl super::Builtin for Standard {
+    const SECRET_VAR: &'static str = "STANDARD_WEBHOOK_SECRET";
+    const PUBLIC_KEY_VAR: Option<&'static str> = Some("STANDARD_WEBHOOK_PUBLIC_KEY");
+
+    fn from_settings(_url: &str) -> Self {
+        Self::new()
+    }
+
+    fn shown_id(event: &StandardEvent) -> Text {
+        event.id.clone()
+    }
+
+    fn shown_fields(event: &StandardEvent) -> Vec<(&'static str, String)> {
+        super::builtin::present([("event_type", event.event_type.as_deref())])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::UNIX_EPOCH;

@@ -168,6 +168,8 @@ fn typed<T: serde::de::DeserializeOwned>(raw: Option<&RawValue>) -> Result<Optio
     })
 }
 
+super::builtin::builtin!(Stripe, "STRIPE_WEBHOOK_SECRET", Stripe::new(), id [event_type]);
+
 #[cfg(test)]
 mod tests {
     use std::time::UNIX_EPOCH;

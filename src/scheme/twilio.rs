@@ -260,3 +260,20 @@ impl Scheme for Twilio {
         Ok(Parsed { event, id })
     }
 }
+
+impl super::Builtin for Twilio {
+    const SECRET_VAR: &'static str = "TWILIO_AUTH_TOKEN";
+    const URL_VAR: Option<&'static str> = Some("TWILIO_WEBHOOK_URL");
+
+    fn from_settings(url: &str) -> Self {
+        Self::new(url)
+    }
+
+    fn shown_id(event: &TwilioEvent) -> Text {
+        event.digest.clone()
+    }
+
+    fn shown_fields(event: &TwilioEvent) -> Vec<(&'static str, String)> {
+        super::builtin::present([("sid", event.sid.as_deref()), ("status", event.status.as_deref())])
+    }
+}

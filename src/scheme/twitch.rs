@@ -142,3 +142,5 @@ impl Scheme for Twitch {
         })
     }
 }
+
+super::builtin::builtin!(Twitch, "TWITCH_WEBHOOK_SECRET", Twitch::new(), message_id [subscription_type]);

@@ -82,3 +82,5 @@ impl Scheme for WooCommerce {
         })
     }
 }
+
+super::builtin::builtin!(WooCommerce, "WOOCOMMERCE_WEBHOOK_SECRET", WooCommerce, digest [topic, resource_id]);

@@ -123,3 +123,5 @@ impl Scheme for Zoom {
         })
     }
 }
+
+super::builtin::builtin!(Zoom, "ZOOM_WEBHOOK_SECRET", Zoom::new(), digest [event_type]);
