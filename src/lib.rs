@@ -81,7 +81,7 @@
 //!
 //! // A sender: sign the raw body, post it twice.
 //! let body = r#"{"id":"evt_1","event":"PAYOUT_NOTIFICATION","data":{"amount":5000.00}}"#;
-//! let signature = tower_webhook::sign::numero(secret.as_bytes(), body.as_bytes());
+//! let signature = tower_webhook::numero::sign(secret.as_bytes(), body.as_bytes());
 //! let deliver = || {
 //!     Request::post("/webhooks/numero")
 //!         .header("x-webhook-signature", &signature)

@@ -416,7 +416,8 @@ mod tests {
         struct Names(Vec<&'static str>);
         impl BuiltinVisitor for Names {
             fn visit<B: Builtin>(&mut self) {
-                self.0.push(B::from_settings("https://example.com/hook").name());
+                self.0
+                    .push(B::from_settings("https://example.com/hook").name());
             }
         }
         let mut names = Names(Vec::new());

@@ -22,6 +22,41 @@ pub use tag::{InvalidTag, MAX_TAG_LEN, TAG_LEN, Tag};
 
 use key::Prepared;
 
+/// The HMAC-SHA256 tag of `content` under `key`.
+pub(crate) fn hmac_sha256(key: &[u8], content: &[u8]) -> Tag {
+    hmac(Algorithm::HmacSha256, key, content)
+}
+
+/// The HMAC tag of `content` under `key`, for an HMAC `algorithm`.
+///
+/// # Panics
+///
+/// When `algorithm` is not an HMAC ([`Algorithm::is_hmac`]).
+pub(crate) fn hmac(algorithm: Algorithm, key: &[u8], content: &[u8]) -> Tag {
+    use hmac::{Hmac, Mac};
+    fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], content: &[u8]) -> Vec<u8> {
+        let mut mac = <M as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+        mac.update(content);
+        mac.finalize().into_bytes().to_vec()
+    }
+    let bytes = match algorithm {
+        Algorithm::HmacSha256 => run::<Hmac<sha2::Sha256>>(key, content),
+        Algorithm::HmacSha512 => run::<Hmac<sha2::Sha512>>(key, content),
+        Algorithm::HmacSha1 => run::<Hmac<sha1::Sha1>>(key, content),
+        other => panic!("{other} is not an HMAC"),
+    };
+    Tag::from_slice(algorithm, &bytes).expect("an HMAC's output is its tag length")
+}
+
+/// The Ed25519 signature of `content` under the signing key `seed`.
+#[cfg(feature = "ed25519")]
+pub(crate) fn ed25519_sign(seed: &[u8; 32], content: &[u8]) -> [u8; 64] {
+    use ed25519_dalek::Signer as _;
+    ed25519_dalek::SigningKey::from_bytes(seed)
+        .sign(content)
+        .to_bytes()
+}
+
 /// The shortest HMAC secret a layer accepts, in bytes of the decoded key
 /// (for Standard Webhooks' `whsec_…`, the base64-decoded bytes).
 ///

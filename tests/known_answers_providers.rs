@@ -140,7 +140,7 @@ fn slack_documented_example() {
     let body = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
     let expected = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
     assert_eq!(
-        tower_webhook::sign::slack(secret.as_bytes(), 1_531_420_618, body.as_bytes()),
+        tower_webhook::slack::sign(secret.as_bytes(), 1_531_420_618, body.as_bytes()),
         expected
     );
     let scheme = slack::Slack::new()
@@ -184,7 +184,7 @@ fn twilio_documented_example() {
         .unwrap();
     assert!(set.verify(&moved, body.as_bytes()).is_err());
     assert_eq!(
-        tower_webhook::sign::twilio(
+        tower_webhook::twilio::sign(
             b"12345",
             "https://mycompany.com/myapp.php?foo=1&bar=2",
             &[
@@ -219,7 +219,7 @@ fn square_documented_example() {
             .is_err()
     );
     assert_eq!(
-        tower_webhook::sign::square(
+        tower_webhook::square::sign(
             b"asdf1234",
             "https://example.com/webhook",
             br#"{"hello":"world"}"#

@@ -38,7 +38,7 @@
 //!     .id_field("event_id")
 //!     .event_type_field("kind")
 //!     .build()?;
-//! let header = tower_webhook::sign::custom(&acme, b"acme_webhook_secret_01", br#"{"event_id":"e1"}"#);
+//! let header = tower_webhook::custom::sign(&acme, b"acme_webhook_secret_01", br#"{"event_id":"e1"}"#);
 //! assert!(header.starts_with("sha256="));
 //! let layer = WebhookLayer::new(acme, "acme_webhook_secret_01")?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -336,6 +336,17 @@ impl Scheme for Custom {
     }
 }
 
+/// The signature header value a [`Custom`](super::custom::Custom) scheme
+/// expects for `body`: its prefix, then the tag in its encoding.
+pub fn sign(scheme: &super::custom::Custom, secret: &[u8], body: &[u8]) -> String {
+    let tag = crate::secret::hmac(scheme.algorithm(), secret, body);
+    let encoded = match scheme.encoding() {
+        super::custom::Encoding::Hex => tag.to_hex(),
+        super::custom::Encoding::Base64 => tag.to_base64(),
+    };
+    format!("{}{encoded}", scheme.prefix())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,7 +373,7 @@ mod tests {
             .prefix("sha256=")
             .build()
             .unwrap();
-        let header = crate::sign::custom(&hex, b"acme_webhook_secret_01", body);
+        let header = crate::custom::sign(&hex, b"acme_webhook_secret_01", body);
         assert_eq!(
             header,
             format!(
@@ -388,7 +399,7 @@ mod tests {
             .encoding(Encoding::Base64)
             .build()
             .unwrap();
-        let header = crate::sign::custom(&b64, b"acme_webhook_secret_01", body);
+        let header = crate::custom::sign(&b64, b"acme_webhook_secret_01", body);
         assert_eq!(
             header,
             crate::sign::tag(b"acme_webhook_secret_01", body).to_base64()
@@ -460,7 +471,7 @@ mod tests {
             .algorithm(Algorithm::HmacSha512)
             .build()
             .unwrap();
-        let header = crate::sign::custom(&sha512, b"acme_webhook_secret_01", body);
+        let header = crate::custom::sign(&sha512, b"acme_webhook_secret_01", body);
         assert_eq!(header.len(), 128);
         let set = crate::SecretSet::from_decoded([crate::Key::new(
             Algorithm::HmacSha512,

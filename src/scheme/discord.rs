@@ -133,3 +133,12 @@ impl Scheme for Discord {
 }
 
 super::builtin::builtin!(Discord, "DISCORD_PUBLIC_KEY", Discord::new(), id [application_id]);
+
+/// The Ed25519 signature (lower-case hex) of Discord's `timestamp ‖ body`
+/// under the signing key `seed` (feature `ed25519`); its public key is
+/// [`crate::sign::ed25519_public_key_hex`].
+#[cfg(feature = "ed25519")]
+pub fn sign(seed: &[u8; 32], timestamp: u64, body: &[u8]) -> String {
+    let content = [timestamp.to_string().as_bytes(), body].concat();
+    hex::encode(crate::secret::ed25519_sign(seed, &content))
+}

@@ -123,3 +123,8 @@ impl Scheme for Flutterwave {
 }
 
 super::builtin::builtin!(Flutterwave, "FLUTTERWAVE_WEBHOOK_SECRET", Flutterwave::new(), digest [event_type, tx_ref]);
+
+/// `flutterwave-signature` (v4) for `body`: standard padded base64.
+pub fn sign(secret_hash: &[u8], body: &[u8]) -> String {
+    crate::secret::hmac_sha256(secret_hash, body).to_base64()
+}

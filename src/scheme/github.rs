@@ -45,7 +45,7 @@
 //! let layer = WebhookLayer::new(GitHub, "It's a Secret to Everybody")?;
 //!
 //! // GitHub's published example, signed with that secret.
-//! let header = tower_webhook::sign::github(b"It's a Secret to Everybody", b"Hello, World!");
+//! let header = tower_webhook::github::sign(b"It's a Secret to Everybody", b"Hello, World!");
 //! assert_eq!(
 //!     header,
 //!     "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
@@ -132,6 +132,11 @@ impl Scheme for GitHub {
 
 super::builtin::builtin!(GitHub, "GITHUB_WEBHOOK_SECRET", GitHub, digest [event_type, delivery, action]);
 
+/// `X-Hub-Signature-256` for `body` (GitHub): `sha256=<lower-case hex>`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    format!("sha256={}", crate::secret::hmac_sha256(secret, body).to_hex())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,7 +153,7 @@ mod tests {
 
     #[test]
     fn published_vector_verifies() {
-        let header = crate::sign::github(SECRET, b"Hello, World!");
+        let header = crate::github::sign(SECRET, b"Hello, World!");
         assert_eq!(
             header,
             "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"

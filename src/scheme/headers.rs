@@ -150,6 +150,16 @@ pub(crate) fn v0_signature(
     Ok((signature.with_prefix(prefix), timestamp))
 }
 
+/// The header value of the `v0` signature ([`v0_signature`]): `v0=<hex>`
+/// over `v0:{timestamp}:{body}`; what Slack's and Zoom's `sign` write.
+pub(crate) fn sign_v0(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+    let content = [format!("v0:{timestamp}:").as_bytes(), body].concat();
+    format!(
+        "v0={}",
+        crate::secret::hmac_sha256(secret, &content).to_hex()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

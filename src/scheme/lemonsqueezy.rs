@@ -78,3 +78,8 @@ impl Scheme for LemonSqueezy {
 }
 
 super::builtin::builtin!(LemonSqueezy, "LEMONSQUEEZY_WEBHOOK_SECRET", LemonSqueezy, digest [event_name, data_id]);
+
+/// `X-Signature` (Lemon Squeezy) for `body`: lower-case hex.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    crate::secret::hmac_sha256(secret, body).to_hex()
+}

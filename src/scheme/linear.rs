@@ -115,3 +115,8 @@ impl Scheme for Linear {
 }
 
 super::builtin::builtin!(Linear, "LINEAR_WEBHOOK_SECRET", Linear::new(), digest [entity_type, action, data_id]);
+
+/// `Linear-Signature` for `body`: lower-case hex.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    crate::secret::hmac_sha256(secret, body).to_hex()
+}

@@ -138,6 +138,11 @@ impl Scheme for NumberOtp {
 
 super::builtin::builtin!(NumberOtp, "NUMBEROTP_WEBHOOK_SECRET", NumberOtp, id [status, otp, service]);
 
+/// `x-numberotp-signature` for `body`: `sha256=<lower-case hex>`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    format!("sha256={}", crate::secret::hmac_sha256(secret, body).to_hex())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

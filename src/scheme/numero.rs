@@ -255,6 +255,17 @@ impl super::Builtin for Numero {
     }
 }
 
+/// `X-Webhook-Signature` for `body`, in standard padded base64.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    crate::secret::hmac_sha256(secret, body).to_base64()
+}
+
+/// `X-Webhook-Signature` for `body`, in lower-case hex (Numero's other
+/// accepted form).
+pub fn sign_hex(secret: &[u8], body: &[u8]) -> String {
+    crate::secret::hmac_sha256(secret, body).to_hex()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -129,3 +129,10 @@ impl Scheme for Paddle {
 }
 
 super::builtin::builtin!(Paddle, "PADDLE_WEBHOOK_SECRET", Paddle::new(), event_id [event_type, notification_id]);
+
+/// `Paddle-Signature` for `body` sent at `timestamp` (Unix seconds):
+/// `ts=<timestamp>;h1=<hex>` over `{timestamp}:{body}`.
+pub fn sign(secret_key: &[u8], timestamp: u64, body: &[u8]) -> String {
+    let content = [format!("{timestamp}:").as_bytes(), body].concat();
+    format!("ts={timestamp};h1={}", crate::secret::hmac_sha256(secret_key, &content).to_hex())
+}

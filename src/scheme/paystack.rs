@@ -85,3 +85,8 @@ impl Scheme for Paystack {
 }
 
 super::builtin::builtin!(Paystack, "PAYSTACK_SECRET_KEY", Paystack, digest [event_type, reference]);
+
+/// `x-paystack-signature` for `body`: lower-case hex of the HMAC-SHA512.
+pub fn sign(secret_key: &[u8], body: &[u8]) -> String {
+    crate::secret::hmac(crate::secret::Algorithm::HmacSha512, secret_key, body).to_hex()
+}

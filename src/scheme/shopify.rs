@@ -21,7 +21,7 @@
 //! use tower_webhook::{WebhookLayer, shopify::Shopify};
 //!
 //! let layer = WebhookLayer::new(Shopify, "shpss_client_secret")?;
-//! let header = tower_webhook::sign::shopify(b"shpss_client_secret", br#"{"id":1}"#);
+//! let header = tower_webhook::shopify::sign(b"shpss_client_secret", br#"{"id":1}"#);
 //! assert_eq!(header.len(), 44);
 //! # Ok::<(), tower_webhook::SecretError>(())
 //! ```
@@ -96,6 +96,11 @@ impl Scheme for Shopify {
 
 super::builtin::builtin!(Shopify, "SHOPIFY_WEBHOOK_SECRET", Shopify, digest [topic, shop_domain]);
 
+/// `X-Shopify-Hmac-Sha256` for `body`: standard padded base64.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    crate::secret::hmac_sha256(secret, body).to_base64()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,7 +108,7 @@ mod tests {
     #[test]
     fn base64_tag_over_the_body_and_digest_key() {
         let body = br#"{"id":820982911946154508,"email":"jon@example.com"}"#;
-        let header = crate::sign::shopify(b"secret", body);
+        let header = crate::shopify::sign(b"secret", body);
         let mut h = HeaderMap::new();
         h.insert(SIGNATURE_HEADER, header.parse().unwrap());
         h.insert(TOPIC_HEADER, "orders/create".parse().unwrap());

@@ -152,3 +152,9 @@ impl Scheme for Slack {
 }
 
 super::builtin::builtin!(Slack, "SLACK_SIGNING_SECRET", Slack::new(), id [event_type, inner_type, team_id]);
+
+/// `X-Slack-Signature` for `body` sent at `timestamp` (Unix seconds, also
+/// sent as `X-Slack-Request-Timestamp`).
+pub fn sign(signing_secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+    super::headers::sign_v0(signing_secret, timestamp, body)
+}

@@ -114,3 +114,10 @@ impl super::Builtin for Square {
         super::builtin::present([("event_type", event.event_type.as_deref()), ("merchant_id", event.merchant_id.as_deref())])
     }
 }
+
+/// `x-square-hmacsha256-signature` for `body` sent to `notification_url`:
+/// standard padded base64 over the URL followed by the body.
+pub fn sign(signature_key: &[u8], notification_url: &str, body: &[u8]) -> String {
+    let content = [notification_url.as_bytes(), body].concat();
+    crate::secret::hmac_sha256(signature_key, &content).to_base64()
+}

@@ -31,7 +31,7 @@
 //! use tower_webhook::{WebhookLayer, stripe::Stripe};
 //!
 //! let layer = WebhookLayer::new(Stripe::new(), "whsec_test_secret")?;
-//! let header = tower_webhook::sign::stripe(b"whsec_test_secret", 1_700_000_000, br#"{"id":"evt_1"}"#);
+//! let header = tower_webhook::stripe::sign(b"whsec_test_secret", 1_700_000_000, br#"{"id":"evt_1"}"#);
 //! assert!(header.starts_with("t=1700000000,v1="));
 //! # Ok::<(), tower_webhook::SecretError>(())
 //! ```
@@ -170,6 +170,13 @@ fn typed<T: serde::de::DeserializeOwned>(raw: Option<&RawValue>) -> Result<Optio
 
 super::builtin::builtin!(Stripe, "STRIPE_WEBHOOK_SECRET", Stripe::new(), id [event_type]);
 
+/// `Stripe-Signature` for `body` sent at `timestamp` (Unix seconds):
+/// `t=<timestamp>,v1=<hex>` over `{timestamp}.{body}`.
+pub fn sign(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+    let content = [format!("{timestamp}.").as_bytes(), body].concat();
+    format!("t={timestamp},v1={}", crate::secret::hmac_sha256(secret, &content).to_hex())
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::UNIX_EPOCH;
@@ -201,7 +208,7 @@ mod tests {
 
     #[test]
     fn signing_helper_matches_an_independent_computation() {
-        let header = crate::sign::stripe(SECRET, T, BODY);
+        let header = crate::stripe::sign(SECRET, T, BODY);
         assert_eq!(header, format!("t={T},v1={OPENSSL_V1}"));
         assert_eq!(verify(&at(T), &header, BODY), Ok(()));
         // `t` is signed.
@@ -214,7 +221,7 @@ mod tests {
 
     #[test]
     fn any_v1_passes_other_schemes_ignored() {
-        let good = crate::sign::stripe(SECRET, T, BODY);
+        let good = crate::stripe::sign(SECRET, T, BODY);
         let v1 = good.split_once(",v1=").unwrap().1;
         let zero = "0".repeat(64);
         let value = format!("t={T},v1={zero},v0={v1},v1={v1},v9=whatever");
@@ -262,7 +269,7 @@ mod tests {
 
     #[test]
     fn timestamp_tolerance_either_way() {
-        let value = crate::sign::stripe(SECRET, T, BODY);
+        let value = crate::stripe::sign(SECRET, T, BODY);
         let check = |now: u64| at(now).signature(&headers(&value)).map(|_| ());
         assert_eq!(check(T + 300), Ok(()));
         assert_eq!(check(T - 300), Ok(()));
@@ -274,7 +281,7 @@ mod tests {
 
     #[test]
     fn typed_fields_and_id_rules() {
-        let h = headers(&crate::sign::stripe(SECRET, T, BODY));
+        let h = headers(&crate::stripe::sign(SECRET, T, BODY));
         let parsed = at(T).parse(&h, &Bytes::from_static(BODY)).unwrap();
         assert_eq!(parsed.id.as_str(), "evt_1");
         assert_eq!(

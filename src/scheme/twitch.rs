@@ -144,3 +144,11 @@ impl Scheme for Twitch {
 }
 
 super::builtin::builtin!(Twitch, "TWITCH_WEBHOOK_SECRET", Twitch::new(), message_id [subscription_type]);
+
+/// `Twitch-Eventsub-Message-Signature` for message `id` sent at `timestamp`
+/// (RFC 3339, as in `Twitch-Eventsub-Message-Timestamp`): `sha256=<hex>`
+/// over id, timestamp and body.
+pub fn sign(secret: &[u8], id: &str, timestamp: &str, body: &[u8]) -> String {
+    let content = [id.as_bytes(), timestamp.as_bytes(), body].concat();
+    format!("sha256={}", crate::secret::hmac_sha256(secret, &content).to_hex())
+}

@@ -84,3 +84,9 @@ impl Scheme for WooCommerce {
 }
 
 super::builtin::builtin!(WooCommerce, "WOOCOMMERCE_WEBHOOK_SECRET", WooCommerce, digest [topic, resource_id]);
+
+/// `X-WC-Webhook-Signature` (WooCommerce) for `body`: standard padded
+/// base64.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    crate::secret::hmac_sha256(secret, body).to_base64()
+}

@@ -125,3 +125,15 @@ impl Scheme for Zoom {
 }
 
 super::builtin::builtin!(Zoom, "ZOOM_WEBHOOK_SECRET", Zoom::new(), digest [event_type]);
+
+/// `x-zm-signature` for `body` sent at `timestamp` (Unix seconds, also sent
+/// as `x-zm-request-timestamp`).
+pub fn sign(secret_token: &[u8], timestamp: u64, body: &[u8]) -> String {
+    super::headers::sign_v0(secret_token, timestamp, body)
+}
+
+/// Zoom's `encryptedToken` for a URL validation's `plainToken`: lower-case
+/// hex of its HMAC-SHA256.
+pub fn encrypted_token(secret_token: &[u8], plain_token: &str) -> String {
+    crate::secret::hmac_sha256(secret_token, plain_token.as_bytes()).to_hex()
+}
