@@ -139,6 +139,14 @@ pub trait Scheme: Send + Sync + 'static {
         Ok(secret.as_bytes().to_vec())
     }
 
+    /// The shortest HMAC secret the layer accepts, in bytes of the decoded
+    /// key: [`MIN_HMAC_SECRET_LEN`](crate::MIN_HMAC_SECRET_LEN) unless the
+    /// provider documents shorter secrets (its published sample, or the
+    /// least it lets users choose), which must then keep working.
+    fn min_secret_len(&self) -> usize {
+        crate::secret::MIN_HMAC_SECRET_LEN
+    }
+
     /// The algorithm the provider signs with (default HMAC-SHA256).
     fn algorithm(&self) -> Algorithm {
         Algorithm::HmacSha256

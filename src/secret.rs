@@ -122,7 +122,9 @@ pub enum SecretError {
         index: usize,
         /// Its length in bytes (of the decoded key).
         len: usize,
-        /// The minimum, [`MIN_HMAC_SECRET_LEN`].
+        /// The scheme's minimum
+        /// ([`Scheme::min_secret_len`](crate::Scheme::min_secret_len),
+        /// [`MIN_HMAC_SECRET_LEN`] unless the provider documents less).
         min: usize,
     },
     /// The scheme could not decode secret number `index`.
@@ -337,15 +339,21 @@ impl fmt::Debug for SecretSet {
 }
 
 /// Checks a decoded key against the layer's rules: an HMAC key of at least
-/// [`MIN_HMAC_SECRET_LEN`] bytes.
-fn check_key_len(scheme: &'static str, index: usize, key: &Key) -> Result<(), SecretError> {
+/// `min` bytes (the scheme's
+/// [`Scheme::min_secret_len`](crate::Scheme::min_secret_len)).
+fn check_key_len(
+    scheme: &'static str,
+    min: usize,
+    index: usize,
+    key: &Key,
+) -> Result<(), SecretError> {
     let len = key.as_bytes().len();
-    if key.algorithm().is_hmac() && len < MIN_HMAC_SECRET_LEN {
+    if key.algorithm().is_hmac() && len < min {
         return Err(SecretError::TooShort {
             scheme,
             index,
             len,
-            min: MIN_HMAC_SECRET_LEN,
+            min,
         });
     }
     Ok(())
@@ -365,10 +373,11 @@ fn check_secret_text(index: usize, secret: &str) -> Result<(), SecretError> {
 
 /// Checks and keys secrets as given to the layer (one fixed set, or one
 /// tenant's): the scheme's `decode` (its
-/// [`Scheme::decode_key`](crate::Scheme::decode_key)), the minimum HMAC key
-/// length, then the keyed state of each, once.
+/// [`Scheme::decode_key`](crate::Scheme::decode_key)), the scheme's
+/// minimum HMAC key length `min_len`, then the keyed state of each, once.
 pub(crate) fn key_secrets<I, V>(
     scheme: &'static str,
+    min_len: usize,
     decode: impl Fn(&str) -> Result<Key, &'static str>,
     secrets: I,
 ) -> Result<SecretSet, SecretError>
@@ -382,7 +391,7 @@ where
         check_secret_text(index, secret)?;
         let key =
             decode(secret).map_err(|expected| SecretError::Undecodable { index, expected })?;
-        check_key_len(scheme, index, &key)?;
+        check_key_len(scheme, min_len, index, &key)?;
         keys.push(key);
     }
     SecretSet::from_decoded(keys)

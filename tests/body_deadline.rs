@@ -27,9 +27,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tower::{Layer as _, Service as _, ServiceExt as _};
 use tower_webhook::numero::Numero;
-use tower_webhook::{
-    EventId, IdempotencyKey, MemoryStore, WebhookLayer, WebhookLayerBuilder,
-};
+use tower_webhook::{EventId, IdempotencyKey, MemoryStore, WebhookLayer, WebhookLayerBuilder};
 
 const SECRET: &str = "whsec_deadline0123456789abcdefghij";
 const BODY: &str = r#"{"id":"evt_slow","event":"TRANSFER_NOTIFICATION","data":{"TrxAmount":1000.0,"Reference":"T4898"}}"#;

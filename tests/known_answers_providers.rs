@@ -356,3 +356,47 @@ fn documented_recipes_computed_independently() {
         assert!(set.verify(&signature, &body[1..]).is_err(), "{pairs:?}");
     }
 }
+
+/// The samples the providers document, and the shortest secrets they let
+/// users choose, key a layer: Twilio's sample Auth Token `12345`, Square's
+/// sample signature key `asdf1234`, a 10-character Twitch secret (Twitch
+/// takes 10 to 100) and a 6-character Lemon Squeezy secret (6 to 40). One
+/// byte shorter, or a 1-byte secret of a scheme that documents no
+/// minimum, is refused.
+#[test]
+fn documented_sample_secrets_key_a_layer_and_shorter_ones_are_refused() {
+    use tower_webhook::{SecretError, WebhookLayer, github::GitHub};
+    fn too_short(result: Result<impl Sized, SecretError>) -> Option<(usize, usize)> {
+        match result {
+            Err(SecretError::TooShort { len, min, .. }) => Some((len, min)),
+            _ => None,
+        }
+    }
+    let url = "https://example.com/webhook";
+    assert!(WebhookLayer::new(twilio::Twilio::new(url), "12345").is_ok());
+    assert!(WebhookLayer::new(square::Square::new(url), "asdf1234").is_ok());
+    assert!(WebhookLayer::new(twitch::Twitch::new(), "0123456789").is_ok());
+    assert!(WebhookLayer::new(lemonsqueezy::LemonSqueezy, "abc123").is_ok());
+    assert_eq!(
+        too_short(WebhookLayer::new(twilio::Twilio::new(url), "1234")),
+        Some((4, 5))
+    );
+    assert_eq!(
+        too_short(WebhookLayer::new(square::Square::new(url), "asdf123")),
+        Some((7, 8))
+    );
+    assert_eq!(
+        too_short(WebhookLayer::new(twitch::Twitch::new(), "012345678")),
+        Some((9, 10))
+    );
+    assert_eq!(
+        too_short(WebhookLayer::new(lemonsqueezy::LemonSqueezy, "abc12")),
+        Some((5, 6))
+    );
+    assert_eq!(too_short(WebhookLayer::new(GitHub, "x")), Some((1, 16)));
+    assert_eq!(
+        too_short(WebhookLayer::new(GitHub, "0123456789abcde")),
+        Some((15, 16))
+    );
+    assert!(WebhookLayer::new(GitHub, "0123456789abcdef").is_ok());
+}

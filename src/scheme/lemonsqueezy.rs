@@ -51,6 +51,11 @@ impl Scheme for LemonSqueezy {
         "lemonsqueezy"
     }
 
+    /// Lemon Squeezy's documented minimum (a signing secret is 6 to 40 characters).
+    fn min_secret_len(&self) -> usize {
+        6
+    }
+
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
         headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_hex)
     }

@@ -77,6 +77,11 @@ impl Scheme for Square {
         "square"
     }
 
+    /// Square's documented sample signature key, `asdf1234`.
+    fn min_secret_len(&self) -> usize {
+        8
+    }
+
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
         headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64)
             .map(|signature| signature.with_prefix(self.notification_url.as_bytes()))

@@ -177,6 +177,11 @@ impl Scheme for Twilio {
         "twilio"
     }
 
+    /// Twilio's documented sample Auth Token, `12345`.
+    fn min_secret_len(&self) -> usize {
+        5
+    }
+
     fn algorithm(&self) -> Algorithm {
         Algorithm::HmacSha1
     }

@@ -100,6 +100,11 @@ impl Scheme for Twitch {
         "twitch"
     }
 
+    /// Twitch's documented minimum (a secret is 10 to 100 characters).
+    fn min_secret_len(&self) -> usize {
+        10
+    }
+
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
         let value = signature_header(headers, &SIGNATURE_HEADER)?;
         let (id, raw, seconds) = id_and_time(headers)?;
