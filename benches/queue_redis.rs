@@ -49,7 +49,7 @@ fn body(id: &str) -> String {
 fn delivery(id: &str) -> Delivery {
     let body = body(id);
     let mut headers = HeaderMap::new();
-    let signature = tower_webhook::sign::numero(SECRET.as_bytes(), body.as_bytes());
+    let signature = tower_webhook::numero::sign(SECRET.as_bytes(), body.as_bytes());
     headers.insert("x-webhook-signature", signature.parse().unwrap());
     headers.insert("content-type", "application/json".parse().unwrap());
     Delivery {
@@ -147,7 +147,7 @@ fn latency(runtime: &Runtime, server: &RedisServer, other_replica: bool) -> (f64
             let request = Request::post("/webhooks/numero")
                 .header(
                     "x-webhook-signature",
-                    tower_webhook::sign::numero(SECRET.as_bytes(), body.as_bytes()),
+                    tower_webhook::numero::sign(SECRET.as_bytes(), body.as_bytes()),
                 )
                 .body(Full::new(Bytes::from(body)))
                 .unwrap();

@@ -45,7 +45,7 @@ fn verify(c: &mut Criterion) {
         let mut numero_headers = HeaderMap::new();
         numero_headers.insert(
             numero::SIGNATURE_HEADER,
-            HeaderValue::from_str(&tower_webhook::sign::numero(
+            HeaderValue::from_str(&tower_webhook::numero::sign(
                 NUMERO_SECRET.as_bytes(),
                 &body,
             ))
@@ -54,7 +54,7 @@ fn verify(c: &mut Criterion) {
         let mut numberotp_headers = HeaderMap::new();
         numberotp_headers.insert(
             numberotp::SIGNATURE_HEADER,
-            HeaderValue::from_str(&tower_webhook::sign::numberotp(
+            HeaderValue::from_str(&tower_webhook::numberotp::sign(
                 NUMBEROTP_SECRET.as_bytes(),
                 &body,
             ))
@@ -121,7 +121,7 @@ fn paired() {
     println!("|---|---|---|---|---|---|---|");
     for &(name, size, rounds, batch) in &[("300B", 300, 300, 2000), ("1MiB", 1 << 20, 60, 4)] {
         let body: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
-        let header = tower_webhook::sign::numero(NUMERO_SECRET.as_bytes(), &body);
+        let header = tower_webhook::numero::sign(NUMERO_SECRET.as_bytes(), &body);
         let mut headers = HeaderMap::new();
         headers.insert(
             numero::SIGNATURE_HEADER,

@@ -215,14 +215,14 @@ impl Provider {
         let request = match self {
             Self::NumberOtp => request.header(
                 "x-numberotp-signature",
-                tower_webhook::sign::numberotp(secret.as_bytes(), signed.as_bytes()),
+                tower_webhook::numberotp::sign(secret.as_bytes(), signed.as_bytes()),
             ),
             // Numero also names the event in unsigned headers; the layer
             // checks them against the signed body.
             Self::Numero => request
                 .header(
                     "x-webhook-signature",
-                    tower_webhook::sign::numero(secret.as_bytes(), signed.as_bytes()),
+                    tower_webhook::numero::sign(secret.as_bytes(), signed.as_bytes()),
                 )
                 .header("x-webhook-id", id)
                 .header("x-webhook-event", "PAYOUT_NOTIFICATION"),

@@ -338,6 +338,7 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
         let secrets = match &self.tenants {
             None => Some(key_secrets(
                 self.scheme.name(),
+                self.scheme.min_secret_len(),
                 |secret: &str| self.scheme.decode_key(secret),
                 &self.secrets,
             )?),

@@ -83,7 +83,7 @@
 //!
 //! // A sender: sign the raw body, post it twice.
 //! let body = r#"{"id":"evt_1","event":"PAYOUT_NOTIFICATION","data":{"amount":5000.00}}"#;
-//! let signature = tower_webhook::sign::numero(secret.as_bytes(), body.as_bytes());
+//! let signature = tower_webhook::numero::sign(secret.as_bytes(), body.as_bytes());
 //! let deliver = || {
 //!     Request::post("/webhooks/numero")
 //!         .header("x-webhook-signature", &signature)
@@ -180,14 +180,8 @@ pub use future::ResponseFuture;
 pub use layer::{WebhookLayer, WebhookLayerBuilder};
 pub use queue::{Attempt, JobQueue, MemoryQueue, QueueAdmin, Worker};
 pub use rejection::Rejection;
-#[cfg(feature = "ed25519")]
-pub use scheme::discord;
-pub use scheme::{EventId, Parsed, Scheme, numberotp, numero};
-pub use scheme::{custom, github, standard, stripe};
-pub use scheme::{
-    flutterwave, lemonsqueezy, linear, paddle, paystack, shopify, slack, square, twilio, twitch,
-    woocommerce, zoom,
-};
+pub use scheme::builtins::*;
+pub use scheme::{Builtin, BuiltinVisitor, EventId, Parsed, Scheme, custom, for_each_builtin};
 pub use secret::{
     Algorithm, InvalidTag, Key, MAX_TAG_LEN, MIN_HMAC_SECRET_LEN, MacMismatch, MatchedKey,
     SecretError, SecretSet, Signature, TAG_LEN, Tag,

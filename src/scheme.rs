@@ -1,18 +1,28 @@
 //! How one provider signs and shapes its webhooks.
 //!
-//! A [`Scheme`] answers three questions for the layer, each at its place in
-//! the pipeline:
+//! A [`Scheme`] answers the layer's questions, each at its place in the
+//! pipeline:
 //!
-//! 1. From the headers alone: what tags does the sender claim, and what did it
-//!    sign before the body? ([`Scheme::signature`]) — malformed → 401 before
-//!    any body is read.
-//! 2. How is a secret, as the provider shows it, turned into key bytes?
-//!    ([`Scheme::decode_secret`]) — once, when the layer is built.
-//! 3. From the verified bytes: what is the typed event, and what identifies it
-//!    across redeliveries? ([`Scheme::parse`]) — malformed → 400.
-//! 4. Is the delivery still fresh, by a time signed inside its body?
+//! 1. When the layer is built: how is a secret, as the provider shows it,
+//!    turned into a key of which algorithm? ([`Scheme::decode_key`],
+//!    [`Scheme::decode_secret`], [`Scheme::algorithm`]).
+//! 2. From the headers (and the URI, for Twilio) alone: what tags does the
+//!    sender claim, and what did it sign before the body?
+//!    ([`Scheme::signature`], [`Scheme::request_signature`]) — malformed →
+//!    401 before any body is read.
+//! 3. Once the delivery verifies: is it the provider's endpoint check,
+//!    answered by the layer itself? ([`Scheme::handshake`]).
+//! 4. From the verified bytes: what is the typed event, and what identifies
+//!    it across redeliveries? ([`Scheme::parse`], [`Scheme::parse_request`])
+//!    — malformed → 400.
+//! 5. Is the delivery still fresh, by a time signed inside its body?
 //!    ([`Scheme::check_freshness`], [`Scheme::signed_time`]) — once, when
 //!    the delivery arrives; stale → 401.
+//!
+//! The providers share their helpers by what they do: `headers` (the
+//! signature and signed headers), `json` (the body's fields as views),
+//! `timestamp` (signed times and their tolerance) and `handshake` (the
+//! replies to endpoint checks).
 //!
 //! The HMAC itself, the body cap and the store stay in the layer, so a new
 //! provider is one small `impl` and cannot get them wrong.
@@ -41,59 +51,70 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::header::HeaderName;
 use http::{HeaderMap, Response, Uri};
 use http_body_util::Full;
 
 use crate::secret::{Algorithm, Key, MatchedKey, Signature};
 use crate::{Rejection, Text};
 
+/// The built-in providers, one line each: `module::Scheme`, the module
+/// named as the scheme ([`Scheme::name`]). From this list follow the
+/// modules, their re-exports, the names a custom scheme may not take
+/// ([`custom::RESERVED_NAMES`]) and [`for_each_builtin`].
+macro_rules! providers {
+    ($($(#[$cfg:meta])* $module:ident::$scheme:ident,)*) => {
+        $($(#[$cfg])* pub mod $module;)*
+        $($(#[$cfg])* pub use $module::$scheme;)*
+
+        /// The built-in providers' modules, re-exported at the crate's root.
+        pub mod builtins {
+            $($(#[$cfg])* pub use super::$module;)*
+        }
+
+        /// Every built-in scheme's name, those behind a crate feature
+        /// included.
+        pub(crate) const BUILTIN_NAMES: &[&str] = &[$(stringify!($module)),*];
+
+        /// Hands every built-in provider compiled in to `visitor`, in the
+        /// list's order.
+        pub fn for_each_builtin(visitor: &mut impl BuiltinVisitor) {
+            $($(#[$cfg])* visitor.visit::<$module::$scheme>();)*
+        }
+    };
+}
+
+providers! {
+    numberotp::NumberOtp,
+    numero::Numero,
+    github::GitHub,
+    standard::Standard,
+    stripe::Stripe,
+    shopify::Shopify,
+    slack::Slack,
+    paddle::Paddle,
+    linear::Linear,
+    zoom::Zoom,
+    twitch::Twitch,
+    woocommerce::WooCommerce,
+    lemonsqueezy::LemonSqueezy,
+    flutterwave::Flutterwave,
+    paystack::Paystack,
+    twilio::Twilio,
+    square::Square,
+    #[cfg(feature = "ed25519")]
+    discord::Discord,
+}
+
 pub mod custom;
-#[cfg(feature = "ed25519")]
-pub mod discord;
-pub mod flutterwave;
-pub mod github;
-pub mod lemonsqueezy;
-pub mod linear;
-pub mod numberotp;
-pub mod numero;
-pub mod paddle;
-pub mod paystack;
-pub mod shopify;
-pub mod slack;
-pub mod square;
-pub mod standard;
-pub mod stripe;
-pub mod twilio;
-pub mod twitch;
-pub mod woocommerce;
-pub mod zoom;
-
-mod envelope;
-mod kit;
-pub(crate) mod rfc3339;
-mod support;
-
 pub use custom::Custom;
-#[cfg(feature = "ed25519")]
-pub use discord::Discord;
-pub use flutterwave::Flutterwave;
-pub use github::GitHub;
-pub use lemonsqueezy::LemonSqueezy;
-pub use linear::Linear;
-pub use numberotp::NumberOtp;
-pub use numero::Numero;
-pub use paddle::Paddle;
-pub use paystack::Paystack;
-pub use shopify::Shopify;
-pub use slack::Slack;
-pub use square::Square;
-pub use standard::Standard;
-pub use stripe::Stripe;
-pub use twilio::Twilio;
-pub use twitch::Twitch;
-pub use woocommerce::WooCommerce;
-pub use zoom::Zoom;
+
+pub(crate) mod builtin;
+mod handshake;
+mod headers;
+mod json;
+pub(crate) mod timestamp;
+
+pub use builtin::{Builtin, BuiltinVisitor};
 
 /// Longest event id (or id part) accepted, in bytes. Longer → 400.
 pub const MAX_ID_LEN: usize = 255;
@@ -116,6 +137,14 @@ pub trait Scheme: Send + Sync + 'static {
     /// A few words saying what the scheme expected, when it cannot decode.
     fn decode_secret(&self, secret: &str) -> Result<Vec<u8>, &'static str> {
         Ok(secret.as_bytes().to_vec())
+    }
+
+    /// The shortest HMAC secret the layer accepts, in bytes of the decoded
+    /// key: [`MIN_HMAC_SECRET_LEN`](crate::MIN_HMAC_SECRET_LEN) unless the
+    /// provider documents shorter secrets (its published sample, or the
+    /// least it lets users choose), which must then keep working.
+    fn min_secret_len(&self) -> usize {
+        crate::secret::MIN_HMAC_SECRET_LEN
     }
 
     /// The algorithm the provider signs with (default HMAC-SHA256).
@@ -351,29 +380,13 @@ fn check_single(id: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// The single value of a header that must appear at most once.
-///
-/// `Ok(None)` when absent; `Err(RepeatedSignature)` when repeated.
-pub(crate) fn single_header<'h>(
-    headers: &'h HeaderMap,
-    name: &HeaderName,
-) -> Result<Option<&'h http::HeaderValue>, Rejection> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(Rejection::RepeatedSignature);
-    }
-    Ok(first)
-}
-
-/// The single signature header value, or the 401 reason it cannot be used.
-pub(crate) fn signature_header<'h>(
-    headers: &'h HeaderMap,
-    name: &HeaderName,
-) -> Result<&'h [u8], Rejection> {
-    single_header(headers, name)?
-        .map(http::HeaderValue::as_bytes)
-        .ok_or(Rejection::MissingSignature)
+/// Lower-case hex SHA-256 of `bytes`: the id of an event whose provider
+/// signs no id (64 characters, one allocation).
+pub(crate) fn digest(bytes: &[u8]) -> Text {
+    use sha2::{Digest as _, Sha256};
+    let mut hex = [0; 64];
+    hex::encode_to_slice(Sha256::digest(bytes), &mut hex).expect("64 digits for 32 bytes");
+    Text::from(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
 }
 
 #[cfg(test)]
@@ -404,5 +417,34 @@ mod tests {
             Err(Rejection::InvalidId)
         );
         assert_eq!(EventId::new(""), Err(Rejection::InvalidId));
+    }
+
+    #[test]
+    fn each_listed_module_is_named_as_its_scheme() {
+        struct Names(Vec<&'static str>);
+        impl BuiltinVisitor for Names {
+            fn visit<B: Builtin>(&mut self) {
+                self.0
+                    .push(B::from_settings("https://example.com/hook").name());
+            }
+        }
+        let mut names = Names(Vec::new());
+        for_each_builtin(&mut names);
+        let compiled: Vec<_> = BUILTIN_NAMES
+            .iter()
+            .copied()
+            .filter(|name| cfg!(feature = "ed25519") || *name != "discord")
+            .collect();
+        assert_eq!(names.0, compiled);
+        assert_eq!(custom::RESERVED_NAMES, BUILTIN_NAMES);
+        assert!(BUILTIN_NAMES.contains(&"discord"));
+    }
+
+    #[test]
+    fn digest_is_sha256_hex() {
+        assert_eq!(
+            digest(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

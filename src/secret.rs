@@ -22,6 +22,41 @@ pub use tag::{InvalidTag, MAX_TAG_LEN, TAG_LEN, Tag};
 
 use key::Prepared;
 
+/// The HMAC-SHA256 tag of `content` under `key`.
+pub(crate) fn hmac_sha256(key: &[u8], content: &[u8]) -> Tag {
+    hmac(Algorithm::HmacSha256, key, content)
+}
+
+/// The HMAC tag of `content` under `key`, for an HMAC `algorithm`.
+///
+/// # Panics
+///
+/// When `algorithm` is not an HMAC ([`Algorithm::is_hmac`]).
+pub(crate) fn hmac(algorithm: Algorithm, key: &[u8], content: &[u8]) -> Tag {
+    use hmac::{Hmac, Mac};
+    fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], content: &[u8]) -> Vec<u8> {
+        let mut mac = <M as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+        mac.update(content);
+        mac.finalize().into_bytes().to_vec()
+    }
+    let bytes = match algorithm {
+        Algorithm::HmacSha256 => run::<Hmac<sha2::Sha256>>(key, content),
+        Algorithm::HmacSha512 => run::<Hmac<sha2::Sha512>>(key, content),
+        Algorithm::HmacSha1 => run::<Hmac<sha1::Sha1>>(key, content),
+        other => panic!("{other} is not an HMAC"),
+    };
+    Tag::from_slice(algorithm, &bytes).expect("an HMAC's output is its tag length")
+}
+
+/// The Ed25519 signature of `content` under the signing key `seed`.
+#[cfg(feature = "ed25519")]
+pub(crate) fn ed25519_sign(seed: &[u8; 32], content: &[u8]) -> [u8; 64] {
+    use ed25519_dalek::Signer as _;
+    ed25519_dalek::SigningKey::from_bytes(seed)
+        .sign(content)
+        .to_bytes()
+}
+
 /// The shortest HMAC secret a layer accepts, in bytes of the decoded key
 /// (for Standard Webhooks' `whsec_…`, the base64-decoded bytes).
 ///
@@ -87,7 +122,9 @@ pub enum SecretError {
         index: usize,
         /// Its length in bytes (of the decoded key).
         len: usize,
-        /// The minimum, [`MIN_HMAC_SECRET_LEN`].
+        /// The scheme's minimum
+        /// ([`Scheme::min_secret_len`](crate::Scheme::min_secret_len),
+        /// [`MIN_HMAC_SECRET_LEN`] unless the provider documents less).
         min: usize,
     },
     /// The scheme could not decode secret number `index`.
@@ -302,15 +339,21 @@ impl fmt::Debug for SecretSet {
 }
 
 /// Checks a decoded key against the layer's rules: an HMAC key of at least
-/// [`MIN_HMAC_SECRET_LEN`] bytes.
-fn check_key_len(scheme: &'static str, index: usize, key: &Key) -> Result<(), SecretError> {
+/// `min` bytes (the scheme's
+/// [`Scheme::min_secret_len`](crate::Scheme::min_secret_len)).
+fn check_key_len(
+    scheme: &'static str,
+    min: usize,
+    index: usize,
+    key: &Key,
+) -> Result<(), SecretError> {
     let len = key.as_bytes().len();
-    if key.algorithm().is_hmac() && len < MIN_HMAC_SECRET_LEN {
+    if key.algorithm().is_hmac() && len < min {
         return Err(SecretError::TooShort {
             scheme,
             index,
             len,
-            min: MIN_HMAC_SECRET_LEN,
+            min,
         });
     }
     Ok(())
@@ -330,10 +373,11 @@ fn check_secret_text(index: usize, secret: &str) -> Result<(), SecretError> {
 
 /// Checks and keys secrets as given to the layer (one fixed set, or one
 /// tenant's): the scheme's `decode` (its
-/// [`Scheme::decode_key`](crate::Scheme::decode_key)), the minimum HMAC key
-/// length, then the keyed state of each, once.
+/// [`Scheme::decode_key`](crate::Scheme::decode_key)), the scheme's
+/// minimum HMAC key length `min_len`, then the keyed state of each, once.
 pub(crate) fn key_secrets<I, V>(
     scheme: &'static str,
+    min_len: usize,
     decode: impl Fn(&str) -> Result<Key, &'static str>,
     secrets: I,
 ) -> Result<SecretSet, SecretError>
@@ -347,7 +391,7 @@ where
         check_secret_text(index, secret)?;
         let key =
             decode(secret).map_err(|expected| SecretError::Undecodable { index, expected })?;
-        check_key_len(scheme, index, &key)?;
+        check_key_len(scheme, min_len, index, &key)?;
         keys.push(key);
     }
     SecretSet::from_decoded(keys)

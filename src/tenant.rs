@@ -313,6 +313,7 @@ pub struct TenantSecrets {
     map: Arc<ArcSwap<Map>>,
     keying: Arc<Keying>,
     scheme: &'static str,
+    min_secret_len: usize,
 }
 
 impl TenantSecrets {
@@ -323,6 +324,7 @@ impl TenantSecrets {
         Self {
             map: Arc::new(ArcSwap::from_pointee(Map::new())),
             scheme: scheme.name(),
+            min_secret_len: scheme.min_secret_len(),
             keying: Arc::new(move |secret: &str| scheme.decode_key(secret)),
         }
     }
@@ -425,12 +427,11 @@ impl TenantSecrets {
         V: AsRef<str>,
     {
         let tenant = Tenant::new(tenant)?;
-        let secrets = key_secrets(self.scheme, &*self.keying, secrets).map_err(|error| {
-            TenantError::Secret {
+        let secrets = key_secrets(self.scheme, self.min_secret_len, &*self.keying, secrets)
+            .map_err(|error| TenantError::Secret {
                 tenant: tenant.as_str().to_owned(),
                 error,
-            }
-        })?;
+            })?;
         Ok(TenantEntry { tenant, secrets })
     }
 }

@@ -49,7 +49,7 @@ fn delivery(n: u64) -> Request<Full<Bytes>> {
         .header("content-length", body.len())
         .header(
             "x-webhook-signature",
-            tower_webhook::sign::numero(SECRET.as_bytes(), &body),
+            tower_webhook::numero::sign(SECRET.as_bytes(), &body),
         )
         .body(Full::new(body))
         .unwrap()

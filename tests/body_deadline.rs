@@ -30,9 +30,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tower::{Layer as _, Service as _, ServiceExt as _};
 use tower_webhook::numero::Numero;
-use tower_webhook::{
-    EventId, IdempotencyKey, MemoryStore, WebhookLayer, WebhookLayerBuilder, sign,
-};
+use tower_webhook::{EventId, IdempotencyKey, MemoryStore, WebhookLayer, WebhookLayerBuilder};
 
 const SECRET: &str = "whsec_deadline0123456789abcdefghij";
 const BODY: &str = r#"{"id":"evt_slow","event":"TRANSFER_NOTIFICATION","data":{"TrxAmount":1000.0,"Reference":"T4898"}}"#;
@@ -103,7 +101,7 @@ fn key() -> IdempotencyKey {
 
 /// The request line and headers of a signed delivery of [`BODY`].
 fn head() -> Vec<u8> {
-    let signature = sign::numero(SECRET.as_bytes(), BODY.as_bytes());
+    let signature = tower_webhook::numero::sign(SECRET.as_bytes(), BODY.as_bytes());
     format!(
         "POST /hook HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
          x-webhook-signature: {signature}\r\ncontent-length: {}\r\n\r\n",
@@ -292,7 +290,7 @@ fn signed(body: Hesitant) -> Request<Hesitant> {
     Request::post("/hook")
         .header(
             "x-webhook-signature",
-            sign::numero(SECRET.as_bytes(), BODY.as_bytes()),
+            tower_webhook::numero::sign(SECRET.as_bytes(), BODY.as_bytes()),
         )
         .body(body)
         .unwrap()

@@ -42,7 +42,7 @@ impl Provider for GitHubCase {
         vec![
             (
                 HeaderName::from_static("x-hub-signature-256"),
-                tower_webhook::sign::github(secret.as_bytes(), body),
+                tower_webhook::github::sign(secret.as_bytes(), body),
             ),
             // Unsigned: the key must not depend on it.
             (
@@ -73,8 +73,8 @@ impl Provider for StandardCase {
     }
     fn secrets(&self) -> [String; 2] {
         [
-            tower_webhook::sign::standard_secret(&[1; 24]),
-            tower_webhook::sign::standard_secret(&[2; 32]),
+            tower_webhook::standard::encode_secret(&[1; 24]),
+            tower_webhook::standard::encode_secret(&[2; 32]),
         ]
     }
     fn body(&self, n: u32) -> Vec<u8> {
@@ -89,7 +89,7 @@ impl Provider for StandardCase {
     ) -> Vec<(HeaderName, String)> {
         let key = tower_webhook::standard::decode_secret(secret).unwrap();
         let id = format!("msg_{n}");
-        let signature = tower_webhook::sign::standard(&key, &id, timestamp, body);
+        let signature = tower_webhook::standard::sign(&key, &id, timestamp, body);
         // Alternate the two header families.
         let family = if n.is_multiple_of(2) {
             "webhook"
@@ -142,7 +142,7 @@ impl Provider for StripeCase {
             HeaderName::from_static("stripe-signature"),
             format!(
                 "{},v0={}",
-                tower_webhook::sign::stripe(secret.as_bytes(), timestamp, body),
+                tower_webhook::stripe::sign(secret.as_bytes(), timestamp, body),
                 "0".repeat(64)
             ),
         )]
@@ -189,7 +189,7 @@ impl Provider for CustomCase {
     fn sign_at(&self, secret: &str, _: u32, body: &[u8], _: u64) -> Vec<(HeaderName, String)> {
         vec![(
             HeaderName::from_static("x-acme-signature"),
-            tower_webhook::sign::custom(&Self::acme(), secret.as_bytes(), body),
+            tower_webhook::custom::sign(&Self::acme(), secret.as_bytes(), body),
         )]
     }
     fn event_id(&self, n: u32, _: &[u8]) -> String {

@@ -97,7 +97,7 @@ digest_case!(
     shopify::Shopify,
     shopify::ShopifyEvent,
     "x-shopify-hmac-sha256",
-    sign::shopify,
+    tower_webhook::shopify::sign,
     r#"{{"id":{n},"email":"a@example.com"}}"#
 );
 digest_case!(
@@ -105,7 +105,7 @@ digest_case!(
     woocommerce::WooCommerce,
     woocommerce::WooCommerceEvent,
     "x-wc-webhook-signature",
-    sign::woocommerce,
+    tower_webhook::woocommerce::sign,
     r#"{{"id":{n},"status":"processing"}}"#
 );
 digest_case!(
@@ -113,7 +113,7 @@ digest_case!(
     lemonsqueezy::LemonSqueezy,
     lemonsqueezy::LemonSqueezyEvent,
     "x-signature",
-    sign::lemonsqueezy,
+    tower_webhook::lemonsqueezy::sign,
     r#"{{"meta":{{"event_name":"order_created"}},"data":{{"type":"orders","id":"{n}"}}}}"#
 );
 digest_case!(
@@ -121,7 +121,7 @@ digest_case!(
     paystack::Paystack,
     paystack::PaystackEvent,
     "x-paystack-signature",
-    sign::paystack,
+    tower_webhook::paystack::sign,
     r#"{{"event":"charge.success","data":{{"id":{n},"reference":"ref{n}"}}}}"#
 );
 digest_case!(
@@ -129,7 +129,7 @@ digest_case!(
     flutterwave::Flutterwave::new(),
     flutterwave::FlutterwaveEvent,
     "flutterwave-signature",
-    sign::flutterwave,
+    tower_webhook::flutterwave::sign,
     r#"{{"type":"charge.completed","data":{{"id":{n},"tx_ref":"t{n}"}}}}"#
 );
 
@@ -159,7 +159,7 @@ impl Provider for SlackCase {
         vec![
             header(
                 "x-slack-signature",
-                sign::slack(secret.as_bytes(), ts, body),
+                tower_webhook::slack::sign(secret.as_bytes(), ts, body),
             ),
             header("x-slack-request-timestamp", ts.to_string()),
         ]
@@ -193,7 +193,10 @@ impl Provider for ZoomCase {
     }
     fn sign_at(&self, secret: &str, _: u32, body: &[u8], ts: u64) -> Vec<(HeaderName, String)> {
         vec![
-            header("x-zm-signature", sign::zoom(secret.as_bytes(), ts, body)),
+            header(
+                "x-zm-signature",
+                tower_webhook::zoom::sign(secret.as_bytes(), ts, body),
+            ),
             header("x-zm-request-timestamp", ts.to_string()),
         ]
     }
@@ -227,7 +230,7 @@ impl Provider for PaddleCase {
     fn sign_at(&self, secret: &str, _: u32, body: &[u8], ts: u64) -> Vec<(HeaderName, String)> {
         vec![header(
             "paddle-signature",
-            sign::paddle(secret.as_bytes(), ts, body),
+            tower_webhook::paddle::sign(secret.as_bytes(), ts, body),
         )]
     }
     fn event_id(&self, n: u32, _: &[u8]) -> String {
@@ -260,7 +263,7 @@ impl Provider for LinearCase {
     fn sign_at(&self, secret: &str, _: u32, body: &[u8], _: u64) -> Vec<(HeaderName, String)> {
         vec![header(
             "linear-signature",
-            sign::linear(secret.as_bytes(), body),
+            tower_webhook::linear::sign(secret.as_bytes(), body),
         )]
     }
     fn event_id(&self, _: u32, body: &[u8]) -> String {
@@ -301,7 +304,7 @@ impl Provider for TwitchCase {
         vec![
             header(
                 "twitch-eventsub-message-signature",
-                sign::twitch(secret.as_bytes(), &id, &time, body),
+                tower_webhook::twitch::sign(secret.as_bytes(), &id, &time, body),
             ),
             header("twitch-eventsub-message-id", id),
             header("twitch-eventsub-message-timestamp", time),
@@ -336,7 +339,7 @@ impl Provider for SquareCase {
     fn sign_at(&self, secret: &str, _: u32, body: &[u8], _: u64) -> Vec<(HeaderName, String)> {
         vec![header(
             "x-square-hmacsha256-signature",
-            sign::square(secret.as_bytes(), SQUARE_URL, body),
+            tower_webhook::square::sign(secret.as_bytes(), SQUARE_URL, body),
         )]
     }
     fn event_id(&self, n: u32, _: &[u8]) -> String {
@@ -382,7 +385,7 @@ impl Provider for TwilioCase {
         let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
         vec![header(
             "x-twilio-signature",
-            sign::twilio(secret.as_bytes(), TWILIO_URL, &pairs),
+            tower_webhook::twilio::sign(secret.as_bytes(), TWILIO_URL, &pairs),
         )]
     }
     /// The message sid, then the SHA-256 of what Twilio signed: the URL,
@@ -432,7 +435,10 @@ impl Provider for DiscordCase {
             .find(|seed| sign::ed25519_public_key_hex(seed) == public)
             .expect("a test key");
         vec![
-            header("x-signature-ed25519", sign::discord(seed, ts, body)),
+            header(
+                "x-signature-ed25519",
+                tower_webhook::discord::sign(seed, ts, body),
+            ),
             header("x-signature-timestamp", ts.to_string()),
         ]
     }
@@ -621,7 +627,7 @@ async fn twilio_in_call_callbacks_are_one_event_each() {
             let mut form = form_urlencoded::Serializer::new(String::new());
             form.extend_pairs(params);
             let signed_url = format!("{TWILIO_URL}?{query}");
-            let signature = sign::twilio(token.as_bytes(), &signed_url, &params);
+            let signature = tower_webhook::twilio::sign(token.as_bytes(), &signed_url, &params);
             let url = format!("{}?{query}", server.url);
             let headers = vec![header("x-twilio-signature", signature)];
             (url, headers, form.finish().into_bytes())
@@ -675,7 +681,8 @@ async fn twilio_json_body_with_body_sha256() {
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let body = br#"{"ProfileSid":"1","Status":"ok"}"#;
-        let (signed_url, signature) = sign::twilio_json(token.as_bytes(), base, body);
+        let (signed_url, signature) =
+            tower_webhook::twilio::sign_json(token.as_bytes(), base, body);
         let query = signed_url.split_once('?').unwrap().1;
         let url = format!("http://{addr}/hook?{query}");
         let headers = vec![header("x-twilio-signature", signature)];

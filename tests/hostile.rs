@@ -30,7 +30,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_webhook::numberotp::NumberOtp;
 use tower_webhook::numero::Numero;
-use tower_webhook::{EventId, IdempotencyKey, MemoryStore, Scheme, WebhookLayer, sign};
+use tower_webhook::{EventId, IdempotencyKey, MemoryStore, Scheme, WebhookLayer};
 
 const SECRET: &str = "whsec_hostile0123456789abcdefghij";
 const OLD_SECRET: &str = "whsec_retired9876543210zyxwvutsrq";
@@ -160,11 +160,11 @@ fn signed_otp(body: impl AsRef<[u8]>) -> Request<Body> {
 }
 
 fn otp_sig(body: &[u8]) -> String {
-    sign::numberotp(SECRET.as_bytes(), body)
+    tower_webhook::numberotp::sign(SECRET.as_bytes(), body)
 }
 
 fn numero_sig(body: &[u8]) -> String {
-    sign::numero(SECRET.as_bytes(), body)
+    tower_webhook::numero::sign(SECRET.as_bytes(), body)
 }
 
 /// Asserts the layer refused `request` with `status` and `reason`, the
@@ -543,7 +543,7 @@ async fn body_split_into_many_frames_verifies() {
 
 #[tokio::test]
 async fn secret_removed_from_rotation_is_401() {
-    let old = sign::numberotp(OLD_SECRET.as_bytes(), OTP_BODY.as_bytes());
+    let old = tower_webhook::numberotp::sign(OLD_SECRET.as_bytes(), OTP_BODY.as_bytes());
     // During the overlap both secrets verify…
     let during = Rig::new(NumberOtp, &[SECRET, OLD_SECRET], Handler::Ok, usize::MAX);
     let key = otp_key("act_1", "received", "111111", "Your code is 111111.");

@@ -85,7 +85,7 @@ where
 fn signed(body: Endless, signed_over: &[u8], content_length: Option<usize>) -> Request<Endless> {
     let mut request = Request::post("/").header(
         "x-webhook-signature",
-        tower_webhook::sign::numero(SECRET.as_bytes(), signed_over),
+        tower_webhook::numero::sign(SECRET.as_bytes(), signed_over),
     );
     if let Some(len) = content_length {
         request = request.header("content-length", len);
@@ -150,7 +150,7 @@ async fn an_inner_service_error_releases_the_claim_and_propagates() {
         Request::post("/")
             .header(
                 "x-webhook-signature",
-                tower_webhook::sign::numero(SECRET.as_bytes(), EVENT),
+                tower_webhook::numero::sign(SECRET.as_bytes(), EVENT),
             )
             .body(Full::new(Bytes::from_static(EVENT)))
             .unwrap()

@@ -95,11 +95,11 @@ const GITHUB_HEADER: &str =
 #[test]
 fn github_vector_through_both_header_formats() {
     assert_eq!(
-        tower_webhook::sign::numberotp(GITHUB_SECRET.as_bytes(), GITHUB_BODY),
+        tower_webhook::numberotp::sign(GITHUB_SECRET.as_bytes(), GITHUB_BODY),
         format!("sha256={GITHUB_HEX}")
     );
     assert_eq!(
-        tower_webhook::sign::numero(GITHUB_SECRET.as_bytes(), GITHUB_BODY),
+        tower_webhook::numero::sign(GITHUB_SECRET.as_bytes(), GITHUB_BODY),
         GITHUB_BASE64
     );
     let set = SecretSet::from_keys([GITHUB_SECRET]).unwrap();

@@ -140,7 +140,7 @@ fn slack_documented_example() {
     let body = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
     let expected = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
     assert_eq!(
-        tower_webhook::sign::slack(secret.as_bytes(), 1_531_420_618, body.as_bytes()),
+        tower_webhook::slack::sign(secret.as_bytes(), 1_531_420_618, body.as_bytes()),
         expected
     );
     let scheme = slack::Slack::new()
@@ -184,7 +184,7 @@ fn twilio_documented_example() {
         .unwrap();
     assert!(set.verify(&moved, body.as_bytes()).is_err());
     assert_eq!(
-        tower_webhook::sign::twilio(
+        tower_webhook::twilio::sign(
             b"12345",
             "https://mycompany.com/myapp.php?foo=1&bar=2",
             &[
@@ -219,7 +219,7 @@ fn square_documented_example() {
             .is_err()
     );
     assert_eq!(
-        tower_webhook::sign::square(
+        tower_webhook::square::sign(
             b"asdf1234",
             "https://example.com/webhook",
             br#"{"hello":"world"}"#
@@ -355,4 +355,48 @@ fn documented_recipes_computed_independently() {
         assert_eq!(set.verify(&signature, body), Ok(()), "{pairs:?}");
         assert!(set.verify(&signature, &body[1..]).is_err(), "{pairs:?}");
     }
+}
+
+/// The samples the providers document, and the shortest secrets they let
+/// users choose, key a layer: Twilio's sample Auth Token `12345`, Square's
+/// sample signature key `asdf1234`, a 10-character Twitch secret (Twitch
+/// takes 10 to 100) and a 6-character Lemon Squeezy secret (6 to 40). One
+/// byte shorter, or a 1-byte secret of a scheme that documents no
+/// minimum, is refused.
+#[test]
+fn documented_sample_secrets_key_a_layer_and_shorter_ones_are_refused() {
+    use tower_webhook::{SecretError, WebhookLayer, github::GitHub};
+    fn too_short(result: Result<impl Sized, SecretError>) -> Option<(usize, usize)> {
+        match result {
+            Err(SecretError::TooShort { len, min, .. }) => Some((len, min)),
+            _ => None,
+        }
+    }
+    let url = "https://example.com/webhook";
+    assert!(WebhookLayer::new(twilio::Twilio::new(url), "12345").is_ok());
+    assert!(WebhookLayer::new(square::Square::new(url), "asdf1234").is_ok());
+    assert!(WebhookLayer::new(twitch::Twitch::new(), "0123456789").is_ok());
+    assert!(WebhookLayer::new(lemonsqueezy::LemonSqueezy, "abc123").is_ok());
+    assert_eq!(
+        too_short(WebhookLayer::new(twilio::Twilio::new(url), "1234")),
+        Some((4, 5))
+    );
+    assert_eq!(
+        too_short(WebhookLayer::new(square::Square::new(url), "asdf123")),
+        Some((7, 8))
+    );
+    assert_eq!(
+        too_short(WebhookLayer::new(twitch::Twitch::new(), "012345678")),
+        Some((9, 10))
+    );
+    assert_eq!(
+        too_short(WebhookLayer::new(lemonsqueezy::LemonSqueezy, "abc12")),
+        Some((5, 6))
+    );
+    assert_eq!(too_short(WebhookLayer::new(GitHub, "x")), Some((1, 16)));
+    assert_eq!(
+        too_short(WebhookLayer::new(GitHub, "0123456789abcde")),
+        Some((15, 16))
+    );
+    assert!(WebhookLayer::new(GitHub, "0123456789abcdef").is_ok());
 }

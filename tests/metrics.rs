@@ -47,7 +47,7 @@ async fn post_numero(
     body: &str,
     signature: Option<&str>,
 ) -> harness::Reply {
-    let signed = tower_webhook::sign::numero(harness::NUMERO_SECRET.as_bytes(), body.as_bytes());
+    let signed = tower_webhook::numero::sign(harness::NUMERO_SECRET.as_bytes(), body.as_bytes());
     let signature = signature.unwrap_or(&signed);
     let headers: &[(&str, &str)] = if signature.is_empty() {
         &[]
@@ -61,7 +61,7 @@ async fn post_numero(
 /// original: a forgery. Answers the forged body.
 async fn post_forged(receiver: &ReceiverProcess, body: &str) -> String {
     let forged = body.replace("1000.0", "9000.0");
-    let signed = tower_webhook::sign::numero(harness::NUMERO_SECRET.as_bytes(), body.as_bytes());
+    let signed = tower_webhook::numero::sign(harness::NUMERO_SECRET.as_bytes(), body.as_bytes());
     let reply = post_numero(receiver, &forged, Some(&signed)).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.error(), "signature_mismatch");

@@ -242,12 +242,12 @@ async fn rotation_old_and_new_secrets_both_verify() {
     let body = numero_body("evt_new_secret");
     assert_eq!(deliver_numero(&r, &body).await.status, StatusCode::OK);
     let body = numero_body("evt_old_secret");
-    let sig = tower_webhook::sign::numero(OLD.as_bytes(), body.as_bytes());
+    let sig = tower_webhook::numero::sign(OLD.as_bytes(), body.as_bytes());
     let reply = post(&r.url("/numero"), &[("x-webhook-signature", &sig)], body).await;
     assert_eq!(reply.status, StatusCode::OK);
     // A secret that is not (or no longer) configured.
     let body = numero_body("evt_retired_secret");
-    let sig = tower_webhook::sign::numero(b"whsec_retired", body.as_bytes());
+    let sig = tower_webhook::numero::sign(b"whsec_retired", body.as_bytes());
     let reply = post(&r.url("/numero"), &[("x-webhook-signature", &sig)], body).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.seen.runs(), 2);

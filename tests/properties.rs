@@ -120,11 +120,11 @@ proptest! {
         let frames = split(bytes, &cuts);
         let seen = match encoding {
             0 => deliver(NumberOtp, &secret, "x-numberotp-signature",
-                         sign::numberotp(secret.as_bytes(), bytes).as_bytes(), frames),
+                         tower_webhook::numberotp::sign(secret.as_bytes(), bytes).as_bytes(), frames),
             1 => deliver(Numero, &secret, "x-webhook-signature",
-                         sign::numero(secret.as_bytes(), bytes).as_bytes(), frames),
+                         tower_webhook::numero::sign(secret.as_bytes(), bytes).as_bytes(), frames),
             _ => deliver(Numero, &secret, "x-webhook-signature",
-                         sign::numero_hex(secret.as_bytes(), bytes).as_bytes(), frames),
+                         tower_webhook::numero::sign_hex(secret.as_bytes(), bytes).as_bytes(), frames),
         };
         prop_assert_eq!(seen.status, StatusCode::OK);
         prop_assert_eq!(seen.handled.len(), 1);
@@ -140,7 +140,7 @@ proptest! {
     ) {
         // Arbitrary bytes verify; whether they are an event is the parser's
         // question (400), never the signature's (401).
-        let tag = sign::numero(secret.as_bytes(), &body);
+        let tag = tower_webhook::numero::sign(secret.as_bytes(), &body);
         let seen = deliver(Numero, &secret, "x-webhook-signature", tag.as_bytes(),
                            split(&body, &cuts));
         prop_assert_ne!(seen.status, StatusCode::UNAUTHORIZED);
@@ -155,7 +155,7 @@ proptest! {
         bit in any::<prop::sample::Index>(),
         cuts in prop::collection::vec(any::<usize>(), 0..6),
     ) {
-        let tag = sign::numberotp(secret.as_bytes(), body.as_bytes());
+        let tag = tower_webhook::numberotp::sign(secret.as_bytes(), body.as_bytes());
         let mut forged = body.into_bytes();
         let bit = bit.index(forged.len() * 8);
         forged[bit / 8] ^= 1 << (bit % 8);
@@ -190,7 +190,7 @@ proptest! {
         body in event_body(),
         mask in any::<u64>(),
     ) {
-        let lower = sign::numero_hex(secret.as_bytes(), body.as_bytes());
+        let lower = tower_webhook::numero::sign_hex(secret.as_bytes(), body.as_bytes());
         let upper = lower.to_uppercase();
         // Any mixture of cases, too.
         let mixed: String = lower
@@ -224,7 +224,7 @@ proptest! {
         // any of them spells the same bytes non-canonically.
         const ALPHABET: &[u8] =
             b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let canonical = sign::numero(secret.as_bytes(), body.as_bytes());
+        let canonical = tower_webhook::numero::sign(secret.as_bytes(), body.as_bytes());
         let mut bent = canonical.into_bytes();
         let index = ALPHABET.iter().position(|&c| c == bent[42]).unwrap();
         prop_assert_eq!(index & 3, 0, "canonical leaves the unused bits clear");

@@ -55,7 +55,7 @@ async fn official_libraries_sign_what_the_layer_verifies() {
     let runs: Runs = Arc::default();
     let standard = WebhookLayer::builder(Standard::new())
         .secret(STANDARD_SECRET)
-        .secret(sign::standard_public_key(&STANDARD_SEED))
+        .secret(tower_webhook::standard::encode_public_key(&STANDARD_SEED))
         .build()
         .unwrap();
     let app = Router::new()

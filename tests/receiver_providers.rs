@@ -52,7 +52,7 @@ async fn events(receiver: &ReceiverProcess) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_routes_take_their_providers_settings() {
     let discord_key = sign::ed25519_public_key_hex(&SEED);
-    let standard_key = sign::standard_public_key(&SEED);
+    let standard_key = tower_webhook::standard::encode_public_key(&SEED);
     let receiver = ReceiverProcess::start(
         &["--store", "memory"],
         &[
@@ -75,7 +75,7 @@ async fn provider_routes_take_their_providers_settings() {
     let ts = now();
 
     let body = r#"{"event":"charge.success","data":{"id":1,"reference":"r1"}}"#;
-    let signature = sign::paystack(b"sk_test_receiver", body.as_bytes());
+    let signature = tower_webhook::paystack::sign(b"sk_test_receiver", body.as_bytes());
     let reply = harness::post(
         &receiver.url("/webhooks/paystack"),
         &[("x-paystack-signature", &signature)],
@@ -85,7 +85,7 @@ async fn provider_routes_take_their_providers_settings() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 
     let params = [("MessageSid", "SM1"), ("MessageStatus", "sent")];
-    let signature = sign::twilio(
+    let signature = tower_webhook::twilio::sign(
         b"twilio-receiver-token",
         "https://hooks.example.com/webhooks/twilio",
         &params,
@@ -99,7 +99,7 @@ async fn provider_routes_take_their_providers_settings() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 
     let body = r#"{"merchant_id":"M","type":"payment.created","event_id":"sq-1","data":{}}"#;
-    let signature = sign::square(
+    let signature = tower_webhook::square::sign(
         b"square-receiver-key",
         "https://hooks.example.com/webhooks/square",
         body.as_bytes(),
@@ -113,7 +113,7 @@ async fn provider_routes_take_their_providers_settings() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 
     let body = r#"{"id":"int-1","type":2,"application_id":"a"}"#;
-    let signature = sign::discord(&SEED, ts, body.as_bytes());
+    let signature = tower_webhook::discord::sign(&SEED, ts, body.as_bytes());
     let stamp = ts.to_string();
     let reply = harness::post(
         &receiver.url("/webhooks/discord"),
@@ -128,7 +128,7 @@ async fn provider_routes_take_their_providers_settings() {
 
     // Standard Webhooks with only a public key configured: v1a.
     let body = r#"{"type":"invoice.paid"}"#;
-    let signature = sign::standard_v1a(&SEED, "msg_v1a", ts, body.as_bytes());
+    let signature = tower_webhook::standard::sign_v1a(&SEED, "msg_v1a", ts, body.as_bytes());
     let reply = harness::post(
         &receiver.url("/webhooks/standard"),
         &[
@@ -143,7 +143,7 @@ async fn provider_routes_take_their_providers_settings() {
 
     // Slack's url_verification: answered by the layer, no handler run.
     let body = r#"{"type":"url_verification","challenge":"c-1"}"#;
-    let signature = sign::slack(b"slack-receiver-secret", ts, body.as_bytes());
+    let signature = tower_webhook::slack::sign(b"slack-receiver-secret", ts, body.as_bytes());
     let reply = harness::post(
         &receiver.url("/webhooks/slack"),
         &[
@@ -188,7 +188,7 @@ fn hex_sha256(bytes: &[u8]) -> String {
 /// A Numero delivery signed with `secret`: its status.
 async fn numero_delivery(receiver: &ReceiverProcess, id: &str, secret: &str) -> StatusCode {
     let body = harness::numero_body(id);
-    let signature = sign::numero(secret.as_bytes(), body.as_bytes());
+    let signature = tower_webhook::numero::sign(secret.as_bytes(), body.as_bytes());
     let reply = harness::post(
         &receiver.url("/webhooks/numero"),
         &[("x-webhook-signature", &signature)],
@@ -280,7 +280,7 @@ async fn on_loopback_demo_secrets_say_so_and_a_configured_secret_is_never_printe
         .find(|word| word.starts_with("demo_"))
         .unwrap();
     let body = r#"{"action":"opened","number":3}"#;
-    let signature = sign::github(demo_secret.as_bytes(), body.as_bytes());
+    let signature = tower_webhook::github::sign(demo_secret.as_bytes(), body.as_bytes());
     let reply = harness::post(
         &receiver.url("/webhooks/github"),
         &[("x-hub-signature-256", &signature)],

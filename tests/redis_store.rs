@@ -370,7 +370,7 @@ struct Answer {
 
 async fn deliver(client: &HttpClient, addr: SocketAddr, id: &str) -> Answer {
     let body = event_body(id);
-    let signature = tower_webhook::sign::numero(SECRET.as_bytes(), body.as_bytes());
+    let signature = tower_webhook::numero::sign(SECRET.as_bytes(), body.as_bytes());
     let request = Request::post(format!("http://{addr}/webhook"))
         .header("x-webhook-signature", signature)
         .header(header::CONTENT_TYPE, "application/json")

@@ -44,12 +44,12 @@ async fn githubs_spaced_secret_from_a_file_verifies_its_documented_vector() {
 
     // A real event signed with the spaced secret is processed.
     let body = r#"{"action":"opened","number":1}"#;
-    let signature = tower_webhook::sign::github(GITHUB_SECRET.as_bytes(), body.as_bytes());
+    let signature = tower_webhook::github::sign(GITHUB_SECRET.as_bytes(), body.as_bytes());
     let event = harness::post(&url, &[("x-hub-signature-256", &signature)], body).await;
     assert_eq!(event.status, StatusCode::OK, "{}", event.text());
 
     // The same signature without the spaces' secret is 401.
-    let wrong = tower_webhook::sign::github(b"ItsaSecrettoEverybody", body.as_bytes());
+    let wrong = tower_webhook::github::sign(b"ItsaSecrettoEverybody", body.as_bytes());
     let refused = harness::post(&url, &[("x-hub-signature-256", &wrong)], body).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
 }
@@ -86,7 +86,7 @@ async fn a_spaced_secret_in_the_variable_is_one_secret_with_a_warning() {
 
     // Each word of the secret is no secret of its own: `a` signs nothing.
     for word in GITHUB_SECRET.split_whitespace() {
-        let forged = tower_webhook::sign::github(word.as_bytes(), body.as_bytes());
+        let forged = tower_webhook::github::sign(word.as_bytes(), body.as_bytes());
         let reply = harness::post(&url, &[("x-hub-signature-256", &forged)], body).await;
         assert_eq!(
             reply.status,
@@ -96,7 +96,7 @@ async fn a_spaced_secret_in_the_variable_is_one_secret_with_a_warning() {
         );
     }
 
-    let signed = tower_webhook::sign::github(GITHUB_SECRET.as_bytes(), body.as_bytes());
+    let signed = tower_webhook::github::sign(GITHUB_SECRET.as_bytes(), body.as_bytes());
     let reply = harness::post(&url, &[("x-hub-signature-256", &signed)], body).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let outcome: serde_json::Value = serde_json::from_str(reply.text()).unwrap();

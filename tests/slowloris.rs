@@ -35,7 +35,6 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::{sleep, timeout};
-use tower_webhook::sign;
 
 const SECRET: &str = "whsec_slowloris0123456789abcdefghij";
 /// `--body-timeout-ms`: the sender deadline, short so the file runs fast.
@@ -90,7 +89,7 @@ fn body(id: &str) -> String {
 /// The head of a Numero delivery whose signature covers `signed` and which
 /// declares a body of `length` bytes.
 fn head(signed: &[u8], length: usize) -> Vec<u8> {
-    let signature = sign::numero(SECRET.as_bytes(), signed);
+    let signature = tower_webhook::numero::sign(SECRET.as_bytes(), signed);
     format!(
         "POST /webhooks/numero HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
          x-webhook-signature: {signature}\r\ncontent-length: {length}\r\n\r\n"

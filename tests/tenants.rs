@@ -36,7 +36,7 @@ impl Server {
     /// Posts `body` for `tenant`, signed with `secret`, on the header route
     /// (`by_path == false`) or the path route.
     async fn deliver(&self, by_path: bool, tenant: &str, secret: &str, body: &str) -> Reply {
-        let signature = tower_webhook::sign::numero(secret.as_bytes(), body.as_bytes());
+        let signature = tower_webhook::numero::sign(secret.as_bytes(), body.as_bytes());
         let mut headers = vec![("x-webhook-signature", signature.as_str())];
         let url = if by_path {
             format!("http://{}/webhooks/{tenant}/numero", self.addr)
@@ -183,7 +183,7 @@ async fn a_secret_replaced_while_serving_takes_effect_at_once() {
 #[tokio::test]
 async fn an_unknown_tenant_is_answered_before_the_body_is_read() {
     let server = start().await;
-    let signature = tower_webhook::sign::numero(ACME.as_bytes(), b"{}");
+    let signature = tower_webhook::numero::sign(ACME.as_bytes(), b"{}");
     // Headers only, declaring a body that never comes: the answer must
     // come back anyway.
     for (path, tenant_header) in [

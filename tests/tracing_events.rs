@@ -58,7 +58,7 @@ fn every_rejection_is_a_tracing_event_with_its_reason() {
                 },
             ));
             let body = Bytes::from_static(br#"{"id":"evt_traced"}"#);
-            let sig = tower_webhook::sign::numero(secret.as_bytes(), &body);
+            let sig = tower_webhook::numero::sign(secret.as_bytes(), &body);
             let send = |sig: Option<&str>, body: Bytes| {
                 let mut r = Request::post("/");
                 if let Some(sig) = sig {

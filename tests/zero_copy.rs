@@ -36,7 +36,7 @@ async fn deliver(body: Bytes) -> (StatusCode, Option<(usize, usize)>) {
         .header("content-length", body.len())
         .header(
             "x-webhook-signature",
-            tower_webhook::sign::numero(SECRET.as_bytes(), &body),
+            tower_webhook::numero::sign(SECRET.as_bytes(), &body),
         )
         .body(Full::new(body))
         .unwrap();

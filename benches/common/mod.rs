@@ -35,7 +35,7 @@ pub fn shared(bytes: &[u8]) -> bytes::Bytes {
 /// of a request (with `Content-Length`) and its body (shared, as hyper's).
 pub fn signed_delivery(id: u64, size: usize) -> (http::request::Parts, bytes::Bytes) {
     let body = shared(&numero_body(id, size));
-    let signature = tower_webhook::sign::numero(NUMERO_SECRET.as_bytes(), &body);
+    let signature = tower_webhook::numero::sign(NUMERO_SECRET.as_bytes(), &body);
     let (parts, ()) = http::Request::post("/webhooks/numero")
         .header("content-type", "application/json")
         .header("content-length", body.len())

@@ -97,7 +97,6 @@ mod providers;
 mod routes;
 mod secrets;
 mod serve;
-mod shown;
 mod wiring;
 
 use std::process::ExitCode;
@@ -107,20 +106,15 @@ use std::time::Duration;
 use axum::Router;
 use clap::Parser;
 use tokio::net::TcpListener;
-use tower_webhook::github::GitHub;
-use tower_webhook::numberotp::NumberOtp;
-use tower_webhook::numero::Numero;
 use tower_webhook::queue::RetryPolicy;
 use tower_webhook::store::SqliteStore;
-use tower_webhook::stripe::Stripe;
-use tower_webhook::{MemoryQueue, MemoryStore, QueueAdmin, Scheme, Worker};
+use tower_webhook::{MemoryQueue, MemoryStore, QueueAdmin, Worker};
 
 use crate::cli::{Options, StoreChoice};
 use crate::events::EventLog;
 use crate::routes::{AppState, Demo, LayerSettings};
 use crate::secrets::Unset;
 use crate::serve::{Flush, Limits, StopSignal};
-use crate::shown::Shown;
 use crate::wiring::{Admin, Inline, Queued, Wiring};
 
 #[tokio::main]
@@ -247,11 +241,6 @@ async fn start<W: Wiring + Admin + Flush>(
     // sign: unset providers are then not mounted at all.
     let unset = Unset::for_address(listener.local_addr().map_err(|e| e.to_string())?);
     let app = Router::new().merge(routes::admin(access, settings.body_timeout));
-    let app = mount(app, NumberOtp, unset, wiring, &settings, &base_url)?;
-    let app = mount(app, Numero, unset, wiring, &settings, &base_url)?;
-    let app = mount(app, GitHub, unset, wiring, &settings, &base_url)?;
-    let app = providers::mount_standard(app, unset, wiring, &settings)?;
-    let app = mount(app, Stripe::new(), unset, wiring, &settings, &base_url)?;
     let app = providers::mount_all(app, unset, wiring, &settings, &base_url)?;
     let flushed = wiring.flushed();
     let limits = Limits::new(
@@ -274,34 +263,6 @@ async fn start<W: Wiring + Admin + Flush>(
     )
     .await;
     Ok(())
-}
-
-/// One scheme's route, with its secrets from `<NAME>_WEBHOOK_SECRET`.
-fn mount<Sc, W>(
-    app: Router<AppState>,
-    scheme: Sc,
-    unset: Unset,
-    wiring: &W,
-    settings: &LayerSettings,
-    base_url: &str,
-) -> Result<Router<AppState>, String>
-where
-    Sc: Scheme,
-    Sc::Event: Shown,
-    W: Wiring,
-{
-    let name = scheme.name();
-    let var = format!("{}_WEBHOOK_SECRET", name.to_ascii_uppercase());
-    // The send example speaks NumberOTP and Numero.
-    let hint = match name {
-        "numberotp" | "numero" => {
-            format!(
-                "cargo run --release --example send -- {name} duplicate --url {base_url}/webhooks/{name}"
-            )
-        }
-        _ => String::new(),
-    };
-    providers::mount_as(app, scheme, &var, &hint, unset, wiring, settings)
 }
 
 /// Connects to the Redis at `url`, says what its acknowledgements wait

@@ -1,10 +1,18 @@
-//! The routes of the provider schemes, each with the setting names its
-//! provider's documentation uses. Unset on a loopback address, a demo
-//! secret (or, for Discord, a demo key pair) is printed at start; unset on
-//! any other address, the route is not mounted (see [`Unset`]).
+//! The routes of the built-in providers, one per entry of the crate's
+//! provider list ([`tower_webhook::for_each_builtin`]), each with the
+//! settings its provider's documentation names ([`Builtin::SECRET_VAR`],
+//! [`Builtin::PUBLIC_KEY_VAR`], [`Builtin::URL_VAR`]). Unset on a loopback
+//! address, a demo secret (or, for Discord, a demo key pair) is printed at
+//! start; unset on any other address, the route is not mounted (see
+//! [`Unset`]).
 //!
 //! | route | settings |
 //! |---|---|
+//! | `/webhooks/numberotp` | `NUMBEROTP_WEBHOOK_SECRET` |
+//! | `/webhooks/numero` | `NUMERO_WEBHOOK_SECRET` |
+//! | `/webhooks/github` | `GITHUB_WEBHOOK_SECRET` |
+//! | `/webhooks/standard` | `STANDARD_WEBHOOK_SECRET` and/or `STANDARD_WEBHOOK_PUBLIC_KEY` (`whpk_…`, feature `ed25519`) |
+//! | `/webhooks/stripe` | `STRIPE_WEBHOOK_SECRET` |
 //! | `/webhooks/shopify` | `SHOPIFY_WEBHOOK_SECRET` |
 //! | `/webhooks/slack` | `SLACK_SIGNING_SECRET` |
 //! | `/webhooks/paddle` | `PADDLE_WEBHOOK_SECRET` |
@@ -17,53 +25,117 @@
 //! | `/webhooks/paystack` | `PAYSTACK_SECRET_KEY` |
 //! | `/webhooks/twilio` | `TWILIO_AUTH_TOKEN`, `TWILIO_WEBHOOK_URL` (default: this route's local URL) |
 //! | `/webhooks/square` | `SQUARE_WEBHOOK_SIGNATURE_KEY`, `SQUARE_NOTIFICATION_URL` (default: this route's local URL) |
-//! | `/webhooks/discord` | `DISCORD_PUBLIC_KEY` (hex; feature `ed25519`) |
-//! | `/webhooks/standard` | `STANDARD_WEBHOOK_SECRET` and/or `STANDARD_WEBHOOK_PUBLIC_KEY` (`whpk_…`, feature `ed25519`) |
+//! | `/webhooks/discord` | `DISCORD_PUBLIC_KEY` (hex) |
 
 use axum::Router;
-use tower_webhook::Scheme;
-use tower_webhook::flutterwave::Flutterwave;
-use tower_webhook::lemonsqueezy::LemonSqueezy;
-use tower_webhook::linear::Linear;
-use tower_webhook::paddle::Paddle;
-use tower_webhook::paystack::Paystack;
-use tower_webhook::shopify::Shopify;
-use tower_webhook::slack::Slack;
-use tower_webhook::square::Square;
-use tower_webhook::standard::Standard;
-use tower_webhook::twilio::Twilio;
-use tower_webhook::twitch::Twitch;
-use tower_webhook::woocommerce::WooCommerce;
-use tower_webhook::zoom::Zoom;
+use tower_webhook::{Builtin, BuiltinVisitor};
 
 use crate::routes::{self, AppState, LayerSettings};
 use crate::secrets::{self, Unset};
-use crate::shown::Shown;
 use crate::wiring::Wiring;
 
-/// One scheme's route, with its secrets from `var`; not mounted when
-/// `var` is unset and `unset` says so.
-pub fn mount_as<Sc, W>(
+/// Mounts every built-in provider's route on `app`, in the list's order.
+pub fn mount_all<W: Wiring>(
     app: Router<AppState>,
-    scheme: Sc,
-    var: &str,
-    hint: &str,
     unset: Unset,
     wiring: &W,
     settings: &LayerSettings,
-) -> Result<Router<AppState>, String>
-where
-    Sc: Scheme,
-    Sc::Event: Shown,
-    W: Wiring,
-{
-    let name = scheme.name();
-    let Some(secrets) = secrets::from_env(var, name, hint, unset)? else {
+    base_url: &str,
+) -> Result<Router<AppState>, String> {
+    let mut mounter = Mounter {
+        app: Some(app),
+        error: None,
+        unset,
+        wiring,
+        settings,
+        base_url,
+    };
+    tower_webhook::for_each_builtin(&mut mounter);
+    match mounter.error {
+        Some(error) => Err(error),
+        None => Ok(mounter.app.expect("an app unless an error")),
+    }
+}
+
+/// Mounts each provider it visits; stops at the first error.
+struct Mounter<'a, W> {
+    app: Option<Router<AppState>>,
+    error: Option<String>,
+    unset: Unset,
+    wiring: &'a W,
+    settings: &'a LayerSettings,
+    base_url: &'a str,
+}
+
+impl<W: Wiring> BuiltinVisitor for Mounter<'_, W> {
+    fn visit<B: Builtin>(&mut self) {
+        let Some(app) = self.app.take() else {
+            return;
+        };
+        match mount::<B, W>(app, self.unset, self.wiring, self.settings, self.base_url) {
+            Ok(app) => self.app = Some(app),
+            Err(error) => self.error = Some(error),
+        }
+    }
+}
+
+/// One provider's route, with its secrets (and public keys) from its
+/// settings; not mounted when they are unset and `unset` says so.
+fn mount<B: Builtin, W: Wiring>(
+    app: Router<AppState>,
+    unset: Unset,
+    wiring: &W,
+    settings: &LayerSettings,
+    base_url: &str,
+) -> Result<Router<AppState>, String> {
+    let var = B::SECRET_VAR;
+    let name = B::from_settings("").name();
+    // The signing URL is asked for only where the route will be mounted.
+    let url = match B::URL_VAR {
+        Some(url_var) if unset == Unset::Demo || secrets::is_set(var) => {
+            url_setting(url_var, &format!("{base_url}/webhooks/{name}"))?
+        }
+        _ => String::new(),
+    };
+    let hint = send_hint(name, base_url);
+    let keys = match B::PUBLIC_KEY_VAR {
+        None => secrets::from_env(var, name, &hint, unset)?,
+        Some(public_var) => {
+            let public_keys = secrets::optional(public_var)?;
+            let secrets = match (&public_keys, secrets::optional(var)?) {
+                (_, Some(secrets)) => Some(secrets),
+                (Some(_), None) => Some(Vec::new()),
+                (None, None) => secrets::from_env(var, name, &hint, unset)?,
+            };
+            secrets.map(|mut keys| {
+                keys.extend(public_keys.unwrap_or_default());
+                keys
+            })
+        }
+    };
+    let Some(keys) = keys else {
         not_mounted(name, var);
         return Ok(app);
     };
-    println!("POST /webhooks/{name}: {} secret(s)", secrets.len());
-    routes::mount(app, scheme, secrets, wiring, settings)
+    match B::PUBLIC_KEY_VAR {
+        Some(_) => println!(
+            "POST /webhooks/{name}: {} secret(s) or public key(s)",
+            keys.len()
+        ),
+        None => println!("POST /webhooks/{name}: {} secret(s)", keys.len()),
+    }
+    routes::mount(app, B::from_settings(&url), keys, wiring, settings)
+}
+
+/// The command that sends a sample delivery, for the providers the send
+/// example speaks.
+fn send_hint(name: &str, base_url: &str) -> String {
+    match name {
+        "numberotp" | "numero" => format!(
+            "cargo run --release --example send -- {name} duplicate --url {base_url}/webhooks/{name}"
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Says why a route is missing.
@@ -72,149 +144,6 @@ fn not_mounted(name: &str, var: &str) {
         "POST /webhooks/{name}: not mounted ({var} is not set, and demo secrets are \
          made only on a loopback address)"
     );
-}
-
-/// Standard Webhooks: `STANDARD_WEBHOOK_SECRET` (`whsec_…`) and/or
-/// `STANDARD_WEBHOOK_PUBLIC_KEY` (`whpk_…`, `v1a`); with neither, a demo
-/// secret, or no route, as `unset` says.
-pub fn mount_standard<W: Wiring>(
-    app: Router<AppState>,
-    unset: Unset,
-    wiring: &W,
-    settings: &LayerSettings,
-) -> Result<Router<AppState>, String> {
-    const SECRET: &str = "STANDARD_WEBHOOK_SECRET";
-    const PUBLIC_KEY: &str = "STANDARD_WEBHOOK_PUBLIC_KEY";
-    let public_keys = secrets::optional(PUBLIC_KEY)?;
-    let mut keys = match (&public_keys, secrets::optional(SECRET)?) {
-        (_, Some(secrets)) => secrets,
-        (Some(_), None) => Vec::new(),
-        (None, None) => match secrets::from_env(SECRET, "standard", "", unset)? {
-            Some(demo) => demo,
-            None => {
-                not_mounted("standard", SECRET);
-                return Ok(app);
-            }
-        },
-    };
-    keys.extend(public_keys.unwrap_or_default());
-    println!(
-        "POST /webhooks/standard: {} secret(s) or public key(s)",
-        keys.len()
-    );
-    routes::mount(app, Standard::new(), keys, wiring, settings)
-}
-
-/// Every provider route but Standard's and those `main.rs` mounts.
-pub fn mount_all<W: Wiring>(
-    app: Router<AppState>,
-    unset: Unset,
-    wiring: &W,
-    settings: &LayerSettings,
-    base_url: &str,
-) -> Result<Router<AppState>, String> {
-    let s = settings;
-    let u = unset;
-    let app = mount_as(app, Shopify, "SHOPIFY_WEBHOOK_SECRET", "", u, wiring, s)?;
-    let app = mount_as(app, Slack::new(), "SLACK_SIGNING_SECRET", "", u, wiring, s)?;
-    let app = mount_as(
-        app,
-        Paddle::new(),
-        "PADDLE_WEBHOOK_SECRET",
-        "",
-        u,
-        wiring,
-        s,
-    )?;
-    let app = mount_as(
-        app,
-        Linear::new(),
-        "LINEAR_WEBHOOK_SECRET",
-        "",
-        u,
-        wiring,
-        s,
-    )?;
-    let app = mount_as(app, Zoom::new(), "ZOOM_WEBHOOK_SECRET", "", u, wiring, s)?;
-    let app = mount_as(
-        app,
-        Twitch::new(),
-        "TWITCH_WEBHOOK_SECRET",
-        "",
-        u,
-        wiring,
-        s,
-    )?;
-    let app = mount_as(
-        app,
-        WooCommerce,
-        "WOOCOMMERCE_WEBHOOK_SECRET",
-        "",
-        u,
-        wiring,
-        s,
-    )?;
-    let app = mount_as(
-        app,
-        LemonSqueezy,
-        "LEMONSQUEEZY_WEBHOOK_SECRET",
-        "",
-        u,
-        wiring,
-        s,
-    )?;
-    let app = mount_as(
-        app,
-        Flutterwave::new(),
-        "FLUTTERWAVE_WEBHOOK_SECRET",
-        "",
-        u,
-        wiring,
-        s,
-    )?;
-    let app = mount_as(app, Paystack, "PAYSTACK_SECRET_KEY", "", u, wiring, s)?;
-    // The signing URL is asked for only where the route will be mounted.
-    let mounted = |var: &str| unset == Unset::Demo || secrets::is_set(var);
-    let twilio_url = match mounted("TWILIO_AUTH_TOKEN") {
-        true => url_setting("TWILIO_WEBHOOK_URL", &format!("{base_url}/webhooks/twilio"))?,
-        false => String::new(),
-    };
-    let app = mount_as(
-        app,
-        Twilio::new(twilio_url),
-        "TWILIO_AUTH_TOKEN",
-        "",
-        u,
-        wiring,
-        s,
-    )?;
-    let square_url = match mounted("SQUARE_WEBHOOK_SIGNATURE_KEY") {
-        true => url_setting(
-            "SQUARE_NOTIFICATION_URL",
-            &format!("{base_url}/webhooks/square"),
-        )?,
-        false => String::new(),
-    };
-    let square = Square::new(square_url);
-    let app = mount_as(
-        app,
-        square,
-        "SQUARE_WEBHOOK_SIGNATURE_KEY",
-        "",
-        u,
-        wiring,
-        s,
-    )?;
-    let app = mount_as(
-        app,
-        tower_webhook::discord::Discord::new(),
-        "DISCORD_PUBLIC_KEY",
-        "",
-        u,
-        wiring,
-        s,
-    )?;
-    Ok(app)
 }
 
 /// The public URL a provider signs, from `var`, else `default` (printed).

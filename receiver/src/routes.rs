@@ -21,11 +21,10 @@ use serde_json::json;
 use tower::{Layer, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_webhook::queue::Attempt;
-use tower_webhook::{DEFAULT_RETRY_AFTER, Rejection, Scheme, VerifiedEvent, WebhookLayer};
+use tower_webhook::{Builtin, DEFAULT_RETRY_AFTER, Rejection, VerifiedEvent, WebhookLayer};
 
 use crate::admin::Access;
 use crate::events::EventLog;
-use crate::shown::Shown;
 use crate::wiring::{Admin, Wiring};
 
 /// What every handler and admin route shares.
@@ -92,8 +91,7 @@ pub fn mount<Sc, W>(
     settings: &LayerSettings,
 ) -> Result<Router<AppState>, String>
 where
-    Sc: Scheme,
-    Sc::Event: Shown,
+    Sc: Builtin,
     W: Wiring,
 {
     let name = scheme.name();
@@ -110,7 +108,7 @@ where
     let handler = move |State(state): State<AppState>,
                         attempt: Option<Extension<Attempt>>,
                         VerifiedEvent(event): VerifiedEvent<Sc::Event>| {
-        demo_handler(state, name, attempt.map(|Extension(Attempt(n))| n), event)
+        demo_handler::<Sc>(state, name, attempt.map(|Extension(Attempt(n))| n), event)
     };
     // A panicking handler becomes a 500 inside the webhook layer, which
     // then releases the claim; queued, the worker runs the same handler
@@ -125,14 +123,14 @@ where
 
 /// Records the run, waits, and answers 500 to the first attempts it was
 /// told to fail, else 200.
-async fn demo_handler<E: Shown>(
+async fn demo_handler<Sc: Builtin>(
     state: AppState,
     scheme: &'static str,
     queued_attempt: Option<u32>,
-    event: E,
+    event: Sc::Event,
 ) -> Response {
     let demo = state.demo;
-    let id = event.id();
+    let id = Sc::shown_id(&event);
     let attempt = match queued_attempt {
         Some(attempt) => attempt,
         // Inline, each delivery that reaches the handler is an attempt;
@@ -155,7 +153,7 @@ async fn demo_handler<E: Shown>(
             "#{seq} {scheme} {id} attempt {attempt} → {}",
             status.as_u16()
         );
-        for (field, value) in event.fields() {
+        for (field, value) in Sc::shown_fields(&event) {
             line.push_str(&format!(" {field}={value}"));
         }
         println!("{line}");

@@ -54,7 +54,7 @@ pub fn from_env(
     }
     let secret = match scheme {
         // Standard Webhooks secrets are `whsec_` + base64 of the key.
-        "standard" => tower_webhook::sign::standard_secret(demo_secret().as_bytes()),
+        "standard" => tower_webhook::standard::encode_secret(demo_secret().as_bytes()),
         "discord" => demo_public_key(var),
         _ => demo_secret(),
     };

@@ -38,7 +38,7 @@
 //!     .id_field("event_id")
 //!     .event_type_field("kind")
 //!     .build()?;
-//! let header = tower_webhook::sign::custom(&acme, b"acme_webhook_secret_01", br#"{"event_id":"e1"}"#);
+//! let header = tower_webhook::custom::sign(&acme, b"acme_webhook_secret_01", br#"{"event_id":"e1"}"#);
 //! assert!(header.starts_with("sha256="));
 //! let layer = WebhookLayer::new(acme, "acme_webhook_secret_01")?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -51,31 +51,13 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::{EventId, Parsed, Scheme, envelope, support};
+use super::json::Json;
+use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Algorithm, Signature, Tag};
 use crate::{Rejection, Text};
 
 /// Names a custom scheme may not take: the built-in schemes'.
-pub const RESERVED_NAMES: &[&str] = &[
-    "numberotp",
-    "numero",
-    "github",
-    "standard",
-    "stripe",
-    "shopify",
-    "slack",
-    "paddle",
-    "linear",
-    "zoom",
-    "twitch",
-    "woocommerce",
-    "lemonsqueezy",
-    "flutterwave",
-    "paystack",
-    "twilio",
-    "square",
-    "discord",
-];
+pub const RESERVED_NAMES: &[&str] = super::BUILTIN_NAMES;
 
 /// How the tag is written in the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -317,36 +299,52 @@ impl Scheme for Custom {
             Encoding::Hex => Tag::decode_hex,
             Encoding::Base64 => Tag::decode_base64,
         };
-        support::prefixed_tag(headers, &self.header, self.prefix.as_bytes(), |encoded| {
+        headers::prefixed_tag(headers, &self.header, self.prefix.as_bytes(), |encoded| {
             decode(self.algorithm, encoded)
         })
     }
 
     fn parse(&self, _headers: &HeaderMap, body: &Bytes) -> Result<Parsed<CustomEvent>, Rejection> {
-        let text;
+        let json;
         let fields = if self.fields.is_empty() {
             // A body digest and no event type: the body is not parsed at all,
             // so it need not even be UTF-8.
             None
         } else {
-            text = envelope::body(body)?;
-            Some(envelope::read::<2, _>(&text, &self.fields, &[ID])?)
+            json = Json::new(body)?;
+            Some((&json, json.fields::<2>(&self.fields, &[ID])?))
         };
         let id = match self.id {
             // An id field is always among the fields read (see `build`).
             IdSource::Field(_) => fields
                 .as_ref()
-                .map_or(Err(Rejection::MissingId), |fields| fields.id(ID))?,
-            IdSource::BodyDigest => support::digest_hex(body),
+                .map_or(Err(Rejection::MissingId), |(json, fields)| {
+                    json.id(fields[ID])
+                })?,
+            IdSource::BodyDigest => digest(body),
         };
         Ok(Parsed {
             id: EventId::from_text(id.clone())?,
             event: CustomEvent {
                 id,
-                event_type: fields.map(|f| f.text(TYPE)).transpose()?.flatten(),
+                event_type: fields
+                    .map(|(json, fields)| json.text(fields[TYPE]))
+                    .transpose()?
+                    .flatten(),
             },
         })
     }
+}
+
+/// The signature header value a [`Custom`](super::custom::Custom) scheme
+/// expects for `body`: its prefix, then the tag in its encoding.
+pub fn sign(scheme: &super::custom::Custom, secret: &[u8], body: &[u8]) -> String {
+    let tag = crate::secret::hmac(scheme.algorithm(), secret, body);
+    let encoded = match scheme.encoding() {
+        super::custom::Encoding::Hex => tag.to_hex(),
+        super::custom::Encoding::Base64 => tag.to_base64(),
+    };
+    format!("{}{encoded}", scheme.prefix())
 }
 
 #[cfg(test)]
@@ -375,7 +373,7 @@ mod tests {
             .prefix("sha256=")
             .build()
             .unwrap();
-        let header = crate::sign::custom(&hex, b"acme_webhook_secret_01", body);
+        let header = crate::custom::sign(&hex, b"acme_webhook_secret_01", body);
         assert_eq!(
             header,
             format!(
@@ -401,7 +399,7 @@ mod tests {
             .encoding(Encoding::Base64)
             .build()
             .unwrap();
-        let header = crate::sign::custom(&b64, b"acme_webhook_secret_01", body);
+        let header = crate::custom::sign(&b64, b"acme_webhook_secret_01", body);
         assert_eq!(
             header,
             crate::sign::tag(b"acme_webhook_secret_01", body).to_base64()
@@ -441,7 +439,7 @@ mod tests {
             .unwrap();
         let form = Bytes::from_static(b"a=1&b=2");
         let parsed = by_digest.parse(&HeaderMap::new(), &form).unwrap();
-        assert_eq!(parsed.id.as_str(), support::digest_hex(b"a=1&b=2"));
+        assert_eq!(parsed.id.as_str(), digest(b"a=1&b=2"));
         assert_eq!(parsed.event.id, parsed.id.as_str());
     }
 
@@ -473,7 +471,7 @@ mod tests {
             .algorithm(Algorithm::HmacSha512)
             .build()
             .unwrap();
-        let header = crate::sign::custom(&sha512, b"acme_webhook_secret_01", body);
+        let header = crate::custom::sign(&sha512, b"acme_webhook_secret_01", body);
         assert_eq!(header.len(), 128);
         let set = crate::SecretSet::from_decoded([crate::Key::new(
             Algorithm::HmacSha512,

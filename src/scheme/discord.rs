@@ -33,9 +33,10 @@ use http::{HeaderMap, Response};
 use http_body_util::Full;
 use serde::Serialize;
 
-use super::kit::{self, Json};
-use super::support::{self, Freshness};
-use super::{EventId, Parsed, Scheme, signature_header};
+use super::headers::signature_header;
+use super::json::Json;
+use super::timestamp::Freshness;
+use super::{EventId, Parsed, Scheme, handshake, headers, timestamp};
 use crate::secret::{Algorithm, Key, MatchedKey, Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -53,7 +54,7 @@ pub struct Discord {
     freshness: Freshness,
 }
 
-support::timestamped_scheme!(Discord, DEFAULT_TOLERANCE, "5 minutes");
+timestamp::timestamped_scheme!(Discord, DEFAULT_TOLERANCE, "5 minutes");
 
 /// A verified Discord interaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -96,8 +97,8 @@ impl Scheme for Discord {
         let value = signature_header(headers, &SIGNATURE_HEADER)?;
         let tag = Tag::decode_hex(Algorithm::Ed25519, value)
             .map_err(|_| Rejection::MalformedSignature)?;
-        let raw = kit::signed_header(headers, &TIMESTAMP_HEADER)?;
-        self.freshness.check(support::parse_timestamp(raw)?)?;
+        let raw = headers::signed_header(headers, &TIMESTAMP_HEADER)?;
+        self.freshness.check(timestamp::parse_timestamp(raw)?)?;
         Ok(Signature::over_body(tag).with_prefix(raw))
     }
 
@@ -110,11 +111,12 @@ impl Scheme for Discord {
         let json = Json::new(body).ok()?;
         let [_, kind, _] = json.fields::<3>(FIELDS, &[]).ok()?;
         (Json::integer(kind).ok()? == Some(PING))
-            .then(|| kit::json_reply(&serde_json::json!({ "type": PING })))
+            .then(|| handshake::json_reply(&serde_json::json!({ "type": PING })))
     }
 
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<DiscordEvent>, Rejection> {
-        let timestamp = support::parse_timestamp(kit::signed_header(headers, &TIMESTAMP_HEADER)?)?;
+        let timestamp =
+            timestamp::parse_timestamp(headers::signed_header(headers, &TIMESTAMP_HEADER)?)?;
         let json = Json::new(body)?;
         let [id, kind, application_id] = json.fields::<3>(FIELDS, &[0])?;
         let id = json.id(id)?;
@@ -128,4 +130,15 @@ impl Scheme for Discord {
             },
         })
     }
+}
+
+super::builtin::builtin!(Discord, "DISCORD_PUBLIC_KEY", Discord::new(), id [application_id]);
+
+/// The Ed25519 signature (lower-case hex) of Discord's `timestamp ‖ body`
+/// under the signing key `seed` (feature `ed25519`); its public key is
+/// [`crate::sign::ed25519_public_key_hex`].
+#[cfg(feature = "ed25519")]
+pub fn sign(seed: &[u8; 32], timestamp: u64, body: &[u8]) -> String {
+    let content = [timestamp.to_string().as_bytes(), body].concat();
+    hex::encode(crate::secret::ed25519_sign(seed, &content))
 }

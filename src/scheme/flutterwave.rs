@@ -27,8 +27,9 @@ use http::header::HeaderName;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use super::kit::{self, Json};
-use super::{EventId, Parsed, Scheme, signature_header, support};
+use super::headers::signature_header;
+use super::json::Json;
+use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Algorithm, Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -86,7 +87,7 @@ impl Scheme for Flutterwave {
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
         if !self.legacy {
-            return support::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64);
+            return headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64);
         }
         let token = signature_header(headers, &VERIF_HASH_HEADER)?;
         let digest = Sha256::digest(token);
@@ -108,7 +109,7 @@ impl Scheme for Flutterwave {
             Some(kind) => Some(kind),
             None => json.text(event)?,
         };
-        let digest = kit::digest(body);
+        let digest = digest(body);
         Ok(Parsed {
             id: EventId::from_text(digest.clone())?,
             event: FlutterwaveEvent {
@@ -119,4 +120,11 @@ impl Scheme for Flutterwave {
             },
         })
     }
+}
+
+super::builtin::builtin!(Flutterwave, "FLUTTERWAVE_WEBHOOK_SECRET", Flutterwave::new(), digest [event_type, tx_ref]);
+
+/// `flutterwave-signature` (v4) for `body`: standard padded base64.
+pub fn sign(secret_hash: &[u8], body: &[u8]) -> String {
+    crate::secret::hmac_sha256(secret_hash, body).to_base64()
 }

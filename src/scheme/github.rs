@@ -45,7 +45,7 @@
 //! let layer = WebhookLayer::new(GitHub, "It's a Secret to Everybody")?;
 //!
 //! // GitHub's published example, signed with that secret.
-//! let header = tower_webhook::sign::github(b"It's a Secret to Everybody", b"Hello, World!");
+//! let header = tower_webhook::github::sign(b"It's a Secret to Everybody", b"Hello, World!");
 //! assert_eq!(
 //!     header,
 //!     "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
@@ -60,7 +60,8 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::{EventId, Parsed, Scheme, envelope, kit, support};
+use super::json::Json;
+use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -105,7 +106,7 @@ impl Scheme for GitHub {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        support::prefixed_tag(
+        headers::prefixed_tag(
             headers,
             &SIGNATURE_HEADER,
             SIGNATURE_PREFIX.as_bytes(),
@@ -114,19 +115,26 @@ impl Scheme for GitHub {
     }
 
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<GitHubEvent>, Rejection> {
-        let text = envelope::body(body)?;
-        let fields = envelope::read::<1, _>(&text, FIELDS, &[])?;
-        let digest = support::digest_hex(body);
+        let json = Json::new(body)?;
+        let fields = json.fields::<1>(FIELDS, &[])?;
+        let digest = digest(body);
         Ok(Parsed {
             id: EventId::from_text(digest.clone())?,
             event: GitHubEvent {
                 digest,
-                event_type: kit::unsigned_header(headers, &EVENT_HEADER)?,
-                delivery: kit::unsigned_header(headers, &DELIVERY_HEADER)?,
-                action: fields.text(ACTION)?,
+                event_type: headers::unsigned_header(headers, &EVENT_HEADER)?,
+                delivery: headers::unsigned_header(headers, &DELIVERY_HEADER)?,
+                action: json.text(fields[ACTION])?,
             },
         })
     }
+}
+
+super::builtin::builtin!(GitHub, "GITHUB_WEBHOOK_SECRET", GitHub, digest [event_type, delivery, action]);
+
+/// `X-Hub-Signature-256` for `body` (GitHub): `sha256=<lower-case hex>`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    format!("sha256={}", crate::secret::hmac_sha256(secret, body).to_hex())
 }
 
 #[cfg(test)]
@@ -145,7 +153,7 @@ mod tests {
 
     #[test]
     fn published_vector_verifies() {
-        let header = crate::sign::github(SECRET, b"Hello, World!");
+        let header = crate::github::sign(SECRET, b"Hello, World!");
         assert_eq!(
             header,
             "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
@@ -190,7 +198,7 @@ mod tests {
         let first = GitHub.parse(&a, &body).unwrap();
         let replay = GitHub.parse(&b, &body).unwrap();
         assert_eq!(first.id, replay.id);
-        assert_eq!(first.id.as_str(), support::digest_hex(&body));
+        assert_eq!(first.id.as_str(), digest(&body));
         assert_eq!(first.event.delivery.as_deref(), Some("guid-1"));
         assert_eq!(first.event.event_type.as_deref(), Some("pull_request"));
         assert_eq!(first.event.action.as_deref(), Some("opened"));

@@ -17,8 +17,8 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::kit::{self, Json};
-use super::{EventId, Parsed, Scheme, support};
+use super::json::Json;
+use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -51,8 +51,13 @@ impl Scheme for LemonSqueezy {
         "lemonsqueezy"
     }
 
+    /// Lemon Squeezy's documented minimum (a signing secret is 6 to 40 characters).
+    fn min_secret_len(&self) -> usize {
+        6
+    }
+
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        support::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_hex)
+        headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_hex)
     }
 
     fn parse(
@@ -64,7 +69,7 @@ impl Scheme for LemonSqueezy {
         let [meta, data] = json.fields::<2>(&[("meta", 0), ("data", 1)], &[])?;
         let [event_name] = json.nested::<1>(meta, &[("event_name", 0)])?;
         let [data_type, data_id] = json.nested::<2>(data, &[("type", 0), ("id", 1)])?;
-        let digest = kit::digest(body);
+        let digest = digest(body);
         Ok(Parsed {
             id: EventId::from_text(digest.clone())?,
             event: LemonSqueezyEvent {
@@ -75,4 +80,11 @@ impl Scheme for LemonSqueezy {
             },
         })
     }
+}
+
+super::builtin::builtin!(LemonSqueezy, "LEMONSQUEEZY_WEBHOOK_SECRET", LemonSqueezy, digest [event_name, data_id]);
+
+/// `X-Signature` (Lemon Squeezy) for `body`: lower-case hex.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    crate::secret::hmac_sha256(secret, body).to_hex()
 }

@@ -31,9 +31,9 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::kit::{self, Json};
-use super::support::{self, Freshness};
-use super::{EventId, Parsed, Scheme};
+use super::json::Json;
+use super::timestamp::Freshness;
+use super::{EventId, Parsed, Scheme, digest, headers, timestamp};
 use crate::secret::{Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -50,7 +50,7 @@ pub struct Linear {
     freshness: Freshness,
 }
 
-support::timestamped_scheme!(Linear, DEFAULT_TOLERANCE, "60 s");
+timestamp::timestamped_scheme!(Linear, DEFAULT_TOLERANCE, "60 s");
 
 /// A verified Linear webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -85,7 +85,7 @@ impl Scheme for Linear {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        support::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_hex)
+        headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_hex)
     }
 
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<LinearEvent>, Rejection> {
@@ -95,7 +95,7 @@ impl Scheme for Linear {
             .and_then(|ms| u64::try_from(ms).ok())
             .ok_or(Rejection::InvalidPayload)?;
         let [data_id] = json.nested::<1>(data, &[("id", 0)])?;
-        let digest = kit::digest(body);
+        let digest = digest(body);
         Ok(Parsed {
             id: EventId::from_text(digest.clone())?,
             event: LinearEvent {
@@ -104,7 +104,7 @@ impl Scheme for Linear {
                 action: json.text(action)?,
                 data_id: json.text(data_id)?,
                 webhook_timestamp: millis,
-                delivery: kit::unsigned_header(headers, &DELIVERY_HEADER)?,
+                delivery: headers::unsigned_header(headers, &DELIVERY_HEADER)?,
             },
         })
     }
@@ -112,4 +112,11 @@ impl Scheme for Linear {
     fn check_freshness(&self, event: &LinearEvent) -> Result<(), Rejection> {
         self.freshness.check(event.webhook_timestamp / 1000)
     }
+}
+
+super::builtin::builtin!(Linear, "LINEAR_WEBHOOK_SECRET", Linear::new(), digest [entity_type, action, data_id]);
+
+/// `Linear-Signature` for `body`: lower-case hex.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    crate::secret::hmac_sha256(secret, body).to_hex()
 }

@@ -31,7 +31,8 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::{EventId, Parsed, Scheme, envelope, support};
+use super::json::Json;
+use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -95,7 +96,7 @@ impl Scheme for NumberOtp {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        support::prefixed_tag(
+        headers::prefixed_tag(
             headers,
             &SIGNATURE_HEADER,
             SIGNATURE_PREFIX.as_bytes(),
@@ -108,23 +109,23 @@ impl Scheme for NumberOtp {
         _headers: &HeaderMap,
         body: &Bytes,
     ) -> Result<Parsed<NumberOtpEvent>, Rejection> {
-        let body = envelope::body(body)?;
-        let fields = envelope::read::<7, _>(&body, FIELDS, &[ID, STATUS, OTP, FULL_SMS])?;
+        let json = Json::new(body)?;
+        let fields = json.fields::<7>(FIELDS, &[ID, STATUS, OTP, FULL_SMS])?;
         let event = NumberOtpEvent {
-            id: fields.id(ID)?,
-            phone_number: fields.text(PHONE)?,
-            service: fields.text(SERVICE)?,
-            country: fields.text(COUNTRY)?,
-            otp: fields.text(OTP)?,
-            full_sms: fields.text(FULL_SMS)?,
-            status: fields.text(STATUS)?,
+            id: json.id(fields[ID])?,
+            phone_number: json.text(fields[PHONE])?,
+            service: json.text(fields[SERVICE])?,
+            country: json.text(fields[COUNTRY])?,
+            otp: json.text(fields[OTP])?,
+            full_sms: json.text(fields[FULL_SMS])?,
+            status: json.text(fields[STATUS])?,
         };
         // What one SMS brought, on top of the activation: see the module
         // docs for why this names one event.
         let text_digest = event
             .full_sms
             .as_deref()
-            .map(|text| support::digest_hex(text.as_bytes()));
+            .map(|text| digest(text.as_bytes()));
         let id = EventId::from_parts([
             Some(event.id.as_str()),
             event.status.as_deref(),
@@ -133,6 +134,13 @@ impl Scheme for NumberOtp {
         ])?;
         Ok(Parsed { event, id })
     }
+}
+
+super::builtin::builtin!(NumberOtp, "NUMBEROTP_WEBHOOK_SECRET", NumberOtp, id [status, otp, service]);
+
+/// `x-numberotp-signature` for `body`: `sha256=<lower-case hex>`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    format!("sha256={}", crate::secret::hmac_sha256(secret, body).to_hex())
 }
 
 #[cfg(test)]
@@ -157,7 +165,7 @@ mod tests {
             parsed.id.as_str(),
             format!(
                 "11:act_8f7d98x8:received6:48291064:{}",
-                support::digest_hex(b"Your WhatsApp code is 482910.")
+                digest(b"Your WhatsApp code is 482910.")
             )
         );
     }

@@ -35,7 +35,9 @@ use http::header::HeaderName;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{EventId, Parsed, Scheme, envelope, signature_header, single_header};
+use super::headers::{signature_header, single_header};
+use super::json::Json;
+use super::{EventId, Parsed, Scheme, json};
 use crate::secret::{Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -118,11 +120,11 @@ impl Scheme for Numero {
     }
 
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<NumeroEvent>, Rejection> {
-        let body = envelope::body(body)?;
-        let (fields, inline) =
-            envelope::read_with::<4, _, _>(&body, FIELDS, &[ID], &InlineData(&body))?;
-        let id = fields.id(ID)?;
-        let event_type = fields.text(EVENT)?;
+        let json = Json::new(body)?;
+        let body = json.as_text();
+        let (fields, inline) = json.fields_with::<4, _>(FIELDS, &[ID], &InlineData(body))?;
+        let id = json.id(fields[ID])?;
+        let event_type = json.text(fields[EVENT])?;
         agrees(headers, &ID_HEADER, Some(&id))?;
         agrees(headers, &EVENT_HEADER, event_type.as_deref())?;
         let data = match inline {
@@ -131,14 +133,14 @@ impl Scheme for Numero {
                 .as_deref()
                 .and_then(transaction_variant)
                 .ok_or(Rejection::InvalidPayload)?(transaction),
-            None => typed_data(&body, event_type.as_deref(), fields.raw(DATA))?,
+            None => typed_data(body, event_type.as_deref(), fields[DATA])?,
         };
         Ok(Parsed {
             id: EventId::from_text(id.clone())?,
             event: NumeroEvent {
                 id,
                 event_type,
-                created_at: fields.text(CREATED_AT)?,
+                created_at: json.text(fields[CREATED_AT])?,
                 data,
             },
         })
@@ -149,7 +151,7 @@ impl Scheme for Numero {
     /// another form, cannot be checked against the replay window and is
     /// accepted (the signature still holds: only Numero can have sent it).
     fn signed_time(&self, event: &NumeroEvent) -> Option<std::time::SystemTime> {
-        super::rfc3339::parse(event.created_at.as_deref()?)
+        super::timestamp::rfc3339::parse(event.created_at.as_deref()?)
     }
 }
 
@@ -178,7 +180,7 @@ fn transaction_variant(event_type: &str) -> Option<fn(Box<Transaction>) -> Numer
 /// once; otherwise `data` is captured raw and typed by [`typed_data`].
 struct InlineData<'t>(&'t Text);
 
-impl<'de> envelope::Inline<'de> for InlineData<'_> {
+impl<'de> json::Inline<'de> for InlineData<'_> {
     type Value = Box<Transaction>;
 
     fn slot(&self) -> usize {
@@ -224,6 +226,44 @@ fn typed_data(
         Some(raw) => Transaction::parse(body, raw)?,
     };
     Ok(variant(transaction))
+}
+
+impl super::Builtin for Numero {
+    const SECRET_VAR: &'static str = "NUMERO_WEBHOOK_SECRET";
+
+    fn from_settings(_url: &str) -> Self {
+        Numero
+    }
+
+    fn shown_id(event: &NumeroEvent) -> Text {
+        event.id.clone()
+    }
+
+    fn shown_fields(event: &NumeroEvent) -> Vec<(&'static str, String)> {
+        let transaction = match &event.data {
+            NumeroData::Funding(t) | NumeroData::Transfer(t) | NumeroData::Payout(t) => Some(t),
+            _ => None,
+        };
+        let amount = transaction
+            .and_then(|t| t.amount.as_ref().or(t.trx_amount.as_ref()))
+            .map(|amount| amount.as_str());
+        super::builtin::present([
+            ("event_type", event.event_type.as_deref()),
+            ("amount", amount),
+            ("currency", transaction.and_then(|t| t.currency.as_deref())),
+        ])
+    }
+}
+
+/// `X-Webhook-Signature` for `body`, in standard padded base64.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    crate::secret::hmac_sha256(secret, body).to_base64()
+}
+
+/// `X-Webhook-Signature` for `body`, in lower-case hex (Numero's other
+/// accepted form).
+pub fn sign_hex(secret: &[u8], body: &[u8]) -> String {
+    crate::secret::hmac_sha256(secret, body).to_hex()
 }
 
 #[cfg(test)]

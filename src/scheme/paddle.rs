@@ -29,9 +29,10 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::kit::{self, Json};
-use super::support::{self, Freshness, MAX_TAGS};
-use super::{EventId, Parsed, Scheme, signature_header};
+use super::headers::{MAX_TAGS, signature_header};
+use super::json::Json;
+use super::timestamp::Freshness;
+use super::{EventId, Parsed, Scheme, headers, timestamp};
 use crate::secret::{Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -47,7 +48,7 @@ pub struct Paddle {
     freshness: Freshness,
 }
 
-support::timestamped_scheme!(Paddle, DEFAULT_TOLERANCE, "5 s");
+timestamp::timestamped_scheme!(Paddle, DEFAULT_TOLERANCE, "5 s");
 
 /// A verified Paddle Billing notification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -71,7 +72,8 @@ fn header(headers: &HeaderMap) -> Result<(&[u8], Vec<Tag>), Rejection> {
     let mut ts = None;
     let mut tags = Vec::new();
     for item in value.split(|&b| b == b';') {
-        let (key, value) = kit::split_at_byte(item, b'=').ok_or(Rejection::MalformedSignature)?;
+        let (key, value) =
+            headers::split_at_byte(item, b'=').ok_or(Rejection::MalformedSignature)?;
         match key {
             b"ts" if ts.replace(value).is_none() => {}
             b"h1" if tags.len() < MAX_TAGS => {
@@ -103,13 +105,13 @@ impl Scheme for Paddle {
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
         let (ts, tags) = header(headers)?;
-        self.freshness.check(support::parse_timestamp(ts)?)?;
+        self.freshness.check(timestamp::parse_timestamp(ts)?)?;
         let signature = Signature::any_of(tags).ok_or(Rejection::MalformedSignature)?;
         Ok(signature.with_prefix([ts, b":"].concat()))
     }
 
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<PaddleEvent>, Rejection> {
-        let timestamp = support::parse_timestamp(header(headers)?.0)?;
+        let timestamp = timestamp::parse_timestamp(header(headers)?.0)?;
         let json = Json::new(body)?;
         let [id, event_type, occurred_at, notification_id] = json.fields::<4>(FIELDS, &[0])?;
         let event_id = json.id(id)?;
@@ -124,4 +126,13 @@ impl Scheme for Paddle {
             },
         })
     }
+}
+
+super::builtin::builtin!(Paddle, "PADDLE_WEBHOOK_SECRET", Paddle::new(), event_id [event_type, notification_id]);
+
+/// `Paddle-Signature` for `body` sent at `timestamp` (Unix seconds):
+/// `ts=<timestamp>;h1=<hex>` over `{timestamp}:{body}`.
+pub fn sign(secret_key: &[u8], timestamp: u64, body: &[u8]) -> String {
+    let content = [format!("{timestamp}:").as_bytes(), body].concat();
+    format!("ts={timestamp};h1={}", crate::secret::hmac_sha256(secret_key, &content).to_hex())
 }

@@ -19,8 +19,8 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::kit::{self, Json};
-use super::{EventId, Parsed, Scheme, support};
+use super::json::Json;
+use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Algorithm, Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -58,7 +58,7 @@ impl Scheme for Paystack {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        support::prefixed_tag(headers, &SIGNATURE_HEADER, b"", |hex| {
+        headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", |hex| {
             Tag::decode_hex(Algorithm::HmacSha512, hex)
         })
     }
@@ -71,7 +71,7 @@ impl Scheme for Paystack {
         let json = Json::new(body)?;
         let [event, data] = json.fields::<2>(&[("event", 0), ("data", 1)], &[])?;
         let [reference, data_id] = json.nested::<2>(data, &[("reference", 0), ("id", 1)])?;
-        let digest = kit::digest(body);
+        let digest = digest(body);
         Ok(Parsed {
             id: EventId::from_text(digest.clone())?,
             event: PaystackEvent {
@@ -82,4 +82,11 @@ impl Scheme for Paystack {
             },
         })
     }
+}
+
+super::builtin::builtin!(Paystack, "PAYSTACK_SECRET_KEY", Paystack, digest [event_type, reference]);
+
+/// `x-paystack-signature` for `body`: lower-case hex of the HMAC-SHA512.
+pub fn sign(secret_key: &[u8], body: &[u8]) -> String {
+    crate::secret::hmac(crate::secret::Algorithm::HmacSha512, secret_key, body).to_hex()
 }

@@ -21,7 +21,7 @@
 //! use tower_webhook::{WebhookLayer, shopify::Shopify};
 //!
 //! let layer = WebhookLayer::new(Shopify, "shpss_client_secret")?;
-//! let header = tower_webhook::sign::shopify(b"shpss_client_secret", br#"{"id":1}"#);
+//! let header = tower_webhook::shopify::sign(b"shpss_client_secret", br#"{"id":1}"#);
 //! assert_eq!(header.len(), 44);
 //! # Ok::<(), tower_webhook::SecretError>(())
 //! ```
@@ -31,8 +31,8 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::kit::{self, Json};
-use super::{EventId, Parsed, Scheme, support};
+use super::json::Json;
+use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -75,23 +75,30 @@ impl Scheme for Shopify {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        support::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64)
+        headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64)
     }
 
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<ShopifyEvent>, Rejection> {
-        Json::new(body)?.fields::<0>(&[], &[])?;
-        let digest = kit::digest(body);
+        Json::new(body)?.check_object()?;
+        let digest = digest(body);
         Ok(Parsed {
             id: EventId::from_text(digest.clone())?,
             event: ShopifyEvent {
                 digest,
-                topic: kit::unsigned_header(headers, &TOPIC_HEADER)?,
-                shop_domain: kit::unsigned_header(headers, &SHOP_DOMAIN_HEADER)?,
-                webhook_id: kit::unsigned_header(headers, &WEBHOOK_ID_HEADER)?,
-                triggered_at: kit::unsigned_header(headers, &TRIGGERED_AT_HEADER)?,
+                topic: headers::unsigned_header(headers, &TOPIC_HEADER)?,
+                shop_domain: headers::unsigned_header(headers, &SHOP_DOMAIN_HEADER)?,
+                webhook_id: headers::unsigned_header(headers, &WEBHOOK_ID_HEADER)?,
+                triggered_at: headers::unsigned_header(headers, &TRIGGERED_AT_HEADER)?,
             },
         })
     }
+}
+
+super::builtin::builtin!(Shopify, "SHOPIFY_WEBHOOK_SECRET", Shopify, digest [topic, shop_domain]);
+
+/// `X-Shopify-Hmac-Sha256` for `body`: standard padded base64.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    crate::secret::hmac_sha256(secret, body).to_base64()
 }
 
 #[cfg(test)]
@@ -101,7 +108,7 @@ mod tests {
     #[test]
     fn base64_tag_over_the_body_and_digest_key() {
         let body = br#"{"id":820982911946154508,"email":"jon@example.com"}"#;
-        let header = crate::sign::shopify(b"secret", body);
+        let header = crate::shopify::sign(b"secret", body);
         let mut h = HeaderMap::new();
         h.insert(SIGNATURE_HEADER, header.parse().unwrap());
         h.insert(TOPIC_HEADER, "orders/create".parse().unwrap());
@@ -109,7 +116,7 @@ mod tests {
         assert!(set.verify(&Shopify.signature(&h).unwrap(), body).is_ok());
         assert!(set.verify(&Shopify.signature(&h).unwrap(), b"{}").is_err());
         let parsed = Shopify.parse(&h, &Bytes::from_static(body)).unwrap();
-        assert_eq!(parsed.id.as_str(), crate::scheme::support::digest_hex(body));
+        assert_eq!(parsed.id.as_str(), crate::scheme::digest(body));
         assert_eq!(parsed.event.topic.as_deref(), Some("orders/create"));
         h.insert(SIGNATURE_HEADER, header[..43].parse().unwrap());
         assert_eq!(

@@ -30,9 +30,9 @@ use http::{HeaderMap, Response};
 use http_body_util::Full;
 use serde::Serialize;
 
-use super::kit::{self, Json};
-use super::support::{self, Freshness};
-use super::{EventId, Parsed, Scheme};
+use super::json::Json;
+use super::timestamp::Freshness;
+use super::{EventId, Parsed, Scheme, digest, handshake, headers, timestamp};
 use crate::secret::{MatchedKey, Signature};
 use crate::{Rejection, Text};
 
@@ -49,7 +49,7 @@ pub struct Slack {
     freshness: Freshness,
 }
 
-support::timestamped_scheme!(Slack, DEFAULT_TOLERANCE, "5 minutes");
+timestamp::timestamped_scheme!(Slack, DEFAULT_TOLERANCE, "5 minutes");
 
 /// A verified Slack request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -93,7 +93,7 @@ impl Scheme for Slack {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        kit::v0_signature(
+        headers::v0_signature(
             headers,
             [&TIMESTAMP_HEADER, &SIGNATURE_HEADER],
             &self.freshness,
@@ -116,15 +116,16 @@ impl Scheme for Slack {
             return None;
         }
         let challenge = json.text(slots[5]).ok()??;
-        Some(kit::json_reply(
+        Some(handshake::json_reply(
             &serde_json::json!({ "challenge": challenge.as_str() }),
         ))
     }
 
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<SlackEvent>, Rejection> {
-        let timestamp = support::parse_timestamp(kit::signed_header(headers, &TIMESTAMP_HEADER)?)?;
+        let timestamp =
+            timestamp::parse_timestamp(headers::signed_header(headers, &TIMESTAMP_HEADER)?)?;
         let mut event = SlackEvent {
-            id: kit::digest(body),
+            id: digest(body),
             event_type: None,
             inner_type: None,
             team_id: None,
@@ -148,4 +149,12 @@ impl Scheme for Slack {
             event,
         })
     }
+}
+
+super::builtin::builtin!(Slack, "SLACK_SIGNING_SECRET", Slack::new(), id [event_type, inner_type, team_id]);
+
+/// `X-Slack-Signature` for `body` sent at `timestamp` (Unix seconds, also
+/// sent as `X-Slack-Request-Timestamp`).
+pub fn sign(signing_secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+    super::headers::sign_v0(signing_secret, timestamp, body)
 }

@@ -19,8 +19,8 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::kit::Json;
-use super::{EventId, Parsed, Scheme, support};
+use super::json::Json;
+use super::{EventId, Parsed, Scheme, headers};
 use crate::secret::{Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -77,8 +77,13 @@ impl Scheme for Square {
         "square"
     }
 
+    /// Square's documented sample signature key, `asdf1234`.
+    fn min_secret_len(&self) -> usize {
+        8
+    }
+
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        support::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64)
+        headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64)
             .map(|signature| signature.with_prefix(self.notification_url.as_bytes()))
     }
 
@@ -96,4 +101,28 @@ impl Scheme for Square {
             },
         })
     }
+}
+
+impl super::Builtin for Square {
+    const SECRET_VAR: &'static str = "SQUARE_WEBHOOK_SIGNATURE_KEY";
+    const URL_VAR: Option<&'static str> = Some("SQUARE_NOTIFICATION_URL");
+
+    fn from_settings(url: &str) -> Self {
+        Self::new(url)
+    }
+
+    fn shown_id(event: &SquareEvent) -> Text {
+        event.event_id.clone()
+    }
+
+    fn shown_fields(event: &SquareEvent) -> Vec<(&'static str, String)> {
+        super::builtin::present([("event_type", event.event_type.as_deref()), ("merchant_id", event.merchant_id.as_deref())])
+    }
+}
+
+/// `x-square-hmacsha256-signature` for `body` sent to `notification_url`:
+/// standard padded base64 over the URL followed by the body.
+pub fn sign(signature_key: &[u8], notification_url: &str, body: &[u8]) -> String {
+    let content = [notification_url.as_bytes(), body].concat();
+    crate::secret::hmac_sha256(signature_key, &content).to_base64()
 }

@@ -64,8 +64,10 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::support::{self, Freshness, MAX_TAGS};
-use super::{EventId, MAX_ID_LEN, Parsed, Scheme, envelope, single_header};
+use super::headers::{MAX_TAGS, single_header};
+use super::json::Json;
+use super::timestamp::Freshness;
+use super::{EventId, MAX_ID_LEN, Parsed, Scheme, timestamp};
 use crate::secret::{Algorithm, Key, Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -105,7 +107,7 @@ pub struct Standard {
     freshness: Freshness,
 }
 
-support::timestamped_scheme!(Standard, DEFAULT_TOLERANCE, "5 minutes");
+timestamp::timestamped_scheme!(Standard, DEFAULT_TOLERANCE, "5 minutes");
 
 /// A verified Standard Webhooks message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -256,7 +258,7 @@ impl Scheme for Standard {
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
         let fields = fields(headers)?;
         let id = id(fields.id)?;
-        let timestamp = support::parse_timestamp(fields.timestamp)?;
+        let timestamp = timestamp::parse_timestamp(fields.timestamp)?;
         let mut tags = tags(fields.signature)?.into_iter();
         let first = tags.next().ok_or(Rejection::MalformedSignature)?;
         self.freshness.check(timestamp)?;
@@ -270,19 +272,82 @@ impl Scheme for Standard {
         // The layer verified these headers before reading the body.
         let fields = fields(headers)?;
         let id = id(fields.id)?;
-        let timestamp = support::parse_timestamp(fields.timestamp)?;
-        let body = envelope::body(body)?;
-        let fields = envelope::read::<1, _>(&body, &[("type", 0)], &[])?;
+        let timestamp = timestamp::parse_timestamp(fields.timestamp)?;
+        let json = Json::new(body)?;
+        let [event_type] = json.fields::<1>(&[("type", 0)], &[])?;
         let id = Text::from(id);
         Ok(Parsed {
             id: EventId::from_text(id.clone())?,
             event: StandardEvent {
                 id,
                 timestamp,
-                event_type: fields.text(0)?,
+                event_type: json.text(event_type)?,
             },
         })
     }
+}
+
+impl super::Builtin for Standard {
+    const SECRET_VAR: &'static str = "STANDARD_WEBHOOK_SECRET";
+    const PUBLIC_KEY_VAR: Option<&'static str> = Some("STANDARD_WEBHOOK_PUBLIC_KEY");
+
+    fn from_settings(_url: &str) -> Self {
+        Self::new()
+    }
+
+    fn shown_id(event: &StandardEvent) -> Text {
+        event.id.clone()
+    }
+
+    fn shown_fields(event: &StandardEvent) -> Vec<(&'static str, String)> {
+        super::builtin::present([("event_type", event.event_type.as_deref())])
+    }
+}
+
+/// A `webhook-signature` entry (Standard Webhooks, Svix) for message `id`
+/// sent at `timestamp` (Unix seconds): `v1,<base64>` over
+/// `{id}.{timestamp}.{body}`. `key` is the decoded secret: see
+/// [`decode_secret`] and
+/// [`encode_secret`].
+pub fn sign(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
+    let content = [format!("{id}.{timestamp}.").as_bytes(), body].concat();
+    format!("v1,{}", crate::secret::hmac_sha256(key, &content).to_base64())
+}
+
+/// A Standard Webhooks secret as providers show it: `whsec_` + base64 of
+/// `key` (which should be 24 to 64 random bytes).
+pub fn encode_secret(key: &[u8]) -> String {
+    use base64::Engine as _;
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    )
+}
+
+/// A `webhook-signature` `v1a` entry (Standard Webhooks, Ed25519) for
+/// message `id` sent at `timestamp` under the signing key `seed` (feature
+/// `ed25519`): `v1a,<base64>` over `{id}.{timestamp}.{body}`.
+#[cfg(feature = "ed25519")]
+pub fn sign_v1a(seed: &[u8; 32], id: &str, timestamp: u64, body: &[u8]) -> String {
+    use base64::Engine as _;
+    let content = [format!("{id}.{timestamp}.").as_bytes(), body].concat();
+    let signature = crate::secret::ed25519_sign(seed, &content);
+    format!(
+        "v1a,{}",
+        base64::engine::general_purpose::STANDARD.encode(signature)
+    )
+}
+
+/// The Standard Webhooks public key of the signing key `seed`, as providers
+/// show it: `whpk_` + base64 (feature `ed25519`).
+#[cfg(feature = "ed25519")]
+pub fn encode_public_key(seed: &[u8; 32]) -> String {
+    use base64::Engine as _;
+    let public = ed25519_dalek::SigningKey::from_bytes(seed).verifying_key();
+    format!(
+        "whpk_{}",
+        base64::engine::general_purpose::STANDARD.encode(public.as_bytes())
+    )
 }
 
 #[cfg(test)]
@@ -330,7 +395,7 @@ mod tests {
     fn svix_published_example() {
         let key = decode_secret(SECRET).unwrap();
         assert_eq!(key.len(), 24);
-        assert_eq!(crate::sign::standard(&key, ID, TS, BODY), EXPECTED);
+        assert_eq!(crate::standard::sign(&key, ID, TS, BODY), EXPECTED);
         let scheme = at(TS);
         assert_eq!(
             verify(&scheme, &plain(ID, "1649367553", EXPECTED), BODY),
@@ -392,7 +457,7 @@ mod tests {
     #[test]
     fn v1a_verifies_under_a_public_key_next_to_an_hmac_secret() {
         let seed = [42u8; 32];
-        let public = crate::sign::standard_public_key(&seed);
+        let public = crate::standard::encode_public_key(&seed);
         assert!(public.starts_with("whpk_"));
         let layer_keys = [
             Standard::new().decode_key(SECRET).unwrap(),
@@ -400,7 +465,7 @@ mod tests {
         ];
         let set = crate::SecretSet::from_decoded(layer_keys).unwrap();
         let scheme = at(TS);
-        let v1a = crate::sign::standard_v1a(&seed, ID, TS, BODY);
+        let v1a = crate::standard::sign_v1a(&seed, ID, TS, BODY);
         let check = |list: &str, body: &[u8]| {
             let signature = scheme.signature(&plain(ID, "1649367553", list)).unwrap();
             set.verify_key(&signature, body).map(|key| key.algorithm())

@@ -31,7 +31,7 @@
 //! use tower_webhook::{WebhookLayer, stripe::Stripe};
 //!
 //! let layer = WebhookLayer::new(Stripe::new(), "whsec_test_secret")?;
-//! let header = tower_webhook::sign::stripe(b"whsec_test_secret", 1_700_000_000, br#"{"id":"evt_1"}"#);
+//! let header = tower_webhook::stripe::sign(b"whsec_test_secret", 1_700_000_000, br#"{"id":"evt_1"}"#);
 //! assert!(header.starts_with("t=1700000000,v1="));
 //! # Ok::<(), tower_webhook::SecretError>(())
 //! ```
@@ -44,8 +44,10 @@ use http::header::HeaderName;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::support::{self, Freshness, MAX_TAGS};
-use super::{EventId, Parsed, Scheme, envelope, signature_header};
+use super::headers::{MAX_TAGS, signature_header};
+use super::json::Json;
+use super::timestamp::Freshness;
+use super::{EventId, Parsed, Scheme, timestamp};
 use crate::secret::{Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -61,7 +63,7 @@ pub struct Stripe {
     freshness: Freshness,
 }
 
-support::timestamped_scheme!(Stripe, DEFAULT_TOLERANCE, "300 s");
+timestamp::timestamped_scheme!(Stripe, DEFAULT_TOLERANCE, "300 s");
 
 /// A verified Stripe event. Its text fields are views into the verified
 /// body ([`Text`]).
@@ -120,7 +122,7 @@ impl Scheme for Stripe {
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
         let Header { t, tags } = header(headers)?;
-        self.freshness.check(support::parse_timestamp(t)?)?;
+        self.freshness.check(timestamp::parse_timestamp(t)?)?;
         let mut tags = tags.into_iter();
         let first = tags.next().ok_or(Rejection::MalformedSignature)?;
         Ok(tags
@@ -130,17 +132,17 @@ impl Scheme for Stripe {
 
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<StripeEvent>, Rejection> {
         // The layer verified the header before reading the body.
-        let timestamp = support::parse_timestamp(header(headers)?.t)?;
-        let body = envelope::body(body)?;
-        let fields = envelope::read::<4, _>(&body, FIELDS, &[ID])?;
-        let id = fields.id(ID)?;
+        let timestamp = timestamp::parse_timestamp(header(headers)?.t)?;
+        let json = Json::new(body)?;
+        let fields = json.fields::<4>(FIELDS, &[ID])?;
+        let id = json.id(fields[ID])?;
         Ok(Parsed {
             id: EventId::from_text(id.clone())?,
             event: StripeEvent {
                 id,
-                event_type: fields.text(TYPE)?,
-                created: typed(fields.raw(CREATED))?,
-                livemode: typed(fields.raw(LIVEMODE))?,
+                event_type: json.text(fields[TYPE])?,
+                created: typed(fields[CREATED])?,
+                livemode: typed(fields[LIVEMODE])?,
                 timestamp,
             },
         })
@@ -164,6 +166,15 @@ fn typed<T: serde::de::DeserializeOwned>(raw: Option<&RawValue>) -> Result<Optio
     raw.map_or(Ok(None), |raw| {
         serde_json::from_str(raw.get()).map_err(|_| Rejection::InvalidPayload)
     })
+}
+
+super::builtin::builtin!(Stripe, "STRIPE_WEBHOOK_SECRET", Stripe::new(), id [event_type]);
+
+/// `Stripe-Signature` for `body` sent at `timestamp` (Unix seconds):
+/// `t=<timestamp>,v1=<hex>` over `{timestamp}.{body}`.
+pub fn sign(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+    let content = [format!("{timestamp}.").as_bytes(), body].concat();
+    format!("t={timestamp},v1={}", crate::secret::hmac_sha256(secret, &content).to_hex())
 }
 
 #[cfg(test)]
@@ -197,7 +208,7 @@ mod tests {
 
     #[test]
     fn signing_helper_matches_an_independent_computation() {
-        let header = crate::sign::stripe(SECRET, T, BODY);
+        let header = crate::stripe::sign(SECRET, T, BODY);
         assert_eq!(header, format!("t={T},v1={OPENSSL_V1}"));
         assert_eq!(verify(&at(T), &header, BODY), Ok(()));
         // `t` is signed.
@@ -210,7 +221,7 @@ mod tests {
 
     #[test]
     fn any_v1_passes_other_schemes_ignored() {
-        let good = crate::sign::stripe(SECRET, T, BODY);
+        let good = crate::stripe::sign(SECRET, T, BODY);
         let v1 = good.split_once(",v1=").unwrap().1;
         let zero = "0".repeat(64);
         let value = format!("t={T},v1={zero},v0={v1},v1={v1},v9=whatever");
@@ -258,7 +269,7 @@ mod tests {
 
     #[test]
     fn timestamp_tolerance_either_way() {
-        let value = crate::sign::stripe(SECRET, T, BODY);
+        let value = crate::stripe::sign(SECRET, T, BODY);
         let check = |now: u64| at(now).signature(&headers(&value)).map(|_| ());
         assert_eq!(check(T + 300), Ok(()));
         assert_eq!(check(T - 300), Ok(()));
@@ -270,7 +281,7 @@ mod tests {
 
     #[test]
     fn typed_fields_and_id_rules() {
-        let h = headers(&crate::sign::stripe(SECRET, T, BODY));
+        let h = headers(&crate::stripe::sign(SECRET, T, BODY));
         let parsed = at(T).parse(&h, &Bytes::from_static(BODY)).unwrap();
         assert_eq!(parsed.id.as_str(), "evt_1");
         assert_eq!(

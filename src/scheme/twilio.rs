@@ -55,8 +55,9 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::kit::{self, Json};
-use super::{EventId, Parsed, Scheme, signature_header, single_header};
+use super::headers::{signature_header, single_header};
+use super::json::Json;
+use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Algorithm, Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -176,6 +177,11 @@ impl Scheme for Twilio {
         "twilio"
     }
 
+    /// Twilio's documented sample Auth Token, `12345`.
+    fn min_secret_len(&self) -> usize {
+        5
+    }
+
     fn algorithm(&self) -> Algorithm {
         Algorithm::HmacSha1
     }
@@ -190,7 +196,7 @@ impl Scheme for Twilio {
             .map_err(|_| Rejection::MalformedSignature)?;
         if let Some(settings) = single_header(headers, &SETTINGS_HEADER)? {
             let algorithm = settings.as_bytes().split(|&b| b == b',').find_map(|part| {
-                let (name, value) = kit::split_at_byte(part, b'=')?;
+                let (name, value) = headers::split_at_byte(part, b'=')?;
                 (name.trim_ascii() == b"algorithm").then(|| value.trim_ascii())
             });
             if algorithm.is_some_and(|algorithm| algorithm != b"HMAC_SHA1") {
@@ -225,17 +231,17 @@ impl Scheme for Twilio {
         if body_sha256(query)?.is_none() {
             signed.extend_from_slice(&sorted_params(body));
         }
-        let signed_digest = kit::digest(&signed);
+        let signed_digest = digest(&signed);
         let mut event = TwilioEvent {
             sid: None,
             status: None,
             account_sid: None,
-            digest: kit::digest(body),
+            digest: digest(body),
             signed_digest: signed_digest.clone(),
         };
         let mut id = EventId::from_parts([Some("sha256"), Some(&*signed_digest)])?;
         if body.trim_ascii_start().first() == Some(&b'{') {
-            Json::new(body)?.fields::<0>(&[], &[])?;
+            Json::new(body)?.check_object()?;
             return Ok(Parsed { event, id });
         }
         let params = params(body);
@@ -258,4 +264,50 @@ impl Scheme for Twilio {
         }
         Ok(Parsed { event, id })
     }
+}
+
+impl super::Builtin for Twilio {
+    const SECRET_VAR: &'static str = "TWILIO_AUTH_TOKEN";
+    const URL_VAR: Option<&'static str> = Some("TWILIO_WEBHOOK_URL");
+
+    fn from_settings(url: &str) -> Self {
+        Self::new(url)
+    }
+
+    fn shown_id(event: &TwilioEvent) -> Text {
+        event.digest.clone()
+    }
+
+    fn shown_fields(event: &TwilioEvent) -> Vec<(&'static str, String)> {
+        super::builtin::present([("sid", event.sid.as_deref()), ("status", event.status.as_deref())])
+    }
+}
+
+/// `X-Twilio-Signature` for a form request to `url` (query included) with
+/// `params`: base64 of the HMAC-SHA1 of the URL followed by each name and
+/// value, sorted (pairs given twice counted once).
+pub fn sign(auth_token: &[u8], url: &str, params: &[(&str, &str)]) -> String {
+    let mut pairs = params.to_vec();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut content = url.as_bytes().to_vec();
+    for (name, value) in pairs {
+        content.extend_from_slice(name.as_bytes());
+        content.extend_from_slice(value.as_bytes());
+    }
+    crate::secret::hmac(crate::secret::Algorithm::HmacSha1, auth_token, &content).to_base64()
+}
+
+/// A Twilio request with a JSON `body` to `url` (without `bodySHA256`):
+/// the URL with `bodySHA256=<hex SHA-256 of body>` added to its query, and
+/// its `X-Twilio-Signature`.
+pub fn sign_json(auth_token: &[u8], url: &str, body: &[u8]) -> (String, String) {
+    use sha2::Digest as _;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let url = format!(
+        "{url}{separator}bodySHA256={}",
+        hex::encode(sha2::Sha256::digest(body))
+    );
+    let signature = sign(auth_token, &url, &[]);
+    (url, signature)
 }

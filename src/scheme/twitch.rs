@@ -37,9 +37,10 @@ use http::{HeaderMap, Response};
 use http_body_util::Full;
 use serde::Serialize;
 
-use super::kit::{self, Json};
-use super::support::{self, Freshness};
-use super::{EventId, MAX_ID_LEN, Parsed, Scheme, signature_header};
+use super::headers::signature_header;
+use super::json::Json;
+use super::timestamp::Freshness;
+use super::{EventId, MAX_ID_LEN, Parsed, Scheme, handshake, headers, timestamp};
 use crate::secret::{MatchedKey, Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -63,7 +64,7 @@ pub struct Twitch {
     freshness: Freshness,
 }
 
-support::timestamped_scheme!(Twitch, DEFAULT_TOLERANCE, "10 minutes");
+timestamp::timestamped_scheme!(Twitch, DEFAULT_TOLERANCE, "10 minutes");
 
 /// A verified Twitch EventSub message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -81,10 +82,10 @@ pub struct TwitchEvent {
 
 /// The signed id and timestamp headers, checked; the timestamp in seconds.
 fn id_and_time(headers: &HeaderMap) -> Result<(&[u8], &[u8], u64), Rejection> {
-    let id = kit::signed_header(headers, &ID_HEADER)?;
-    let raw = kit::signed_header(headers, &TIMESTAMP_HEADER)?;
+    let id = headers::signed_header(headers, &ID_HEADER)?;
+    let raw = headers::signed_header(headers, &TIMESTAMP_HEADER)?;
     let id_ok = !id.is_empty() && id.len() <= MAX_ID_LEN && id.iter().all(u8::is_ascii_graphic);
-    let seconds = super::rfc3339::unix_seconds(raw).filter(|_| id_ok);
+    let seconds = super::timestamp::rfc3339::unix_seconds(raw).filter(|_| id_ok);
     seconds
         .map(|seconds| (id, raw, seconds))
         .ok_or(Rejection::MalformedSignature)
@@ -97,6 +98,11 @@ impl Scheme for Twitch {
 
     fn name(&self) -> &'static str {
         "twitch"
+    }
+
+    /// Twitch's documented minimum (a secret is 10 to 100 characters).
+    fn min_secret_len(&self) -> usize {
+        10
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
@@ -119,9 +125,9 @@ impl Scheme for Twitch {
         let json = Json::new(body).ok()?;
         let [challenge, _, _] = json.fields::<3>(FIELDS, &[]).ok()?;
         let challenge = json.text(challenge).ok()??;
-        let claimed = kit::unsigned_header(headers, &TYPE_HEADER).ok()?;
+        let claimed = headers::unsigned_header(headers, &TYPE_HEADER).ok()?;
         (claimed.as_deref() == Some("webhook_callback_verification"))
-            .then(|| kit::reply("text/plain", challenge.as_bytes().clone()))
+            .then(|| handshake::reply("text/plain", challenge.as_bytes().clone()))
     }
 
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<TwitchEvent>, Rejection> {
@@ -140,4 +146,14 @@ impl Scheme for Twitch {
             },
         })
     }
+}
+
+super::builtin::builtin!(Twitch, "TWITCH_WEBHOOK_SECRET", Twitch::new(), message_id [subscription_type]);
+
+/// `Twitch-Eventsub-Message-Signature` for message `id` sent at `timestamp`
+/// (RFC 3339, as in `Twitch-Eventsub-Message-Timestamp`): `sha256=<hex>`
+/// over id, timestamp and body.
+pub fn sign(secret: &[u8], id: &str, timestamp: &str, body: &[u8]) -> String {
+    let content = [id.as_bytes(), timestamp.as_bytes(), body].concat();
+    format!("sha256={}", crate::secret::hmac_sha256(secret, &content).to_hex())
 }

@@ -22,8 +22,8 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde::Serialize;
 
-use super::kit::{self, Json};
-use super::{EventId, Parsed, Scheme, support};
+use super::json::Json;
+use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Signature, Tag};
 use crate::{Rejection, Text};
 
@@ -60,7 +60,7 @@ impl Scheme for WooCommerce {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        support::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64)
+        headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64)
     }
 
     fn parse(
@@ -70,15 +70,23 @@ impl Scheme for WooCommerce {
     ) -> Result<Parsed<WooCommerceEvent>, Rejection> {
         let json = Json::new(body)?;
         let [id] = json.fields::<1>(&[("id", 0)], &[])?;
-        let digest = kit::digest(body);
+        let digest = digest(body);
         Ok(Parsed {
             id: EventId::from_text(digest.clone())?,
             event: WooCommerceEvent {
                 digest,
                 resource_id: json.text(id)?,
-                topic: kit::unsigned_header(headers, &TOPIC_HEADER)?,
-                delivery: kit::unsigned_header(headers, &DELIVERY_HEADER)?,
+                topic: headers::unsigned_header(headers, &TOPIC_HEADER)?,
+                delivery: headers::unsigned_header(headers, &DELIVERY_HEADER)?,
             },
         })
     }
+}
+
+super::builtin::builtin!(WooCommerce, "WOOCOMMERCE_WEBHOOK_SECRET", WooCommerce, digest [topic, resource_id]);
+
+/// `X-WC-Webhook-Signature` (WooCommerce) for `body`: standard padded
+/// base64.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    crate::secret::hmac_sha256(secret, body).to_base64()
 }

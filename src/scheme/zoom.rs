@@ -33,9 +33,9 @@ use http::{HeaderMap, Response};
 use http_body_util::Full;
 use serde::Serialize;
 
-use super::kit::{self, Json};
-use super::support::{self, Freshness};
-use super::{EventId, Parsed, Scheme};
+use super::json::Json;
+use super::timestamp::Freshness;
+use super::{EventId, Parsed, Scheme, digest, handshake, headers, timestamp};
 use crate::secret::{MatchedKey, Signature};
 use crate::{Rejection, Text};
 
@@ -52,7 +52,7 @@ pub struct Zoom {
     freshness: Freshness,
 }
 
-support::timestamped_scheme!(Zoom, DEFAULT_TOLERANCE, "5 minutes");
+timestamp::timestamped_scheme!(Zoom, DEFAULT_TOLERANCE, "5 minutes");
 
 /// A verified Zoom event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -78,7 +78,7 @@ impl Scheme for Zoom {
     }
 
     fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
-        kit::v0_signature(
+        headers::v0_signature(
             headers,
             [&TIMESTAMP_HEADER, &SIGNATURE_HEADER],
             &self.freshness,
@@ -100,17 +100,18 @@ impl Scheme for Zoom {
         let [plain] = json.nested::<1>(payload, &[("plainToken", 0)]).ok()?;
         let plain = json.text(plain).ok()??;
         let encrypted = key.mac(plain.as_bytes())?.to_hex();
-        Some(kit::json_reply(&serde_json::json!({
+        Some(handshake::json_reply(&serde_json::json!({
             "plainToken": plain.as_str(),
             "encryptedToken": encrypted,
         })))
     }
 
     fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<ZoomEvent>, Rejection> {
-        let timestamp = support::parse_timestamp(kit::signed_header(headers, &TIMESTAMP_HEADER)?)?;
+        let timestamp =
+            timestamp::parse_timestamp(headers::signed_header(headers, &TIMESTAMP_HEADER)?)?;
         let json = Json::new(body)?;
         let [event, event_ts, _] = json.fields::<3>(FIELDS, &[])?;
-        let digest = kit::digest(body);
+        let digest = digest(body);
         Ok(Parsed {
             id: EventId::from_text(digest.clone())?,
             event: ZoomEvent {
@@ -121,4 +122,18 @@ impl Scheme for Zoom {
             },
         })
     }
+}
+
+super::builtin::builtin!(Zoom, "ZOOM_WEBHOOK_SECRET", Zoom::new(), digest [event_type]);
+
+/// `x-zm-signature` for `body` sent at `timestamp` (Unix seconds, also sent
+/// as `x-zm-request-timestamp`).
+pub fn sign(secret_token: &[u8], timestamp: u64, body: &[u8]) -> String {
+    super::headers::sign_v0(secret_token, timestamp, body)
+}
+
+/// Zoom's `encryptedToken` for a URL validation's `plainToken`: lower-case
+/// hex of its HMAC-SHA256.
+pub fn encrypted_token(secret_token: &[u8], plain_token: &str) -> String {
+    crate::secret::hmac_sha256(secret_token, plain_token.as_bytes()).to_hex()
 }

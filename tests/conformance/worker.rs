@@ -271,7 +271,7 @@ fn linear_delivery(issue: &str, millis: u64) -> (String, String) {
     let body = format!(
         r#"{{"action":"update","type":"Issue","data":{{"id":"{issue}"}},"webhookTimestamp":{millis}}}"#
     );
-    let signature = tower_webhook::sign::linear(LINEAR_SECRET.as_bytes(), body.as_bytes());
+    let signature = tower_webhook::linear::sign(LINEAR_SECRET.as_bytes(), body.as_bytes());
     (body, signature)
 }
 

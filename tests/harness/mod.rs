@@ -262,11 +262,11 @@ pub fn numberotp_key_id(activation: &str, status: &str, otp: &str, full_sms: &st
 }
 
 pub fn numero_signature(body: &[u8]) -> String {
-    tower_webhook::sign::numero(NUMERO_SECRET.as_bytes(), body)
+    tower_webhook::numero::sign(NUMERO_SECRET.as_bytes(), body)
 }
 
 pub fn numberotp_signature(body: &[u8]) -> String {
-    tower_webhook::sign::numberotp(NUMBEROTP_SECRET.as_bytes(), body)
+    tower_webhook::numberotp::sign(NUMBEROTP_SECRET.as_bytes(), body)
 }
 
 /// A response as the client saw it.

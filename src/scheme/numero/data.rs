@@ -13,7 +13,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::scheme::envelope;
+use crate::scheme::json;
 use crate::{Rejection, Text};
 
 /// A monetary amount, kept as the decimal text Numero sent (`"5000.00"` or
@@ -39,7 +39,7 @@ impl Amount {
     fn from_raw(body: &Text, raw: &RawValue) -> Result<Self, Rejection> {
         let json = raw.get();
         match json.as_bytes().first() {
-            Some(b'"') => envelope::string(body, json).map(Self),
+            Some(b'"') => json::string(body, json).map(Self),
             Some(b'-' | b'0'..=b'9') => Ok(Self(body.slice_ref(json))),
             _ => return Err(Rejection::InvalidPayload),
         }
@@ -162,7 +162,7 @@ macro_rules! transaction {
                             .transpose()?,
                     )*
                     $(
-                        $text: envelope::text(body, raw.$text)?,
+                        $text: json::text(body, raw.$text)?,
                     )*
                 }))
             }

@@ -1,22 +1,15 @@
-//! Pieces shared by the schemes of issue 6: a replaceable clock, signed
-//! Unix timestamps checked against a tolerance, and body digests used as
-//! idempotency keys when a provider signs no id.
+//! Signed times: Unix timestamps read from a header and checked against a
+//! tolerance on a replaceable clock ([`Freshness`]), the constructors every
+//! timestamped scheme shares, and RFC 3339 date-times ([`rfc3339`]) for the
+//! times providers sign inside their bodies.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::HeaderMap;
-use http::header::HeaderName;
-use sha2::{Digest as _, Sha256};
+use crate::Rejection;
 
-use super::signature_header;
-use crate::secret::{InvalidTag, Signature, Tag};
-use crate::{Rejection, Text};
-
-/// Most candidate tags read from one signature header. A sender lists one
-/// per active secret, so a handful at most; more is refused as malformed.
-pub(crate) const MAX_TAGS: usize = 32;
+pub(crate) mod rfc3339;
 
 /// Where a timestamped scheme reads "now": the system clock unless a test
 /// injects another.
@@ -134,7 +127,7 @@ macro_rules! timestamped_scheme {
             /// The scheme with the default tolerance and the system clock.
             pub fn new() -> Self {
                 Self {
-                    freshness: $crate::scheme::support::Freshness::new($default),
+                    freshness: $crate::scheme::timestamp::Freshness::new($default),
                 }
             }
 
@@ -165,38 +158,6 @@ macro_rules! timestamped_scheme {
 }
 
 pub(crate) use timestamped_scheme;
-
-/// The one tag of a header `<prefix><tag>` over the body alone, decoded
-/// with `decode` ([`Tag::from_hex`], [`Tag::from_base64`], or a decoder
-/// for another algorithm).
-///
-/// # Errors
-///
-/// [`Rejection::MissingSignature`] or [`Rejection::RepeatedSignature`] for
-/// the header, [`Rejection::MalformedSignature`] for a wrong prefix (case
-/// included) or tag.
-pub(crate) fn prefixed_tag(
-    headers: &HeaderMap,
-    name: &HeaderName,
-    prefix: &[u8],
-    decode: impl Fn(&[u8]) -> Result<Tag, InvalidTag>,
-) -> Result<Signature, Rejection> {
-    let value = signature_header(headers, name)?;
-    let encoded = value
-        .strip_prefix(prefix)
-        .ok_or(Rejection::MalformedSignature)?;
-    decode(encoded)
-        .map(Signature::over_body)
-        .map_err(|_| Rejection::MalformedSignature)
-}
-
-/// Lower-case hex SHA-256 of `bytes`: the id of an event whose provider
-/// signs no id (64 characters, one allocation).
-pub(crate) fn digest_hex(bytes: &[u8]) -> Text {
-    let mut hex = [0; 64];
-    hex::encode_to_slice(Sha256::digest(bytes), &mut hex).expect("64 digits for 32 bytes");
-    Text::from(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
-}
 
 #[cfg(test)]
 mod tests {
@@ -233,13 +194,5 @@ mod tests {
         let before_epoch = Freshness::new(Duration::from_secs(5))
             .with_clock(|| UNIX_EPOCH - Duration::from_secs(1));
         assert!(before_epoch.check(5).is_ok());
-    }
-
-    #[test]
-    fn digest_is_sha256_hex() {
-        assert_eq!(
-            digest_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }

@@ -1,19 +1,17 @@
-//! Reading a provider's top-level JSON object: each known field captured once
-//! as borrowed raw JSON, a field given twice (under either casing) detected
-//! rather than silently overwritten, unknown fields skipped.
+//! Reading a provider's JSON body: [`Json`] checks the verified body as
+//! UTF-8 once, then reads the top-level object's known fields in one pass,
+//! each captured once as borrowed raw JSON, a field given twice (under
+//! either casing) detected rather than silently overwritten, unknown fields
+//! skipped. Each text field is then a [`Text`] view into the body, which
+//! allocates only when its JSON string holds an escape.
 //!
 //! Keys are compared after JSON unescaping, so `"\u0069d"` is `id`.
 //!
-//! The convention every scheme follows: check the body as UTF-8 once
-//! ([`body`]), read the envelope ([`read`]), then take each text field as a
-//! [`Text`] view into the body ([`Envelope::id`], [`Envelope::text`]). A
-//! field allocates only when its JSON string holds an escape.
-//!
 //! ```ignore
-//! let body = envelope::body(bytes)?;
-//! let fields = envelope::read::<2, _>(&body, &[("id", ID), ("type", TYPE)], &[ID])?;
-//! let id: Text = fields.id(ID)?;
-//! let event_type: Option<Text> = fields.text(TYPE)?;
+//! let json = Json::new(bytes)?;
+//! let [id, kind] = json.fields::<2>(&[("id", 0), ("type", 1)], &[0])?;
+//! let id: Text = json.id(id)?;
+//! let event_type: Option<Text> = json.text(kind)?;
 //! let key = EventId::from_text(id.clone())?; // a reference count, no copy
 //! ```
 
@@ -27,53 +25,132 @@ use serde_json::value::RawValue;
 
 use crate::{Rejection, Text};
 
-/// The verified body as text, checked as UTF-8 once; every field is then a
-/// view into it.
-///
-/// # Errors
-///
-/// [`Rejection::NotUtf8`].
-pub(crate) fn body(bytes: &Bytes) -> Result<Text, Rejection> {
-    Text::from_utf8(bytes.clone()).map_err(|_| Rejection::NotUtf8)
+/// A verified JSON body, checked as UTF-8 once; its fields, nested
+/// objects' included, are [`Text`] views into it.
+pub(crate) struct Json {
+    text: Text,
 }
 
-/// The top-level fields of one body: the raw JSON of each slot, if present,
-/// borrowed from the body they are views into.
-pub(crate) struct Envelope<'b, const N: usize> {
-    body: &'b Text,
-    slots: [Option<&'b RawValue>; N],
-}
+impl Json {
+    /// The verified body as JSON text.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejection::NotUtf8`].
+    pub(crate) fn new(body: &Bytes) -> Result<Self, Rejection> {
+        Text::from_utf8(body.clone())
+            .map(|text| Self { text })
+            .map_err(|_| Rejection::NotUtf8)
+    }
 
-/// Reads `body` as one JSON object whose keys are looked up in `fields`
-/// (name → slot).
-///
-/// # Errors
-///
-/// [`Rejection::InvalidJson`], or [`Rejection::InvalidPayload`] for a body
-/// that is not one object; a field given twice (under either casing) is
-/// [`Rejection::AmbiguousId`] when its slot is one of `id_slots` (what the
-/// key is made of), else [`Rejection::InvalidPayload`].
-pub(crate) fn read<'b, const N: usize, F: AsRef<str>>(
-    body: &'b Text,
-    fields: &[(F, usize)],
-    id_slots: &[usize],
-) -> Result<Envelope<'b, N>, Rejection> {
-    let slots = read_slots(body.as_str(), fields, id_slots)?;
-    Ok(Envelope { body, slots })
-}
+    /// The body as text.
+    pub(crate) fn as_text(&self) -> &Text {
+        &self.text
+    }
 
-/// As [`read`], over any JSON object text (a nested object's raw JSON
-/// included): the raw JSON of each slot, borrowed from `json`.
-///
-/// # Errors
-///
-/// As [`read`].
-pub(crate) fn read_slots<'b, const N: usize, F: AsRef<str>>(
-    json: &'b str,
-    fields: &[(F, usize)],
-    id_slots: &[usize],
-) -> Result<[Option<&'b RawValue>; N], Rejection> {
-    read_slots_with(json, fields, id_slots, &NoInline).map(|(slots, _)| slots)
+    /// The raw JSON of each known field of the top-level object, `fields`
+    /// naming each key's slot (several keys may share one: casings).
+    ///
+    /// # Errors
+    ///
+    /// [`Rejection::InvalidJson`], or [`Rejection::InvalidPayload`] for a
+    /// body that is not one object; a field given twice (under either
+    /// casing) is [`Rejection::AmbiguousId`] when its slot is one of
+    /// `id_slots` (what the key is made of), else
+    /// [`Rejection::InvalidPayload`].
+    pub(crate) fn fields<const N: usize>(
+        &self,
+        fields: &[(impl AsRef<str>, usize)],
+        id_slots: &[usize],
+    ) -> Result<[Option<&RawValue>; N], Rejection> {
+        read_slots(self.text.as_str(), fields, id_slots, &NoInline).map(|(slots, _)| slots)
+    }
+
+    /// Checks that the body is one JSON object, reading none of its fields.
+    ///
+    /// # Errors
+    ///
+    /// As [`Json::fields`].
+    pub(crate) fn check_object(&self) -> Result<(), Rejection> {
+        self.fields::<0>(&[] as &[(&str, usize)], &[]).map(drop)
+    }
+
+    /// As [`Json::fields`], typing `inline`'s field during the pass when
+    /// it can; the typed value is then returned beside the slots (whose
+    /// slot for it stays empty).
+    ///
+    /// # Errors
+    ///
+    /// As [`Json::fields`].
+    pub(crate) fn fields_with<'b, const N: usize, I: Inline<'b>>(
+        &'b self,
+        fields: &[(impl AsRef<str>, usize)],
+        id_slots: &[usize],
+        inline: &I,
+    ) -> Result<Read<'b, N, I::Value>, Rejection> {
+        read_slots(self.text.as_str(), fields, id_slots, inline)
+    }
+
+    /// The fields of a nested object: an absent or `null` value has none.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejection::InvalidPayload`] for anything but an object, or a field
+    /// twice.
+    pub(crate) fn nested<'a, const N: usize>(
+        &'a self,
+        raw: Option<&'a RawValue>,
+        fields: &[(&str, usize)],
+    ) -> Result<[Option<&'a RawValue>; N], Rejection> {
+        match raw.map(RawValue::get) {
+            None | Some("null") => Ok([None; N]),
+            Some(json) if json.starts_with('{') => read_slots(json, fields, &[], &NoInline)
+                .map(|(slots, _)| slots)
+                .map_err(|_| Rejection::InvalidPayload),
+            Some(_) => Err(Rejection::InvalidPayload),
+        }
+    }
+
+    /// A text field (see [`text`]): a view unless escaped.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejection::InvalidPayload`] for an object or an array.
+    pub(crate) fn text(&self, raw: Option<&RawValue>) -> Result<Option<Text>, Rejection> {
+        text(&self.text, raw)
+    }
+
+    /// The event id: absent or `null` → missing; anything but a string →
+    /// invalid. Unescaped (`"\u0065vt"` is `evt`); a view into the body
+    /// unless it had escapes.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejection::MissingId`] or [`Rejection::InvalidId`].
+    pub(crate) fn id(&self, raw: Option<&RawValue>) -> Result<Text, Rejection> {
+        match raw.map(RawValue::get) {
+            None | Some("null") => Err(Rejection::MissingId),
+            Some(json) if json.starts_with('"') => {
+                string(&self.text, json).map_err(|_| Rejection::InvalidId)
+            }
+            Some(_) => Err(Rejection::InvalidId),
+        }
+    }
+
+    /// An integer field; `null` or absent → `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejection::InvalidPayload`] for anything but an integer.
+    pub(crate) fn integer(raw: Option<&RawValue>) -> Result<Option<i64>, Rejection> {
+        match raw.map(RawValue::get) {
+            None | Some("null") => Ok(None),
+            Some(json) => json
+                .parse()
+                .map(Some)
+                .map_err(|_| Rejection::InvalidPayload),
+        }
+    }
 }
 
 /// A field a scheme types during the envelope's one pass, when the fields
@@ -118,24 +195,9 @@ impl<'de> Inline<'de> for NoInline {
     }
 }
 
-/// [`read`], typing `inline`'s field during the pass when it can; the typed
-/// value is then returned beside the envelope (whose slot stays empty).
-///
-/// # Errors
-///
-/// As [`read`].
-pub(crate) fn read_with<'b, const N: usize, F: AsRef<str>, I: Inline<'b>>(
-    body: &'b Text,
-    fields: &[(F, usize)],
-    id_slots: &[usize],
-    inline: &I,
-) -> Result<(Envelope<'b, N>, Option<I::Value>), Rejection> {
-    let (slots, typed) = read_slots_with(body.as_str(), fields, id_slots, inline)?;
-    Ok((Envelope { body, slots }, typed))
-}
-
-/// The one pass under [`read`], [`read_slots`] and [`read_with`].
-fn read_slots_with<'b, const N: usize, F: AsRef<str>, I: Inline<'b>>(
+/// The one pass under [`Json::fields`], [`Json::fields_with`] and
+/// [`Json::nested`].
+fn read_slots<'b, const N: usize, F: AsRef<str>, I: Inline<'b>>(
     json: &'b str,
     fields: &[(F, usize)],
     id_slots: &[usize],
@@ -153,39 +215,6 @@ fn read_slots_with<'b, const N: usize, F: AsRef<str>, I: Inline<'b>>(
         Ok(Err(_)) => Err(Rejection::InvalidPayload),
         Err(e) if e.is_data() => Err(Rejection::InvalidPayload),
         Err(_) => Err(Rejection::InvalidJson),
-    }
-}
-
-impl<'b, const N: usize> Envelope<'b, N> {
-    /// The raw JSON of `slot`, if present (`null` included).
-    pub(crate) fn raw(&self, slot: usize) -> Option<&'b RawValue> {
-        self.slots[slot]
-    }
-
-    /// The event id in `slot`: absent or `null` → missing; anything but a
-    /// string → invalid. Unescaped (`"\u0065vt"` is `evt`); a view into the
-    /// body unless it had escapes.
-    ///
-    /// # Errors
-    ///
-    /// [`Rejection::MissingId`] or [`Rejection::InvalidId`].
-    pub(crate) fn id(&self, slot: usize) -> Result<Text, Rejection> {
-        match self.slots[slot].map(RawValue::get) {
-            None | Some("null") => Err(Rejection::MissingId),
-            Some(json) if json.starts_with('"') => {
-                string(self.body, json).map_err(|_| Rejection::InvalidId)
-            }
-            Some(_) => Err(Rejection::InvalidId),
-        }
-    }
-
-    /// The text field in `slot`; see [`text`].
-    ///
-    /// # Errors
-    ///
-    /// [`Rejection::InvalidPayload`] for an object or an array.
-    pub(crate) fn text(&self, slot: usize) -> Result<Option<Text>, Rejection> {
-        text(self.body, self.slots[slot])
     }
 }
 
@@ -230,8 +259,9 @@ struct Seed<'f, const N: usize, F, I> {
     inline: &'f I,
 }
 
-/// The raw JSON of each slot, and the field typed during the pass.
-type Read<'de, const N: usize, T> = ([Option<&'de RawValue>; N], Option<T>);
+/// The raw JSON of each slot, and the field typed during the pass
+/// ([`Json::fields_with`]).
+pub(crate) type Read<'de, const N: usize, T> = ([Option<&'de RawValue>; N], Option<T>);
 
 /// What the pass read; or, as the error, a repeated slot (serde's error
 /// type cannot carry it).
@@ -329,35 +359,35 @@ mod tests {
 
     const FIELDS: &[(&str, usize)] = &[("id", 0), ("Id", 0), ("x", 1)];
 
-    fn text_of(body: &str) -> Text {
-        Text::from(body)
+    fn json(body: &str) -> Json {
+        Json::new(&Bytes::copy_from_slice(body.as_bytes())).unwrap()
     }
 
-    fn read2(body: &Text) -> Result<Envelope<'_, 2>, Rejection> {
-        read::<2, _>(body, FIELDS, &[0])
+    fn read2(json: &Json) -> Result<[Option<&RawValue>; 2], Rejection> {
+        json.fields::<2>(FIELDS, &[0])
     }
 
     #[test]
     fn escaped_keys_and_values_compare_decoded() {
-        let body = text_of(r#"{"\u0069d":"\u0065vt","y":[1,{"id":2}]}"#);
-        let fields = read2(&body).ok().unwrap();
-        assert_eq!(fields.id(0).unwrap(), "evt");
+        let body = json(r#"{"\u0069d":"\u0065vt","y":[1,{"id":2}]}"#);
+        let fields = read2(&body).unwrap();
+        assert_eq!(body.id(fields[0]).unwrap(), "evt");
     }
 
     #[test]
     fn fields_are_views_into_the_body() {
-        let body = text_of(r#"{"id":"evt_1","x":12.50}"#);
-        let fields = read2(&body).ok().unwrap();
-        let start = body.as_ptr() as usize;
-        let id = fields.id(0).unwrap();
+        let body = json(r#"{"id":"evt_1","x":12.50}"#);
+        let fields = read2(&body).unwrap();
+        let start = body.as_text().as_ptr() as usize;
+        let id = body.id(fields[0]).unwrap();
         assert_eq!((id.as_ptr() as usize - start, id.as_str()), (7, "evt_1"));
-        let x = fields.text(1).unwrap().unwrap();
+        let x = body.text(fields[1]).unwrap().unwrap();
         assert_eq!((x.as_ptr() as usize - start, x.as_str()), (18, "12.50"));
     }
 
     #[test]
     fn a_repeated_field_is_ambiguous_for_ids_and_invalid_otherwise() {
-        let reason = |body: &str| read2(&text_of(body)).err().unwrap();
+        let reason = |body: &str| read2(&json(body)).err().unwrap();
         assert_eq!(reason(r#"{"id":"a","Id":"a"}"#), Rejection::AmbiguousId);
         assert_eq!(reason(r#"{"id":"a","id":"b"}"#), Rejection::AmbiguousId);
         assert_eq!(reason(r#"{"x":1,"x":1}"#), Rejection::InvalidPayload);
@@ -365,19 +395,42 @@ mod tests {
 
     #[test]
     fn failures_are_classified() {
-        let reason = |body: &str| read2(&text_of(body)).err().unwrap();
+        let reason = |body: &str| read2(&json(body)).err().unwrap();
         assert_eq!(
-            super::body(&Bytes::from_static(b"\xff{}")).unwrap_err(),
-            Rejection::NotUtf8
+            Json::new(&Bytes::from_static(b"\xff{}")).err(),
+            Some(Rejection::NotUtf8)
         );
         assert_eq!(reason("{"), Rejection::InvalidJson);
         assert_eq!(reason("{} x"), Rejection::InvalidJson);
         assert_eq!(reason("[1]"), Rejection::InvalidPayload);
-        let empty = text_of("{}");
-        assert_eq!(read2(&empty).ok().unwrap().id(0), Err(Rejection::MissingId));
-        let number = text_of(r#"{"id":5,"x":{}}"#);
-        let fields = read2(&number).ok().unwrap();
-        assert_eq!(fields.id(0), Err(Rejection::InvalidId));
-        assert_eq!(fields.text(1), Err(Rejection::InvalidPayload));
+        let empty = json("{}");
+        assert_eq!(
+            empty.id(read2(&empty).unwrap()[0]),
+            Err(Rejection::MissingId)
+        );
+        let number = json(r#"{"id":5,"x":{}}"#);
+        let fields = read2(&number).unwrap();
+        assert_eq!(number.id(fields[0]), Err(Rejection::InvalidId));
+        assert_eq!(number.text(fields[1]), Err(Rejection::InvalidPayload));
+    }
+
+    #[test]
+    fn nested_objects_and_integers_read() {
+        let body = json(r#"{"a":"x","n":5,"o":{"b":"\u0079"},"l":[1]}"#);
+        let slots = body
+            .fields::<4>(&[("a", 0), ("n", 1), ("o", 2), ("l", 3)], &[])
+            .unwrap();
+        assert_eq!(body.text(slots[0]).unwrap().unwrap(), "x");
+        assert_eq!(body.text(slots[1]).unwrap().unwrap(), "5");
+        assert_eq!(Json::integer(slots[1]), Ok(Some(5)));
+        let inner = body.nested::<1>(slots[2], &[("b", 0)]).unwrap();
+        assert_eq!(body.text(inner[0]).unwrap().unwrap(), "y");
+        assert_eq!(
+            body.nested::<1>(slots[3], &[("b", 0)]).unwrap_err(),
+            Rejection::InvalidPayload
+        );
+        assert_eq!(body.text(slots[3]).unwrap_err(), Rejection::InvalidPayload);
+        assert_eq!(body.id(None).unwrap_err(), Rejection::MissingId);
+        assert_eq!(body.id(slots[1]).unwrap_err(), Rejection::InvalidId);
     }
 }
