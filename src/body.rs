@@ -20,7 +20,7 @@ use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::Rejection;
+use crate::LayerAnswer;
 
 /// Accumulates data frames under a cap.
 #[derive(Debug)]
@@ -47,7 +47,7 @@ impl Collector {
         }
     }
 
-    fn push(&mut self, chunk: Bytes) -> Result<(), Rejection> {
+    fn push(&mut self, chunk: Bytes) -> Result<(), LayerAnswer> {
         if chunk.is_empty() {
             return Ok(());
         }
@@ -57,7 +57,7 @@ impl Collector {
             Collected::Many(b) => b.len(),
         };
         if chunk.len() > self.cap - held {
-            return Err(Rejection::BodyTooLarge);
+            return Err(LayerAnswer::BodyTooLarge);
         }
         self.state = match std::mem::replace(&mut self.state, Collected::Empty) {
             Collected::Empty => Collected::One(chunk),
@@ -85,7 +85,7 @@ impl Collector {
         mut body: Pin<&mut B>,
         mut deadline: Pin<&mut Deadline>,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<Bytes, Rejection>>
+    ) -> Poll<Result<Bytes, LayerAnswer>>
     where
         B: Body<Data = Bytes>,
     {
@@ -93,7 +93,7 @@ impl Collector {
         loop {
             let Poll::Ready(frame) = body.as_mut().poll_frame(cx) else {
                 ready!(deadline.poll_passed(cx));
-                return Poll::Ready(Err(Rejection::BodyTimeout));
+                return Poll::Ready(Err(LayerAnswer::BodyTimeout));
             };
             match frame {
                 None => return Poll::Ready(Ok(self.take())),
@@ -104,7 +104,7 @@ impl Collector {
                         return Poll::Ready(Err(rejection));
                     }
                 }
-                Some(Err(_)) => return Poll::Ready(Err(Rejection::BodyUnreadable)),
+                Some(Err(_)) => return Poll::Ready(Err(LayerAnswer::BodyUnreadable)),
             }
         }
     }
@@ -262,7 +262,7 @@ mod tests {
         c.push(Bytes::from_static(b"efghij")).unwrap();
         assert_eq!(
             c.push(Bytes::from_static(b"k")),
-            Err(Rejection::BodyTooLarge)
+            Err(LayerAnswer::BodyTooLarge)
         );
         assert_eq!(&c.take()[..], b"abcdefghij");
     }

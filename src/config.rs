@@ -18,7 +18,7 @@ use crate::secret::SecretSet;
 use crate::store::IdempotencyKey;
 use crate::store::queue::{Accept, Delivery, QueueFuture};
 use crate::tenant::Tenants;
-use crate::{Rejection, Scheme};
+use crate::{LayerAnswer, Scheme};
 
 /// Default body cap: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -36,7 +36,7 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// A replacement for the layer's own responses.
-pub(crate) type Responder = dyn Fn(Rejection) -> Response<Full<Bytes>> + Send + Sync;
+pub(crate) type Responder = dyn Fn(LayerAnswer) -> Response<Full<Bytes>> + Send + Sync;
 
 /// What a queued layer needs of its worker: record a delivery, then wake
 /// whoever runs it.
@@ -72,8 +72,8 @@ pub(crate) struct Config<Sc, St> {
 
 impl<Sc: Scheme, St> Config<Sc, St> {
     /// The response for a delivery the layer answers itself.
-    pub(crate) fn respond(&self, rejection: Rejection) -> Response<Full<Bytes>> {
-        crate::rejection::trace(self.scheme.name(), &rejection);
+    pub(crate) fn respond(&self, rejection: LayerAnswer) -> Response<Full<Bytes>> {
+        crate::answer::trace(self.scheme.name(), &rejection);
         self.metrics.answered(&rejection);
         match &self.responder {
             Some(responder) => {
@@ -81,7 +81,7 @@ impl<Sc: Scheme, St> Config<Sc, St> {
                 let close = rejection.closes_connection();
                 let mut response = responder(rejection);
                 if close {
-                    crate::rejection::close_connection(response.headers_mut());
+                    crate::answer::close_connection(response.headers_mut());
                 }
                 response
             }

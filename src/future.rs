@@ -48,7 +48,7 @@ use crate::secret::Signature;
 use crate::store::queue::{Accept, Delivery, QueueFuture};
 use crate::store::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
 use crate::tenant::TenantEntry;
-use crate::{Rejection, Scheme, Verified};
+use crate::{LayerAnswer, Scheme, Verified};
 
 /// What a request carries from the header checks to the body's arrival.
 struct Pending<S> {
@@ -71,7 +71,7 @@ struct Checked<S> {
 pin_project! {
     #[project = StateProj]
     enum State<B, S, F, CF, FF, RF, R> {
-        Reject { rejection: Option<Rejection> },
+        Reject { rejection: Option<LayerAnswer> },
         Answer { response: Option<Response<Full<Bytes>>> },
         Collect {
             #[pin] body: B,
@@ -137,7 +137,7 @@ where
     Sc: Scheme,
     St: IdempotencyStore,
 {
-    pub(crate) fn rejected(config: Arc<Config<Sc, St>>, rejection: Rejection) -> Self {
+    pub(crate) fn rejected(config: Arc<Config<Sc, St>>, rejection: LayerAnswer) -> Self {
         Self {
             state: State::Reject {
                 rejection: Some(rejection),
@@ -252,15 +252,15 @@ where
                             }
                         }
                         Ok(Claim::Done) => State::Reject {
-                            rejection: Some(Rejection::Duplicate),
+                            rejection: Some(LayerAnswer::Duplicate),
                         },
                         Ok(Claim::InFlight) => State::Reject {
-                            rejection: Some(Rejection::InFlight { retry_after }),
+                            rejection: Some(LayerAnswer::InFlight { retry_after }),
                         },
                         Err(error) => {
                             store_failed("claim", &error);
                             State::Reject {
-                                rejection: Some(Rejection::StoreUnavailable { retry_after }),
+                                rejection: Some(LayerAnswer::StoreUnavailable { retry_after }),
                             }
                         }
                     }
@@ -268,11 +268,11 @@ where
                 StateProj::Accept { accept } => {
                     let retry_after = guard.config.retry_after;
                     let rejection = match ready!(accept.as_mut().poll(cx)) {
-                        Ok(Accept::Accepted) => Rejection::Accepted,
-                        Ok(Accept::Duplicate) => Rejection::Duplicate,
+                        Ok(Accept::Accepted) => LayerAnswer::Accepted,
+                        Ok(Accept::Duplicate) => LayerAnswer::Duplicate,
                         Err(error) => {
                             store_failed("accept", &error);
-                            Rejection::StoreUnavailable { retry_after }
+                            LayerAnswer::StoreUnavailable { retry_after }
                         }
                     };
                     State::Reject {
@@ -408,7 +408,7 @@ where
 
 fn reject<Sc: Scheme, St, B>(
     config: &Config<Sc, St>,
-    rejection: Rejection,
+    rejection: LayerAnswer,
 ) -> Response<ResponseBody<B>> {
     config.respond(rejection).map(ResponseBody::layer)
 }
@@ -429,7 +429,7 @@ fn verify_and_parse<S, Sc: Scheme, St>(
     config: &Config<Sc, St>,
     pending: Pending<S>,
     body: Bytes,
-) -> Result<Verdict<S>, Rejection> {
+) -> Result<Verdict<S>, LayerAnswer> {
     let Pending {
         mut parts,
         signature,
@@ -442,11 +442,11 @@ fn verify_and_parse<S, Sc: Scheme, St>(
         None => config
             .secrets
             .as_ref()
-            .ok_or(Rejection::SignatureMismatch)?,
+            .ok_or(LayerAnswer::SignatureMismatch)?,
     };
     let key = secrets
         .verify_key(&signature, &body)
-        .map_err(|_| Rejection::SignatureMismatch)?;
+        .map_err(|_| LayerAnswer::SignatureMismatch)?;
     if let Some(response) = config.scheme.handshake(&parts.headers, &body, key) {
         return Ok(Verdict::Answer(response));
     }
@@ -484,12 +484,12 @@ fn claim_lost(scheme: &str) {
 fn check_fresh_on_arrival<Sc: Scheme, St>(
     config: &Config<Sc, St>,
     event: &Sc::Event,
-) -> Result<(), Rejection> {
+) -> Result<(), LayerAnswer> {
     config.scheme.check_freshness(event)?;
     if let (Some(window), Some(signed)) = (config.replay_window, config.scheme.signed_time(event))
         && signed.elapsed().is_ok_and(|age| age > window)
     {
-        return Err(Rejection::StaleTimestamp);
+        return Err(LayerAnswer::StaleTimestamp);
     }
     Ok(())
 }

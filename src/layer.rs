@@ -20,7 +20,7 @@ use crate::secret::{SecretError, key_secrets};
 use crate::service::Webhook;
 use crate::store::{IdempotencyStore, MemoryStore};
 use crate::tenant::{TenantFrom, TenantSecrets, Tenants};
-use crate::{Rejection, Scheme};
+use crate::{LayerAnswer, Scheme};
 
 /// Verifies, bounds, deduplicates and types the webhooks of one scheme.
 ///
@@ -209,7 +209,7 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
     /// The body deadline (default [`DEFAULT_BODY_TIMEOUT`], 10 s): the
     /// total time from the first read of the body to its end. Past it the
     /// layer answers `408 {"error":"body_timeout"}` with
-    /// `Connection: close` ([`Rejection::BodyTimeout`]); the inner service
+    /// `Connection: close` ([`LayerAnswer::BodyTimeout`]); the inner service
     /// does not run and nothing is recorded, so the sender's retry is
     /// processed.
     ///
@@ -279,12 +279,12 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
     }
 
     /// Replaces the response for deliveries the layer answers itself. The
-    /// default is [`Rejection::into_response`]; keep its statuses unless you
+    /// default is [`LayerAnswer::into_response`]; keep its statuses unless you
     /// know your sender: a 5xx for a sender's fault makes it retry for a day.
     #[must_use]
-    pub fn rejection_response<F>(mut self, respond: F) -> Self
+    pub fn answer_response<F>(mut self, respond: F) -> Self
     where
-        F: Fn(Rejection) -> Response<Full<Bytes>> + Send + Sync + 'static,
+        F: Fn(LayerAnswer) -> Response<Full<Bytes>> + Send + Sync + 'static,
     {
         self.responder = Some(Arc::new(respond));
         self

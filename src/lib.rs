@@ -55,8 +55,8 @@
 //!
 //! A sender's fault never gets a 5xx (a 5xx makes senders retry for a day),
 //! and a 2xx is never sent while the event may still be lost. Rejections
-//! carry `{"error":"<reason_code>"}` ([`Rejection::code`]); replace them with
-//! [`WebhookLayerBuilder::rejection_response`].
+//! carry `{"error":"<reason_code>"}` ([`LayerAnswer::code`]); replace them with
+//! [`WebhookLayerBuilder::answer_response`].
 //!
 //! # Example (axum)
 //!
@@ -151,12 +151,12 @@
 //!
 //! The layer runs on tokio (the queue's worker and its timers).
 
+mod answer;
 mod body;
 mod config;
 mod future;
 mod layer;
 pub mod metrics;
-mod rejection;
 mod secret;
 mod service;
 
@@ -171,6 +171,7 @@ pub mod tenant;
 mod text;
 mod verified;
 
+pub use answer::LayerAnswer;
 pub use body::ResponseBody;
 pub use config::{
     DEFAULT_BODY_TIMEOUT, DEFAULT_DONE_TTL, DEFAULT_LEASE, DEFAULT_MAX_BODY_BYTES,
@@ -179,7 +180,6 @@ pub use config::{
 pub use future::ResponseFuture;
 pub use layer::{WebhookLayer, WebhookLayerBuilder};
 pub use queue::{Attempt, JobQueue, MemoryQueue, QueueAdmin, Worker};
-pub use rejection::Rejection;
 pub use scheme::builtins::*;
 pub use scheme::{Builtin, BuiltinVisitor, EventId, Parsed, Scheme, custom, for_each_builtin};
 pub use secret::{

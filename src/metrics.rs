@@ -16,7 +16,7 @@
 //!
 //! # `outcome`: how a delivery ended
 //!
-//! * every [`Rejection::code`](crate::Rejection::code), for the answers the
+//! * every [`LayerAnswer::code`](crate::LayerAnswer::code), for the answers the
 //!   layer gives itself: `signature_mismatch`, `missing_signature`,
 //!   `malformed_signature`, `repeated_signature`, `stale_timestamp`,
 //!   `body_too_large`, `body_unreadable`, `body_timeout`, `not_utf8`,
@@ -113,7 +113,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::Rejection;
+use crate::LayerAnswer;
 use crate::store::queue::QueueCounts;
 
 /// Counter `webhook_deliveries_total{scheme, outcome}`: deliveries answered.
@@ -184,7 +184,7 @@ impl LayerMetrics {
 
     /// A delivery the layer answered itself.
     #[inline]
-    pub(crate) fn answered(&self, rejection: &Rejection) {
+    pub(crate) fn answered(&self, rejection: &LayerAnswer) {
         #[cfg(feature = "metrics")]
         self.handles().answered(rejection);
         #[cfg(not(feature = "metrics"))]
@@ -348,64 +348,64 @@ mod imp {
         AttemptResult, BODY_BYTES, DELIVERIES_TOTAL, HANDLER_DURATION_SECONDS, JOB_ATTEMPTS_TOTAL,
         QUEUE_GAUGE_INTERVAL, QUEUE_JOBS, Stopwatch,
     };
-    use crate::Rejection;
+    use crate::LayerAnswer;
     use std::future::Future;
 
     use super::QueueCounts;
 
     /// Every rejection, in the order of [`slot`].
-    pub(super) const REJECTIONS: [Rejection; 20] = [
-        Rejection::BodyTooLarge,
-        Rejection::BodyUnreadable,
-        Rejection::BodyTimeout,
-        Rejection::MissingSignature,
-        Rejection::RepeatedSignature,
-        Rejection::MalformedSignature,
-        Rejection::StaleTimestamp,
-        Rejection::SignatureMismatch,
-        Rejection::NotUtf8,
-        Rejection::InvalidJson,
-        Rejection::MissingId,
-        Rejection::AmbiguousId,
-        Rejection::InvalidId,
-        Rejection::HeaderMismatch,
-        Rejection::InvalidPayload,
-        Rejection::Duplicate,
-        Rejection::Accepted,
-        Rejection::InFlight {
+    pub(super) const REJECTIONS: [LayerAnswer; 20] = [
+        LayerAnswer::BodyTooLarge,
+        LayerAnswer::BodyUnreadable,
+        LayerAnswer::BodyTimeout,
+        LayerAnswer::MissingSignature,
+        LayerAnswer::RepeatedSignature,
+        LayerAnswer::MalformedSignature,
+        LayerAnswer::StaleTimestamp,
+        LayerAnswer::SignatureMismatch,
+        LayerAnswer::NotUtf8,
+        LayerAnswer::InvalidJson,
+        LayerAnswer::MissingId,
+        LayerAnswer::AmbiguousId,
+        LayerAnswer::InvalidId,
+        LayerAnswer::HeaderMismatch,
+        LayerAnswer::InvalidPayload,
+        LayerAnswer::Duplicate,
+        LayerAnswer::Accepted,
+        LayerAnswer::InFlight {
             retry_after: Duration::ZERO,
         },
-        Rejection::StoreUnavailable {
+        LayerAnswer::StoreUnavailable {
             retry_after: Duration::ZERO,
         },
-        Rejection::UnknownTenant,
+        LayerAnswer::UnknownTenant,
     ];
 
     /// A rejection's index in [`REJECTIONS`] (and its counter's in
     /// [`Handles`]). A new variant fails to compile here until it has its
     /// place in both.
-    pub(super) fn slot(rejection: &Rejection) -> usize {
+    pub(super) fn slot(rejection: &LayerAnswer) -> usize {
         match rejection {
-            Rejection::BodyTooLarge => 0,
-            Rejection::BodyUnreadable => 1,
-            Rejection::BodyTimeout => 2,
-            Rejection::MissingSignature => 3,
-            Rejection::RepeatedSignature => 4,
-            Rejection::MalformedSignature => 5,
-            Rejection::StaleTimestamp => 6,
-            Rejection::SignatureMismatch => 7,
-            Rejection::NotUtf8 => 8,
-            Rejection::InvalidJson => 9,
-            Rejection::MissingId => 10,
-            Rejection::AmbiguousId => 11,
-            Rejection::InvalidId => 12,
-            Rejection::HeaderMismatch => 13,
-            Rejection::InvalidPayload => 14,
-            Rejection::Duplicate => 15,
-            Rejection::Accepted => 16,
-            Rejection::InFlight { .. } => 17,
-            Rejection::StoreUnavailable { .. } => 18,
-            Rejection::UnknownTenant => 19,
+            LayerAnswer::BodyTooLarge => 0,
+            LayerAnswer::BodyUnreadable => 1,
+            LayerAnswer::BodyTimeout => 2,
+            LayerAnswer::MissingSignature => 3,
+            LayerAnswer::RepeatedSignature => 4,
+            LayerAnswer::MalformedSignature => 5,
+            LayerAnswer::StaleTimestamp => 6,
+            LayerAnswer::SignatureMismatch => 7,
+            LayerAnswer::NotUtf8 => 8,
+            LayerAnswer::InvalidJson => 9,
+            LayerAnswer::MissingId => 10,
+            LayerAnswer::AmbiguousId => 11,
+            LayerAnswer::InvalidId => 12,
+            LayerAnswer::HeaderMismatch => 13,
+            LayerAnswer::InvalidPayload => 14,
+            LayerAnswer::Duplicate => 15,
+            LayerAnswer::Accepted => 16,
+            LayerAnswer::InFlight { .. } => 17,
+            LayerAnswer::StoreUnavailable { .. } => 18,
+            LayerAnswer::UnknownTenant => 19,
         }
     }
 
@@ -467,7 +467,7 @@ mod imp {
             }
         }
 
-        pub(super) fn answered(&self, rejection: &Rejection) {
+        pub(super) fn answered(&self, rejection: &LayerAnswer) {
             self.outcomes[slot(rejection)].increment(1);
         }
 

@@ -55,7 +55,7 @@ use http::{HeaderMap, Response, Uri};
 use http_body_util::Full;
 
 use crate::secret::{Algorithm, Key, MatchedKey, Signature};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The built-in providers, one line each: `module::Scheme`, the module
 /// named as the scheme ([`Scheme::name`]). From this list follow the
@@ -173,9 +173,9 @@ pub trait Scheme: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Rejection::MissingSignature`], [`Rejection::RepeatedSignature`],
-    /// [`Rejection::MalformedSignature`] or [`Rejection::StaleTimestamp`].
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection>;
+    /// [`LayerAnswer::MissingSignature`], [`LayerAnswer::RepeatedSignature`],
+    /// [`LayerAnswer::MalformedSignature`] or [`LayerAnswer::StaleTimestamp`].
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer>;
 
     /// As [`Scheme::signature`], for a scheme that also signs the request
     /// URI (Twilio signs the query string); what the layer calls. The
@@ -184,7 +184,7 @@ pub trait Scheme: Send + Sync + 'static {
     /// # Errors
     ///
     /// As [`Scheme::signature`].
-    fn request_signature(&self, uri: &Uri, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn request_signature(&self, uri: &Uri, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         let _ = uri;
         self.signature(headers)
     }
@@ -219,7 +219,7 @@ pub trait Scheme: Send + Sync + 'static {
     ///
     /// A 400 rejection: not UTF-8, not JSON, no or ambiguous id, an unsigned
     /// header that disagrees with the body.
-    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<Self::Event>, Rejection>;
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<Self::Event>, LayerAnswer>;
 
     /// As [`Scheme::parse`], for a scheme whose key needs the signed
     /// request URI (Twilio signs the query string); what the layer and the
@@ -234,7 +234,7 @@ pub trait Scheme: Send + Sync + 'static {
         uri: &Uri,
         headers: &HeaderMap,
         body: &Bytes,
-    ) -> Result<Parsed<Self::Event>, Rejection> {
+    ) -> Result<Parsed<Self::Event>, LayerAnswer> {
         let _ = uri;
         self.parse(headers, body)
     }
@@ -251,8 +251,8 @@ pub trait Scheme: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Rejection::StaleTimestamp`] (401) outside the tolerance.
-    fn check_freshness(&self, event: &Self::Event) -> Result<(), Rejection> {
+    /// [`LayerAnswer::StaleTimestamp`] (401) outside the tolerance.
+    fn check_freshness(&self, event: &Self::Event) -> Result<(), LayerAnswer> {
         let _ = event;
         Ok(())
     }
@@ -305,9 +305,9 @@ impl EventId {
     ///
     /// # Errors
     ///
-    /// [`Rejection::InvalidId`] when the part is empty or longer than
+    /// [`LayerAnswer::InvalidId`] when the part is empty or longer than
     /// [`MAX_ID_LEN`].
-    pub fn new(id: &str) -> Result<Self, Rejection> {
+    pub fn new(id: &str) -> Result<Self, LayerAnswer> {
         check_single(id)?;
         Ok(Self(Text::from(id)))
     }
@@ -317,9 +317,9 @@ impl EventId {
     ///
     /// # Errors
     ///
-    /// [`Rejection::InvalidId`] when the part is empty or longer than
+    /// [`LayerAnswer::InvalidId`] when the part is empty or longer than
     /// [`MAX_ID_LEN`].
-    pub fn from_text(id: Text) -> Result<Self, Rejection> {
+    pub fn from_text(id: Text) -> Result<Self, LayerAnswer> {
         check_single(&id)?;
         Ok(Self(id))
     }
@@ -330,9 +330,9 @@ impl EventId {
     ///
     /// # Errors
     ///
-    /// [`Rejection::InvalidId`] when the first part is absent or empty, or
+    /// [`LayerAnswer::InvalidId`] when the first part is absent or empty, or
     /// any part is longer than [`MAX_ID_LEN`].
-    pub fn from_parts<'a, I>(parts: I) -> Result<Self, Rejection>
+    pub fn from_parts<'a, I>(parts: I) -> Result<Self, LayerAnswer>
     where
         I: IntoIterator<Item = Option<&'a str>>,
     {
@@ -341,17 +341,17 @@ impl EventId {
         for (i, part) in parts.into_iter().enumerate() {
             match part {
                 Some(p) if p.len() > MAX_ID_LEN || (i == 0 && p.is_empty()) => {
-                    return Err(Rejection::InvalidId);
+                    return Err(LayerAnswer::InvalidId);
                 }
                 Some(p) => {
                     let _ = write!(out, "{}:{p}", p.len());
                 }
-                None if i == 0 => return Err(Rejection::InvalidId),
+                None if i == 0 => return Err(LayerAnswer::InvalidId),
                 None => out.push('-'),
             }
         }
         if out.is_empty() {
-            return Err(Rejection::InvalidId);
+            return Err(LayerAnswer::InvalidId);
         }
         Ok(Self(Text::from(out)))
     }
@@ -373,9 +373,9 @@ impl fmt::Display for EventId {
     }
 }
 
-fn check_single(id: &str) -> Result<(), Rejection> {
+fn check_single(id: &str) -> Result<(), LayerAnswer> {
     if id.is_empty() || id.len() > MAX_ID_LEN {
-        return Err(Rejection::InvalidId);
+        return Err(LayerAnswer::InvalidId);
     }
     Ok(())
 }
@@ -414,9 +414,9 @@ mod tests {
         assert!(EventId::new(&"x".repeat(MAX_ID_LEN)).is_ok());
         assert_eq!(
             EventId::new(&"x".repeat(MAX_ID_LEN + 1)),
-            Err(Rejection::InvalidId)
+            Err(LayerAnswer::InvalidId)
         );
-        assert_eq!(EventId::new(""), Err(Rejection::InvalidId));
+        assert_eq!(EventId::new(""), Err(LayerAnswer::InvalidId));
     }
 
     #[test]

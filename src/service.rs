@@ -15,7 +15,7 @@ use crate::body::{Collector, ResponseBody};
 use crate::config::Config;
 use crate::future::ResponseFuture;
 use crate::store::IdempotencyStore;
-use crate::{Rejection, Scheme};
+use crate::{LayerAnswer, Scheme};
 
 /// The middleware [`WebhookLayer`](crate::WebhookLayer) wraps around an inner
 /// service.
@@ -82,12 +82,12 @@ where
             None => None,
             Some(tenants) => match tenants.lookup(&parts) {
                 Some(entry) => Some(entry),
-                None => return ResponseFuture::rejected(config, Rejection::UnknownTenant),
+                None => return ResponseFuture::rejected(config, LayerAnswer::UnknownTenant),
             },
         };
         let declared = match declared_length(&parts.headers) {
             Some(len) if len > config.max_body_bytes as u64 => {
-                return ResponseFuture::rejected(config, Rejection::BodyTooLarge);
+                return ResponseFuture::rejected(config, LayerAnswer::BodyTooLarge);
             }
             declared => declared.map(|len| len as usize),
         };

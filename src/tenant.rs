@@ -14,7 +14,7 @@
 //!   [inserted](TenantSecrets::insert), never per request. A bad secret is
 //!   an error from that call, and the map in use stays as it was.
 //! * A request whose tenant is absent or not in the map is answered
-//!   `404 {"error":"unknown_tenant"}` ([`Rejection::UnknownTenant`](crate::Rejection::UnknownTenant)) from
+//!   `404 {"error":"unknown_tenant"}` ([`LayerAnswer::UnknownTenant`](crate::LayerAnswer::UnknownTenant)) from
 //!   its headers alone: the body is not read, nothing is recorded.
 //! * Idempotency keys carry the tenant ([`IdempotencyKey::tenant`](crate::IdempotencyKey::tenant)), so two
 //!   tenants' equal event ids are two events.

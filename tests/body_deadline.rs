@@ -411,10 +411,10 @@ async fn none_and_duration_max_switch_the_deadline_off() {
 }
 
 #[tokio::test]
-async fn a_replaced_rejection_response_still_closes_the_connection() {
+async fn a_replaced_answer_response_still_closes_the_connection() {
     let rig = InProcess::new();
     let replaced = |b: Builder| {
-        b.body_timeout(DEADLINE).rejection_response(|rejection| {
+        b.body_timeout(DEADLINE).answer_response(|rejection| {
             let mut response = Response::new(Full::new(Bytes::from(rejection.code())));
             *response.status_mut() = rejection.status();
             response

@@ -9,8 +9,9 @@ mod receiver_process;
 
 use std::time::{Duration, Instant};
 
+use harness::TempDir;
 use http::StatusCode;
-use receiver_process::{ReceiverProcess, TempDir, run_to_end};
+use receiver_process::{ReceiverProcess, run_to_end};
 use serde_json::Value;
 
 const SECRET: &str = harness::NUMERO_SECRET;

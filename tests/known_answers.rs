@@ -9,7 +9,7 @@ use tower::{Layer as _, ServiceExt as _, service_fn};
 use tower_webhook::github::GitHub;
 use tower_webhook::numberotp::NumberOtp;
 use tower_webhook::numero::Numero;
-use tower_webhook::{Rejection, Scheme, SecretError, SecretSet, Signature, Tag, WebhookLayer};
+use tower_webhook::{LayerAnswer, Scheme, SecretError, SecretSet, Signature, Tag, WebhookLayer};
 
 /// (key, data, HMAC-SHA256) from RFC 4231 §4.2–4.8, cases 1–4, 6 and 7.
 fn rfc4231() -> Vec<(Vec<u8>, Vec<u8>, &'static str)> {
@@ -79,7 +79,7 @@ fn rfc4231_case_5_truncated_tag_is_refused() {
     );
     assert_eq!(
         NumberOtp.signature(&headers).unwrap_err(),
-        Rejection::MalformedSignature
+        LayerAnswer::MalformedSignature
     );
 }
 

@@ -17,7 +17,7 @@ use proptest::prelude::*;
 use tower::{Layer as _, ServiceExt as _, service_fn};
 use tower_webhook::numberotp::NumberOtp;
 use tower_webhook::numero::{self, Numero};
-use tower_webhook::{MemoryStore, Rejection, Scheme, Tag, WebhookLayer, sign};
+use tower_webhook::{LayerAnswer, MemoryStore, Scheme, Tag, WebhookLayer, sign};
 
 /// Splits `body` at the given cut points (taken modulo its length).
 fn split(body: &[u8], cuts: &[usize]) -> VecDeque<Bytes> {
@@ -232,7 +232,7 @@ proptest! {
         prop_assert!(Tag::from_base64(&bent).is_err());
         let mut headers = HeaderMap::new();
         headers.insert(numero::SIGNATURE_HEADER, bent.as_slice().try_into().unwrap());
-        prop_assert_eq!(Numero.signature(&headers).unwrap_err(), Rejection::MalformedSignature);
+        prop_assert_eq!(Numero.signature(&headers).unwrap_err(), LayerAnswer::MalformedSignature);
         let seen = deliver(Numero, &secret, "x-webhook-signature", &bent,
                            split(body.as_bytes(), &[]));
         prop_assert_eq!(seen.status, StatusCode::UNAUTHORIZED);

@@ -12,8 +12,9 @@ mod receiver_process;
 
 use std::time::Duration;
 
+use harness::TempDir;
 use http::StatusCode;
-use receiver_process::{ReceiverProcess, TempDir, run_to_end_with};
+use receiver_process::{ReceiverProcess, run_to_end_with};
 use tower_webhook::{SecretError, TenantError, TenantSecrets, WebhookLayer};
 
 const GITHUB_SECRET: &str = "It's a Secret to Everybody";

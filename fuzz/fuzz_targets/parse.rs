@@ -15,9 +15,9 @@ use serde::de::IgnoredAny;
 use tower_webhook::numberotp::NumberOtp;
 use tower_webhook::numero::{EVENT_HEADER, ID_HEADER, Numero};
 use tower_webhook::scheme::MAX_ID_LEN;
-use tower_webhook::{Parsed, Rejection, Scheme};
+use tower_webhook::{Parsed, LayerAnswer, Scheme};
 
-fn check_common<E>(body: &Bytes, result: &Result<Parsed<E>, Rejection>) {
+fn check_common<E>(body: &Bytes, result: &Result<Parsed<E>, LayerAnswer>) {
     match result {
         Err(rejection) => assert_eq!(
             rejection.status(),
@@ -84,10 +84,10 @@ fuzz_target!(|data: &[u8]| {
     match (&plain, &with_headers) {
         (Ok(a), Ok(b)) => assert_eq!(a.id, b.id),
         (Err(a), Err(b)) => assert!(
-            a == b || *b == Rejection::HeaderMismatch,
+            a == b || *b == LayerAnswer::HeaderMismatch,
             "headers turned {a:?} into {b:?}"
         ),
-        (Ok(_), Err(e)) => assert_eq!(*e, Rejection::HeaderMismatch),
+        (Ok(_), Err(e)) => assert_eq!(*e, LayerAnswer::HeaderMismatch),
         (Err(e), Ok(_)) => panic!("a header made a refused body ({e:?}) acceptable"),
     }
 });

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use libfuzzer_sys::fuzz_target;
-use tower_webhook::{Algorithm, Rejection, Scheme, Signature};
+use tower_webhook::{Algorithm, LayerAnswer, Scheme, Signature};
 use tower_webhook::{
     discord, flutterwave, lemonsqueezy, linear, paddle, paystack, shopify, slack, square, standard,
     twilio, twitch, woocommerce, zoom,
@@ -30,7 +30,7 @@ fn headers(names: &[&'static str], values: &[&[u8]]) -> HeaderMap {
     map
 }
 
-fn check(result: Result<Signature, Rejection>, algorithms: &[Algorithm]) {
+fn check(result: Result<Signature, LayerAnswer>, algorithms: &[Algorithm]) {
     match result {
         Ok(signature) => {
             for tag in signature.tags() {

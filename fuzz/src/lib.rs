@@ -93,9 +93,9 @@ pub fn hmac(key: &[u8], body: &[u8]) -> [u8; 32] {
 /// 32 bytes over the body alone, or the same 401 reason.
 pub fn check_signature(
     oracle: Result<[u8; 32], SigRefusal>,
-    got: Result<tower_webhook::Signature, tower_webhook::Rejection>,
+    got: Result<tower_webhook::Signature, tower_webhook::LayerAnswer>,
 ) {
-    use tower_webhook::Rejection;
+    use tower_webhook::LayerAnswer;
     match (oracle, got) {
         (Ok(expected), Ok(signature)) => {
             assert!(signature.prefix().is_empty(), "signs the body alone");
@@ -106,9 +106,9 @@ pub fn check_signature(
         (Err(refusal), Err(rejection)) => {
             assert_eq!(rejection.status(), http::StatusCode::UNAUTHORIZED);
             let want = match refusal {
-                SigRefusal::Missing => Rejection::MissingSignature,
-                SigRefusal::Repeated => Rejection::RepeatedSignature,
-                SigRefusal::Malformed => Rejection::MalformedSignature,
+                SigRefusal::Missing => LayerAnswer::MissingSignature,
+                SigRefusal::Repeated => LayerAnswer::RepeatedSignature,
+                SigRefusal::Malformed => LayerAnswer::MalformedSignature,
             };
             assert_eq!(rejection, want);
         }

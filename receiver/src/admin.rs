@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
-use tower_webhook::Rejection;
+use tower_webhook::LayerAnswer;
 
 /// The variable holding the admin token.
 pub const TOKEN_VAR: &str = "ADMIN_TOKEN";
@@ -137,7 +137,7 @@ pub async fn bound_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return rejection(Rejection::BodyTooLarge);
+        return rejection(LayerAnswer::BodyTooLarge);
     }
     let (parts, body) = request.into_parts();
     let collected = tokio::time::timeout(deadline, Limited::new(body, MAX_BODY_BYTES).collect());
@@ -146,13 +146,13 @@ pub async fn bound_body(
             let body = Body::from(collected.to_bytes());
             next.run(Request::from_parts(parts, body)).await
         }
-        Ok(Err(error)) if error.is::<LengthLimitError>() => rejection(Rejection::BodyTooLarge),
-        Ok(Err(_)) => rejection(Rejection::BodyUnreadable),
-        Err(_) => rejection(Rejection::BodyTimeout),
+        Ok(Err(error)) if error.is::<LengthLimitError>() => rejection(LayerAnswer::BodyTooLarge),
+        Ok(Err(_)) => rejection(LayerAnswer::BodyUnreadable),
+        Err(_) => rejection(LayerAnswer::BodyTimeout),
     }
 }
 
-fn rejection(rejection: Rejection) -> Response {
+fn rejection(rejection: LayerAnswer) -> Response {
     rejection.into_response().map(Body::new)
 }
 

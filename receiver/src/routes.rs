@@ -21,7 +21,7 @@ use serde_json::json;
 use tower::{Layer, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_webhook::queue::Attempt;
-use tower_webhook::{Builtin, DEFAULT_RETRY_AFTER, Rejection, VerifiedEvent, WebhookLayer};
+use tower_webhook::{Builtin, DEFAULT_RETRY_AFTER, LayerAnswer, VerifiedEvent, WebhookLayer};
 
 use crate::admin::Access;
 use crate::events::EventLog;
@@ -220,7 +220,7 @@ async fn replay(
 /// layer answers; the error itself goes to stderr.
 fn unavailable(route: &str, error: &tower_webhook::StoreError) -> Response {
     eprintln!("{route}: store_unavailable: {error}");
-    Rejection::StoreUnavailable {
+    LayerAnswer::StoreUnavailable {
         retry_after: DEFAULT_RETRY_AFTER,
     }
     .into_response()

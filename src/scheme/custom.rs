@@ -54,7 +54,7 @@ use serde::Serialize;
 use super::json::Json;
 use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Algorithm, Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// Names a custom scheme may not take: the built-in schemes'.
 pub const RESERVED_NAMES: &[&str] = super::BUILTIN_NAMES;
@@ -294,7 +294,7 @@ impl Scheme for Custom {
         self.algorithm
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         let decode = match self.encoding {
             Encoding::Hex => Tag::decode_hex,
             Encoding::Base64 => Tag::decode_base64,
@@ -304,7 +304,11 @@ impl Scheme for Custom {
         })
     }
 
-    fn parse(&self, _headers: &HeaderMap, body: &Bytes) -> Result<Parsed<CustomEvent>, Rejection> {
+    fn parse(
+        &self,
+        _headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Parsed<CustomEvent>, LayerAnswer> {
         let json;
         let fields = if self.fields.is_empty() {
             // A body digest and no event type: the body is not parsed at all,
@@ -318,7 +322,7 @@ impl Scheme for Custom {
             // An id field is always among the fields read (see `build`).
             IdSource::Field(_) => fields
                 .as_ref()
-                .map_or(Err(Rejection::MissingId), |(json, fields)| {
+                .map_or(Err(LayerAnswer::MissingId), |(json, fields)| {
                     json.id(fields[ID])
                 })?,
             IdSource::BodyDigest => digest(body),
@@ -336,7 +340,7 @@ impl Scheme for Custom {
     }
 }
 
-/// The signature header value a [`Custom`](super::custom::Custom) scheme
+/// The signature header value a [`Custom`] scheme
 /// expects for `body`: its prefix, then the tag in its encoding.
 pub fn sign(scheme: &super::custom::Custom, secret: &[u8], body: &[u8]) -> String {
     let tag = crate::secret::hmac(scheme.algorithm(), secret, body);
@@ -359,11 +363,11 @@ mod tests {
         h
     }
 
-    fn verify(scheme: &Custom, value: &str, body: &[u8]) -> Result<(), Rejection> {
+    fn verify(scheme: &Custom, value: &str, body: &[u8]) -> Result<(), LayerAnswer> {
         let set = crate::SecretSet::from_keys([b"acme_webhook_secret_01"]).unwrap();
         let signature = scheme.signature(&headers(value))?;
         set.verify(&signature, body)
-            .map_err(|_| Rejection::SignatureMismatch)
+            .map_err(|_| LayerAnswer::SignatureMismatch)
     }
 
     #[test]
@@ -384,15 +388,15 @@ mod tests {
         assert_eq!(verify(&hex, &header, body), Ok(()));
         assert_eq!(
             verify(&hex, &header.to_uppercase(), body),
-            Err(Rejection::MalformedSignature)
+            Err(LayerAnswer::MalformedSignature)
         );
         assert_eq!(
             verify(&hex, &header[7..], body),
-            Err(Rejection::MalformedSignature)
+            Err(LayerAnswer::MalformedSignature)
         );
         assert_eq!(
             verify(&hex, &header, b"{}"),
-            Err(Rejection::SignatureMismatch)
+            Err(LayerAnswer::SignatureMismatch)
         );
 
         let b64 = Custom::builder("acme", HEADER)
@@ -407,7 +411,7 @@ mod tests {
         assert_eq!(verify(&b64, &header, body), Ok(()));
         assert_eq!(
             verify(&b64, &header[..43], body),
-            Err(Rejection::MalformedSignature)
+            Err(LayerAnswer::MalformedSignature)
         );
     }
 
@@ -425,12 +429,12 @@ mod tests {
         let twice = Bytes::from_static(br#"{"event_id":"e1","event_id":"e2"}"#);
         assert_eq!(
             by_field.parse(&HeaderMap::new(), &twice).unwrap_err(),
-            Rejection::AmbiguousId
+            LayerAnswer::AmbiguousId
         );
         let none = Bytes::from_static(br#"{"id":"e1"}"#);
         assert_eq!(
             by_field.parse(&HeaderMap::new(), &none).unwrap_err(),
-            Rejection::MissingId
+            LayerAnswer::MissingId
         );
 
         let by_digest = Custom::builder("acme", HEADER)
@@ -484,7 +488,7 @@ mod tests {
         let short = crate::sign::tag(b"acme_webhook_secret_01", body).to_hex();
         assert_eq!(
             sha512.signature(&headers(&short)).unwrap_err(),
-            Rejection::MalformedSignature
+            LayerAnswer::MalformedSignature
         );
         let ed = Custom::builder("acme", HEADER)
             .algorithm(Algorithm::Ed25519)

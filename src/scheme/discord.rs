@@ -38,7 +38,7 @@ use super::json::Json;
 use super::timestamp::Freshness;
 use super::{EventId, Parsed, Scheme, handshake, headers, timestamp};
 use crate::secret::{Algorithm, Key, MatchedKey, Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The signature header.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-signature-ed25519");
@@ -93,10 +93,10 @@ impl Scheme for Discord {
         Ok(Key::new(Algorithm::Ed25519, key.to_vec()))
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         let value = signature_header(headers, &SIGNATURE_HEADER)?;
         let tag = Tag::decode_hex(Algorithm::Ed25519, value)
-            .map_err(|_| Rejection::MalformedSignature)?;
+            .map_err(|_| LayerAnswer::MalformedSignature)?;
         let raw = headers::signed_header(headers, &TIMESTAMP_HEADER)?;
         self.freshness.check(timestamp::parse_timestamp(raw)?)?;
         Ok(Signature::over_body(tag).with_prefix(raw))
@@ -114,7 +114,7 @@ impl Scheme for Discord {
             .then(|| handshake::json_reply(&serde_json::json!({ "type": PING })))
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<DiscordEvent>, Rejection> {
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<DiscordEvent>, LayerAnswer> {
         let timestamp =
             timestamp::parse_timestamp(headers::signed_header(headers, &TIMESTAMP_HEADER)?)?;
         let json = Json::new(body)?;

@@ -31,7 +31,7 @@ use super::headers::signature_header;
 use super::json::Json;
 use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Algorithm, Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The v4 signature header.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("flutterwave-signature");
@@ -85,7 +85,7 @@ impl Scheme for Flutterwave {
         }
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         if !self.legacy {
             return headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64);
         }
@@ -93,14 +93,14 @@ impl Scheme for Flutterwave {
         let digest = Sha256::digest(token);
         Tag::from_slice(Algorithm::SharedToken, &digest)
             .map(Signature::over_body)
-            .map_err(|_| Rejection::MalformedSignature)
+            .map_err(|_| LayerAnswer::MalformedSignature)
     }
 
     fn parse(
         &self,
         _headers: &HeaderMap,
         body: &Bytes,
-    ) -> Result<Parsed<FlutterwaveEvent>, Rejection> {
+    ) -> Result<Parsed<FlutterwaveEvent>, LayerAnswer> {
         let json = Json::new(body)?;
         let [kind, event, data] =
             json.fields::<3>(&[("type", 0), ("event", 1), ("data", 2)], &[])?;

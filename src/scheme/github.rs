@@ -21,7 +21,7 @@
 //! [`GitHubEvent::delivery`] come from headers GitHub does **not** sign:
 //! treat them as hints. The payload's signed `action` is on the event too.
 //! Either header given twice, or not visible ASCII, is a 400
-//! ([`Rejection::HeaderMismatch`]) rather than a guess between two values.
+//! ([`LayerAnswer::HeaderMismatch`]) rather than a guess between two values.
 //!
 //! # Content type
 //!
@@ -63,7 +63,7 @@ use serde::Serialize;
 use super::json::Json;
 use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The signature header GitHub sends.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-hub-signature-256");
@@ -105,7 +105,7 @@ impl Scheme for GitHub {
         "github"
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         headers::prefixed_tag(
             headers,
             &SIGNATURE_HEADER,
@@ -114,7 +114,7 @@ impl Scheme for GitHub {
         )
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<GitHubEvent>, Rejection> {
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<GitHubEvent>, LayerAnswer> {
         let json = Json::new(body)?;
         let fields = json.fields::<1>(FIELDS, &[])?;
         let digest = digest(body);
@@ -178,12 +178,12 @@ mod tests {
         assert!(sig(&format!("sha256={hex}")).is_ok());
         assert!(sig(&format!("sha256={}", hex.to_uppercase())).is_ok());
         for bad in [hex.clone(), format!("sha1={hex}"), format!("sha256={hex}0")] {
-            assert_eq!(sig(&bad), Err(Rejection::MalformedSignature), "{bad}");
+            assert_eq!(sig(&bad), Err(LayerAnswer::MalformedSignature), "{bad}");
         }
         let sha1_only = headers(&[(&HeaderName::from_static("x-hub-signature"), "sha1=00")]);
         assert_eq!(
             GitHub.signature(&sha1_only).unwrap_err(),
-            Rejection::MissingSignature
+            LayerAnswer::MissingSignature
         );
     }
 
@@ -211,12 +211,12 @@ mod tests {
         let twice = headers(&[(&EVENT_HEADER, "push"), (&EVENT_HEADER, "ping")]);
         assert_eq!(
             GitHub.parse(&twice, &body).unwrap_err(),
-            Rejection::HeaderMismatch
+            LayerAnswer::HeaderMismatch
         );
         let form = Bytes::from_static(b"payload=%7B%7D");
         assert_eq!(
             GitHub.parse(&HeaderMap::new(), &form).unwrap_err(),
-            Rejection::InvalidJson
+            LayerAnswer::InvalidJson
         );
     }
 }

@@ -7,17 +7,17 @@
 //!
 //! | helper | absent | repeated |
 //! |---|---|---|
-//! | [`single_header`] | `Ok(None)` | [`Rejection::RepeatedSignature`] |
-//! | [`signature_header`] | [`Rejection::MissingSignature`] | [`Rejection::RepeatedSignature`] |
-//! | [`signed_header`] | [`Rejection::MalformedSignature`] | [`Rejection::RepeatedSignature`] |
-//! | [`unsigned_header`] | `Ok(None)` | [`Rejection::HeaderMismatch`] (400) |
+//! | [`single_header`] | `Ok(None)` | [`LayerAnswer::RepeatedSignature`] |
+//! | [`signature_header`] | [`LayerAnswer::MissingSignature`] | [`LayerAnswer::RepeatedSignature`] |
+//! | [`signed_header`] | [`LayerAnswer::MalformedSignature`] | [`LayerAnswer::RepeatedSignature`] |
+//! | [`unsigned_header`] | `Ok(None)` | [`LayerAnswer::HeaderMismatch`] (400) |
 
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue};
 
 use super::timestamp::{Freshness, parse_timestamp};
 use crate::secret::{InvalidTag, Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// Most candidate tags read from one signature header. A sender lists one
 /// per active secret, so a handful at most; more is refused as malformed.
@@ -27,15 +27,15 @@ pub(crate) const MAX_TAGS: usize = 32;
 ///
 /// # Errors
 ///
-/// [`Rejection::RepeatedSignature`] when repeated.
+/// [`LayerAnswer::RepeatedSignature`] when repeated.
 pub(crate) fn single_header<'h>(
     headers: &'h HeaderMap,
     name: &HeaderName,
-) -> Result<Option<&'h HeaderValue>, Rejection> {
+) -> Result<Option<&'h HeaderValue>, LayerAnswer> {
     let mut values = headers.get_all(name).iter();
     let first = values.next();
     if values.next().is_some() {
-        return Err(Rejection::RepeatedSignature);
+        return Err(LayerAnswer::RepeatedSignature);
     }
     Ok(first)
 }
@@ -44,13 +44,13 @@ pub(crate) fn single_header<'h>(
 ///
 /// # Errors
 ///
-/// [`Rejection::MissingSignature`] when absent,
-/// [`Rejection::RepeatedSignature`] when repeated.
+/// [`LayerAnswer::MissingSignature`] when absent,
+/// [`LayerAnswer::RepeatedSignature`] when repeated.
 pub(crate) fn signature_header<'h>(
     headers: &'h HeaderMap,
     name: &HeaderName,
-) -> Result<&'h [u8], Rejection> {
-    required(headers, name, Rejection::MissingSignature)
+) -> Result<&'h [u8], LayerAnswer> {
+    required(headers, name, LayerAnswer::MissingSignature)
 }
 
 /// A signed header beside the signature (a timestamp, a message id): the
@@ -58,13 +58,13 @@ pub(crate) fn signature_header<'h>(
 ///
 /// # Errors
 ///
-/// [`Rejection::MalformedSignature`] when absent,
-/// [`Rejection::RepeatedSignature`] when repeated.
+/// [`LayerAnswer::MalformedSignature`] when absent,
+/// [`LayerAnswer::RepeatedSignature`] when repeated.
 pub(crate) fn signed_header<'h>(
     headers: &'h HeaderMap,
     name: &HeaderName,
-) -> Result<&'h [u8], Rejection> {
-    required(headers, name, Rejection::MalformedSignature)
+) -> Result<&'h [u8], LayerAnswer> {
+    required(headers, name, LayerAnswer::MalformedSignature)
 }
 
 /// The single value of a header the scheme cannot do without; `absent`
@@ -72,8 +72,8 @@ pub(crate) fn signed_header<'h>(
 fn required<'h>(
     headers: &'h HeaderMap,
     name: &HeaderName,
-    absent: Rejection,
-) -> Result<&'h [u8], Rejection> {
+    absent: LayerAnswer,
+) -> Result<&'h [u8], LayerAnswer> {
     single_header(headers, name)?
         .map(HeaderValue::as_bytes)
         .ok_or(absent)
@@ -83,18 +83,18 @@ fn required<'h>(
 ///
 /// # Errors
 ///
-/// [`Rejection::HeaderMismatch`] (400) when repeated or not visible ASCII.
+/// [`LayerAnswer::HeaderMismatch`] (400) when repeated or not visible ASCII.
 pub(crate) fn unsigned_header(
     headers: &HeaderMap,
     name: &HeaderName,
-) -> Result<Option<Text>, Rejection> {
+) -> Result<Option<Text>, LayerAnswer> {
     match single_header(headers, name) {
         Ok(None) => Ok(None),
         Ok(Some(value)) => value
             .to_str()
             .map(|text| Some(Text::from(text)))
-            .map_err(|_| Rejection::HeaderMismatch),
-        Err(_) => Err(Rejection::HeaderMismatch),
+            .map_err(|_| LayerAnswer::HeaderMismatch),
+        Err(_) => Err(LayerAnswer::HeaderMismatch),
     }
 }
 
@@ -104,21 +104,21 @@ pub(crate) fn unsigned_header(
 ///
 /// # Errors
 ///
-/// As [`signature_header`] for the header; [`Rejection::MalformedSignature`]
+/// As [`signature_header`] for the header; [`LayerAnswer::MalformedSignature`]
 /// for a wrong prefix (case included) or tag.
 pub(crate) fn prefixed_tag(
     headers: &HeaderMap,
     name: &HeaderName,
     prefix: &[u8],
     decode: impl Fn(&[u8]) -> Result<Tag, InvalidTag>,
-) -> Result<Signature, Rejection> {
+) -> Result<Signature, LayerAnswer> {
     let value = signature_header(headers, name)?;
     let encoded = value
         .strip_prefix(prefix)
-        .ok_or(Rejection::MalformedSignature)?;
+        .ok_or(LayerAnswer::MalformedSignature)?;
     decode(encoded)
         .map(Signature::over_body)
-        .map_err(|_| Rejection::MalformedSignature)
+        .map_err(|_| LayerAnswer::MalformedSignature)
 }
 
 /// `text` split around the first `byte`, which neither side holds.
@@ -133,15 +133,15 @@ pub(crate) fn split_at_byte(text: &[u8], byte: u8) -> Option<(&[u8], &[u8])> {
 ///
 /// # Errors
 ///
-/// [`Rejection::MissingSignature`] without the signature header;
-/// [`Rejection::RepeatedSignature`] for either header given twice;
-/// [`Rejection::MalformedSignature`] for a missing timestamp, or either
-/// value out of format; [`Rejection::StaleTimestamp`].
+/// [`LayerAnswer::MissingSignature`] without the signature header;
+/// [`LayerAnswer::RepeatedSignature`] for either header given twice;
+/// [`LayerAnswer::MalformedSignature`] for a missing timestamp, or either
+/// value out of format; [`LayerAnswer::StaleTimestamp`].
 pub(crate) fn v0_signature(
     headers: &HeaderMap,
     [timestamp_header, signature_header]: [&HeaderName; 2],
     freshness: &Freshness,
-) -> Result<(Signature, u64), Rejection> {
+) -> Result<(Signature, u64), LayerAnswer> {
     let signature = prefixed_tag(headers, signature_header, b"v0=", Tag::from_hex)?;
     let raw = signed_header(headers, timestamp_header)?;
     let timestamp = parse_timestamp(raw)?;
@@ -174,24 +174,24 @@ mod tests {
         assert_eq!(single_header(&none, &name), Ok(None));
         assert_eq!(
             single_header(&twice, &name),
-            Err(Rejection::RepeatedSignature)
+            Err(LayerAnswer::RepeatedSignature)
         );
         assert_eq!(
             signature_header(&none, &name),
-            Err(Rejection::MissingSignature)
+            Err(LayerAnswer::MissingSignature)
         );
         assert_eq!(
             signed_header(&none, &name),
-            Err(Rejection::MalformedSignature)
+            Err(LayerAnswer::MalformedSignature)
         );
         assert_eq!(
             signed_header(&twice, &name),
-            Err(Rejection::RepeatedSignature)
+            Err(LayerAnswer::RepeatedSignature)
         );
         assert_eq!(unsigned_header(&none, &name), Ok(None));
         assert_eq!(
             unsigned_header(&twice, &name),
-            Err(Rejection::HeaderMismatch)
+            Err(LayerAnswer::HeaderMismatch)
         );
     }
 }

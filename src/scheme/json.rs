@@ -23,7 +23,7 @@ use serde::Deserialize as _;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// A verified JSON body, checked as UTF-8 once; its fields, nested
 /// objects' included, are [`Text`] views into it.
@@ -36,11 +36,11 @@ impl Json {
     ///
     /// # Errors
     ///
-    /// [`Rejection::NotUtf8`].
-    pub(crate) fn new(body: &Bytes) -> Result<Self, Rejection> {
+    /// [`LayerAnswer::NotUtf8`].
+    pub(crate) fn new(body: &Bytes) -> Result<Self, LayerAnswer> {
         Text::from_utf8(body.clone())
             .map(|text| Self { text })
-            .map_err(|_| Rejection::NotUtf8)
+            .map_err(|_| LayerAnswer::NotUtf8)
     }
 
     /// The body as text.
@@ -53,16 +53,16 @@ impl Json {
     ///
     /// # Errors
     ///
-    /// [`Rejection::InvalidJson`], or [`Rejection::InvalidPayload`] for a
+    /// [`LayerAnswer::InvalidJson`], or [`LayerAnswer::InvalidPayload`] for a
     /// body that is not one object; a field given twice (under either
-    /// casing) is [`Rejection::AmbiguousId`] when its slot is one of
+    /// casing) is [`LayerAnswer::AmbiguousId`] when its slot is one of
     /// `id_slots` (what the key is made of), else
-    /// [`Rejection::InvalidPayload`].
+    /// [`LayerAnswer::InvalidPayload`].
     pub(crate) fn fields<const N: usize>(
         &self,
         fields: &[(impl AsRef<str>, usize)],
         id_slots: &[usize],
-    ) -> Result<[Option<&RawValue>; N], Rejection> {
+    ) -> Result<[Option<&RawValue>; N], LayerAnswer> {
         read_slots(self.text.as_str(), fields, id_slots, &NoInline).map(|(slots, _)| slots)
     }
 
@@ -71,7 +71,7 @@ impl Json {
     /// # Errors
     ///
     /// As [`Json::fields`].
-    pub(crate) fn check_object(&self) -> Result<(), Rejection> {
+    pub(crate) fn check_object(&self) -> Result<(), LayerAnswer> {
         self.fields::<0>(&[] as &[(&str, usize)], &[]).map(drop)
     }
 
@@ -87,7 +87,7 @@ impl Json {
         fields: &[(impl AsRef<str>, usize)],
         id_slots: &[usize],
         inline: &I,
-    ) -> Result<Read<'b, N, I::Value>, Rejection> {
+    ) -> Result<Read<'b, N, I::Value>, LayerAnswer> {
         read_slots(self.text.as_str(), fields, id_slots, inline)
     }
 
@@ -95,19 +95,19 @@ impl Json {
     ///
     /// # Errors
     ///
-    /// [`Rejection::InvalidPayload`] for anything but an object, or a field
+    /// [`LayerAnswer::InvalidPayload`] for anything but an object, or a field
     /// twice.
     pub(crate) fn nested<'a, const N: usize>(
         &'a self,
         raw: Option<&'a RawValue>,
         fields: &[(&str, usize)],
-    ) -> Result<[Option<&'a RawValue>; N], Rejection> {
+    ) -> Result<[Option<&'a RawValue>; N], LayerAnswer> {
         match raw.map(RawValue::get) {
             None | Some("null") => Ok([None; N]),
             Some(json) if json.starts_with('{') => read_slots(json, fields, &[], &NoInline)
                 .map(|(slots, _)| slots)
-                .map_err(|_| Rejection::InvalidPayload),
-            Some(_) => Err(Rejection::InvalidPayload),
+                .map_err(|_| LayerAnswer::InvalidPayload),
+            Some(_) => Err(LayerAnswer::InvalidPayload),
         }
     }
 
@@ -115,8 +115,8 @@ impl Json {
     ///
     /// # Errors
     ///
-    /// [`Rejection::InvalidPayload`] for an object or an array.
-    pub(crate) fn text(&self, raw: Option<&RawValue>) -> Result<Option<Text>, Rejection> {
+    /// [`LayerAnswer::InvalidPayload`] for an object or an array.
+    pub(crate) fn text(&self, raw: Option<&RawValue>) -> Result<Option<Text>, LayerAnswer> {
         text(&self.text, raw)
     }
 
@@ -126,14 +126,14 @@ impl Json {
     ///
     /// # Errors
     ///
-    /// [`Rejection::MissingId`] or [`Rejection::InvalidId`].
-    pub(crate) fn id(&self, raw: Option<&RawValue>) -> Result<Text, Rejection> {
+    /// [`LayerAnswer::MissingId`] or [`LayerAnswer::InvalidId`].
+    pub(crate) fn id(&self, raw: Option<&RawValue>) -> Result<Text, LayerAnswer> {
         match raw.map(RawValue::get) {
-            None | Some("null") => Err(Rejection::MissingId),
+            None | Some("null") => Err(LayerAnswer::MissingId),
             Some(json) if json.starts_with('"') => {
-                string(&self.text, json).map_err(|_| Rejection::InvalidId)
+                string(&self.text, json).map_err(|_| LayerAnswer::InvalidId)
             }
-            Some(_) => Err(Rejection::InvalidId),
+            Some(_) => Err(LayerAnswer::InvalidId),
         }
     }
 
@@ -141,14 +141,14 @@ impl Json {
     ///
     /// # Errors
     ///
-    /// [`Rejection::InvalidPayload`] for anything but an integer.
-    pub(crate) fn integer(raw: Option<&RawValue>) -> Result<Option<i64>, Rejection> {
+    /// [`LayerAnswer::InvalidPayload`] for anything but an integer.
+    pub(crate) fn integer(raw: Option<&RawValue>) -> Result<Option<i64>, LayerAnswer> {
         match raw.map(RawValue::get) {
             None | Some("null") => Ok(None),
             Some(json) => json
                 .parse()
                 .map(Some)
-                .map_err(|_| Rejection::InvalidPayload),
+                .map_err(|_| LayerAnswer::InvalidPayload),
         }
     }
 }
@@ -168,7 +168,7 @@ pub(crate) trait Inline<'de> {
     fn now(&self, before: &[Option<&'de RawValue>]) -> bool;
 
     /// Types the field's value. A data error (a wrong type, a repeated
-    /// field) is [`Rejection::InvalidPayload`], as for any field.
+    /// field) is [`LayerAnswer::InvalidPayload`], as for any field.
     ///
     /// # Errors
     ///
@@ -202,7 +202,7 @@ fn read_slots<'b, const N: usize, F: AsRef<str>, I: Inline<'b>>(
     fields: &[(F, usize)],
     id_slots: &[usize],
     inline: &I,
-) -> Result<Read<'b, N, I::Value>, Rejection> {
+) -> Result<Read<'b, N, I::Value>, LayerAnswer> {
     let mut de = serde_json::Deserializer::from_str(json);
     let seed = Seed::<N, F, I> { fields, inline };
     let result = seed.deserialize(&mut de).and_then(|slots| {
@@ -211,10 +211,10 @@ fn read_slots<'b, const N: usize, F: AsRef<str>, I: Inline<'b>>(
     });
     match result {
         Ok(Ok(slots)) => Ok(slots),
-        Ok(Err(slot)) if id_slots.contains(&slot) => Err(Rejection::AmbiguousId),
-        Ok(Err(_)) => Err(Rejection::InvalidPayload),
-        Err(e) if e.is_data() => Err(Rejection::InvalidPayload),
-        Err(_) => Err(Rejection::InvalidJson),
+        Ok(Err(slot)) if id_slots.contains(&slot) => Err(LayerAnswer::AmbiguousId),
+        Ok(Err(_)) => Err(LayerAnswer::InvalidPayload),
+        Err(e) if e.is_data() => Err(LayerAnswer::InvalidPayload),
+        Err(_) => Err(LayerAnswer::InvalidJson),
     }
 }
 
@@ -225,17 +225,17 @@ fn read_slots<'b, const N: usize, F: AsRef<str>, I: Inline<'b>>(
 ///
 /// # Errors
 ///
-/// [`Rejection::InvalidPayload`] for an object or an array.
+/// [`LayerAnswer::InvalidPayload`] for an object or an array.
 #[inline]
-pub(crate) fn text(body: &Text, raw: Option<&RawValue>) -> Result<Option<Text>, Rejection> {
+pub(crate) fn text(body: &Text, raw: Option<&RawValue>) -> Result<Option<Text>, LayerAnswer> {
     let Some(json) = raw.map(RawValue::get) else {
         return Ok(None);
     };
     match json.as_bytes().first() {
         Some(b'"') => string(body, json)
             .map(Some)
-            .map_err(|_| Rejection::InvalidPayload),
-        Some(b'{' | b'[') | None => Err(Rejection::InvalidPayload),
+            .map_err(|_| LayerAnswer::InvalidPayload),
+        Some(b'{' | b'[') | None => Err(LayerAnswer::InvalidPayload),
         _ if json == "null" => Ok(None),
         _ => Ok(Some(body.slice_ref(json))),
     }
@@ -363,7 +363,7 @@ mod tests {
         Json::new(&Bytes::copy_from_slice(body.as_bytes())).unwrap()
     }
 
-    fn read2(json: &Json) -> Result<[Option<&RawValue>; 2], Rejection> {
+    fn read2(json: &Json) -> Result<[Option<&RawValue>; 2], LayerAnswer> {
         json.fields::<2>(FIELDS, &[0])
     }
 
@@ -388,9 +388,9 @@ mod tests {
     #[test]
     fn a_repeated_field_is_ambiguous_for_ids_and_invalid_otherwise() {
         let reason = |body: &str| read2(&json(body)).err().unwrap();
-        assert_eq!(reason(r#"{"id":"a","Id":"a"}"#), Rejection::AmbiguousId);
-        assert_eq!(reason(r#"{"id":"a","id":"b"}"#), Rejection::AmbiguousId);
-        assert_eq!(reason(r#"{"x":1,"x":1}"#), Rejection::InvalidPayload);
+        assert_eq!(reason(r#"{"id":"a","Id":"a"}"#), LayerAnswer::AmbiguousId);
+        assert_eq!(reason(r#"{"id":"a","id":"b"}"#), LayerAnswer::AmbiguousId);
+        assert_eq!(reason(r#"{"x":1,"x":1}"#), LayerAnswer::InvalidPayload);
     }
 
     #[test]
@@ -398,20 +398,20 @@ mod tests {
         let reason = |body: &str| read2(&json(body)).err().unwrap();
         assert_eq!(
             Json::new(&Bytes::from_static(b"\xff{}")).err(),
-            Some(Rejection::NotUtf8)
+            Some(LayerAnswer::NotUtf8)
         );
-        assert_eq!(reason("{"), Rejection::InvalidJson);
-        assert_eq!(reason("{} x"), Rejection::InvalidJson);
-        assert_eq!(reason("[1]"), Rejection::InvalidPayload);
+        assert_eq!(reason("{"), LayerAnswer::InvalidJson);
+        assert_eq!(reason("{} x"), LayerAnswer::InvalidJson);
+        assert_eq!(reason("[1]"), LayerAnswer::InvalidPayload);
         let empty = json("{}");
         assert_eq!(
             empty.id(read2(&empty).unwrap()[0]),
-            Err(Rejection::MissingId)
+            Err(LayerAnswer::MissingId)
         );
         let number = json(r#"{"id":5,"x":{}}"#);
         let fields = read2(&number).unwrap();
-        assert_eq!(number.id(fields[0]), Err(Rejection::InvalidId));
-        assert_eq!(number.text(fields[1]), Err(Rejection::InvalidPayload));
+        assert_eq!(number.id(fields[0]), Err(LayerAnswer::InvalidId));
+        assert_eq!(number.text(fields[1]), Err(LayerAnswer::InvalidPayload));
     }
 
     #[test]
@@ -427,10 +427,13 @@ mod tests {
         assert_eq!(body.text(inner[0]).unwrap().unwrap(), "y");
         assert_eq!(
             body.nested::<1>(slots[3], &[("b", 0)]).unwrap_err(),
-            Rejection::InvalidPayload
+            LayerAnswer::InvalidPayload
         );
-        assert_eq!(body.text(slots[3]).unwrap_err(), Rejection::InvalidPayload);
-        assert_eq!(body.id(None).unwrap_err(), Rejection::MissingId);
-        assert_eq!(body.id(slots[1]).unwrap_err(), Rejection::InvalidId);
+        assert_eq!(
+            body.text(slots[3]).unwrap_err(),
+            LayerAnswer::InvalidPayload
+        );
+        assert_eq!(body.id(None).unwrap_err(), LayerAnswer::MissingId);
+        assert_eq!(body.id(slots[1]).unwrap_err(), LayerAnswer::InvalidId);
     }
 }

@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::json::Json;
 use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The signature header.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-signature");
@@ -56,7 +56,7 @@ impl Scheme for LemonSqueezy {
         6
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_hex)
     }
 
@@ -64,7 +64,7 @@ impl Scheme for LemonSqueezy {
         &self,
         _headers: &HeaderMap,
         body: &Bytes,
-    ) -> Result<Parsed<LemonSqueezyEvent>, Rejection> {
+    ) -> Result<Parsed<LemonSqueezyEvent>, LayerAnswer> {
         let json = Json::new(body)?;
         let [meta, data] = json.fields::<2>(&[("meta", 0), ("data", 1)], &[])?;
         let [event_name] = json.nested::<1>(meta, &[("event_name", 0)])?;

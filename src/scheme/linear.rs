@@ -35,7 +35,7 @@ use super::json::Json;
 use super::timestamp::Freshness;
 use super::{EventId, Parsed, Scheme, digest, headers, timestamp};
 use crate::secret::{Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The signature header.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("linear-signature");
@@ -84,16 +84,16 @@ impl Scheme for Linear {
         "linear"
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_hex)
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<LinearEvent>, Rejection> {
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<LinearEvent>, LayerAnswer> {
         let json = Json::new(body)?;
         let [timestamp, entity_type, action, data] = json.fields::<4>(FIELDS, &[])?;
         let millis = Json::integer(timestamp)?
             .and_then(|ms| u64::try_from(ms).ok())
-            .ok_or(Rejection::InvalidPayload)?;
+            .ok_or(LayerAnswer::InvalidPayload)?;
         let [data_id] = json.nested::<1>(data, &[("id", 0)])?;
         let digest = digest(body);
         Ok(Parsed {
@@ -109,7 +109,7 @@ impl Scheme for Linear {
         })
     }
 
-    fn check_freshness(&self, event: &LinearEvent) -> Result<(), Rejection> {
+    fn check_freshness(&self, event: &LinearEvent) -> Result<(), LayerAnswer> {
         self.freshness.check(event.webhook_timestamp / 1000)
     }
 }

@@ -34,7 +34,7 @@ use serde::Serialize;
 use super::json::Json;
 use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The signature header NumberOTP sends.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-numberotp-signature");
@@ -95,7 +95,7 @@ impl Scheme for NumberOtp {
         "numberotp"
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         headers::prefixed_tag(
             headers,
             &SIGNATURE_HEADER,
@@ -108,7 +108,7 @@ impl Scheme for NumberOtp {
         &self,
         _headers: &HeaderMap,
         body: &Bytes,
-    ) -> Result<Parsed<NumberOtpEvent>, Rejection> {
+    ) -> Result<Parsed<NumberOtpEvent>, LayerAnswer> {
         let json = Json::new(body)?;
         let fields = json.fields::<7>(FIELDS, &[ID, STATUS, OTP, FULL_SMS])?;
         let event = NumberOtpEvent {
@@ -148,7 +148,7 @@ mod tests {
     use super::*;
     use crate::scheme::MAX_ID_LEN;
 
-    fn parse(body: &str) -> Result<Parsed<NumberOtpEvent>, Rejection> {
+    fn parse(body: &str) -> Result<Parsed<NumberOtpEvent>, LayerAnswer> {
         NumberOtp.parse(&HeaderMap::new(), &Bytes::copy_from_slice(body.as_bytes()))
     }
 
@@ -190,7 +190,7 @@ mod tests {
         assert!(parse(&long).is_ok(), "a long text still makes a key");
         assert_eq!(
             parse(r#"{"id":"act_1","full_sms":"a","full_sms":"b"}"#).unwrap_err(),
-            Rejection::AmbiguousId
+            LayerAnswer::AmbiguousId
         );
     }
 
@@ -213,18 +213,18 @@ mod tests {
         let hex = "ab".repeat(32);
         assert!(sig(&format!("sha256={hex}")).is_ok());
         assert!(sig(&format!("sha256={}", hex.to_uppercase())).is_ok());
-        assert_eq!(sig(&hex), Err(Rejection::MalformedSignature));
+        assert_eq!(sig(&hex), Err(LayerAnswer::MalformedSignature));
         assert_eq!(
             sig(&format!("SHA256={hex}")),
-            Err(Rejection::MalformedSignature)
+            Err(LayerAnswer::MalformedSignature)
         );
         assert_eq!(
             sig(&format!("sha256={hex}0")),
-            Err(Rejection::MalformedSignature)
+            Err(LayerAnswer::MalformedSignature)
         );
         assert_eq!(
             sig(&format!("sha256= {hex}")),
-            Err(Rejection::MalformedSignature)
+            Err(LayerAnswer::MalformedSignature)
         );
     }
 }

@@ -39,7 +39,7 @@ use super::headers::{signature_header, single_header};
 use super::json::Json;
 use super::{EventId, Parsed, Scheme, json};
 use crate::secret::{Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 mod data;
 
@@ -109,17 +109,17 @@ impl Scheme for Numero {
         "numero"
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         let value = signature_header(headers, &SIGNATURE_HEADER)?;
         let tag = match value.len() {
             64 => Tag::from_hex(value),
             _ => Tag::from_base64(value),
         };
         tag.map(Signature::over_body)
-            .map_err(|_| Rejection::MalformedSignature)
+            .map_err(|_| LayerAnswer::MalformedSignature)
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<NumeroEvent>, Rejection> {
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<NumeroEvent>, LayerAnswer> {
         let json = Json::new(body)?;
         let body = json.as_text();
         let (fields, inline) = json.fields_with::<4, _>(FIELDS, &[ID], &InlineData(body))?;
@@ -132,7 +132,7 @@ impl Scheme for Numero {
             Some(transaction) => event_type
                 .as_deref()
                 .and_then(transaction_variant)
-                .ok_or(Rejection::InvalidPayload)?(transaction),
+                .ok_or(LayerAnswer::InvalidPayload)?(transaction),
             None => typed_data(body, event_type.as_deref(), fields[DATA])?,
         };
         Ok(Parsed {
@@ -157,11 +157,11 @@ impl Scheme for Numero {
 
 /// An unsigned header, when present, must be given once and equal the
 /// signed body's value.
-fn agrees(headers: &HeaderMap, name: &HeaderName, signed: Option<&str>) -> Result<(), Rejection> {
+fn agrees(headers: &HeaderMap, name: &HeaderName, signed: Option<&str>) -> Result<(), LayerAnswer> {
     match single_header(headers, name) {
         Ok(None) => Ok(()),
         Ok(Some(value)) if Some(value.as_bytes()) == signed.map(str::as_bytes) => Ok(()),
-        _ => Err(Rejection::HeaderMismatch),
+        _ => Err(LayerAnswer::HeaderMismatch),
     }
 }
 
@@ -207,13 +207,13 @@ fn typed_data(
     body: &Text,
     event_type: Option<&str>,
     raw: Option<&RawValue>,
-) -> Result<NumeroData, Rejection> {
+) -> Result<NumeroData, LayerAnswer> {
     let variant = match event_type.and_then(transaction_variant) {
         Some(variant) => variant,
         None => {
             let value = match raw {
                 Some(raw) => {
-                    serde_json::from_str(raw.get()).map_err(|_| Rejection::InvalidPayload)?
+                    serde_json::from_str(raw.get()).map_err(|_| LayerAnswer::InvalidPayload)?
                 }
                 None => serde_json::Value::Null,
             };
@@ -270,11 +270,11 @@ pub fn sign_hex(secret: &[u8], body: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn parse_with(headers: &HeaderMap, body: &str) -> Result<Parsed<NumeroEvent>, Rejection> {
+    fn parse_with(headers: &HeaderMap, body: &str) -> Result<Parsed<NumeroEvent>, LayerAnswer> {
         Numero.parse(headers, &Bytes::copy_from_slice(body.as_bytes()))
     }
 
-    fn parse(body: &str) -> Result<Parsed<NumeroEvent>, Rejection> {
+    fn parse(body: &str) -> Result<Parsed<NumeroEvent>, LayerAnswer> {
         parse_with(&HeaderMap::new(), body)
     }
 
@@ -344,13 +344,13 @@ mod tests {
             for body in [inline, after] {
                 assert_eq!(
                     parse(&body).unwrap_err(),
-                    Rejection::InvalidPayload,
+                    LayerAnswer::InvalidPayload,
                     "{body}"
                 );
             }
         }
         let twice = r#"{"id":"e1","event":"PAYOUT_NOTIFICATION","data":{},"Data":{}}"#;
-        assert_eq!(parse(twice).unwrap_err(), Rejection::InvalidPayload);
+        assert_eq!(parse(twice).unwrap_err(), LayerAnswer::InvalidPayload);
         for null in [
             r#"{"id":"e1","event":"PAYOUT_NOTIFICATION","data":null}"#,
             r#"{"id":"e1","data":null,"event":"PAYOUT_NOTIFICATION"}"#,
@@ -389,12 +389,12 @@ mod tests {
 
     #[test]
     fn id_rules() {
-        assert_eq!(parse(r#"{"event":"X"}"#).unwrap_err(), Rejection::MissingId);
+        assert_eq!(parse(r#"{"event":"X"}"#).unwrap_err(), LayerAnswer::MissingId);
         assert_eq!(
             parse(r#"{"id":"a","Id":"a"}"#).unwrap_err(),
-            Rejection::AmbiguousId
+            LayerAnswer::AmbiguousId
         );
-        assert_eq!(parse(r#"{"id":12}"#).unwrap_err(), Rejection::InvalidId);
+        assert_eq!(parse(r#"{"id":12}"#).unwrap_err(), LayerAnswer::InvalidId);
         assert_eq!(parse(r#"{"id":"\u0065vt"}"#).unwrap().id.as_str(), "evt");
     }
 
@@ -406,6 +406,6 @@ mod tests {
         let body = r#"{"id":"evt_1","event":"TRANSFER_NOTIFICATION"}"#;
         assert!(parse_with(&h, body).is_ok());
         h.insert(ID_HEADER, "evt_2".parse().unwrap());
-        assert_eq!(parse_with(&h, body).unwrap_err(), Rejection::HeaderMismatch);
+        assert_eq!(parse_with(&h, body).unwrap_err(), LayerAnswer::HeaderMismatch);
     }
 }

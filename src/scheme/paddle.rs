@@ -34,7 +34,7 @@ use super::json::Json;
 use super::timestamp::Freshness;
 use super::{EventId, Parsed, Scheme, headers, timestamp};
 use crate::secret::{Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The signature header.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("paddle-signature");
@@ -67,25 +67,25 @@ pub struct PaddleEvent {
 }
 
 /// `ts` as sent and the `h1` tags.
-fn header(headers: &HeaderMap) -> Result<(&[u8], Vec<Tag>), Rejection> {
+fn header(headers: &HeaderMap) -> Result<(&[u8], Vec<Tag>), LayerAnswer> {
     let value = signature_header(headers, &SIGNATURE_HEADER)?;
     let mut ts = None;
     let mut tags = Vec::new();
     for item in value.split(|&b| b == b';') {
         let (key, value) =
-            headers::split_at_byte(item, b'=').ok_or(Rejection::MalformedSignature)?;
+            headers::split_at_byte(item, b'=').ok_or(LayerAnswer::MalformedSignature)?;
         match key {
             b"ts" if ts.replace(value).is_none() => {}
             b"h1" if tags.len() < MAX_TAGS => {
-                tags.push(Tag::from_hex(value).map_err(|_| Rejection::MalformedSignature)?);
+                tags.push(Tag::from_hex(value).map_err(|_| LayerAnswer::MalformedSignature)?);
             }
-            b"ts" | b"h1" => return Err(Rejection::MalformedSignature),
+            b"ts" | b"h1" => return Err(LayerAnswer::MalformedSignature),
             _ => {}
         }
     }
     match ts {
         Some(ts) if !tags.is_empty() => Ok((ts, tags)),
-        _ => Err(Rejection::MalformedSignature),
+        _ => Err(LayerAnswer::MalformedSignature),
     }
 }
 
@@ -103,14 +103,14 @@ impl Scheme for Paddle {
         "paddle"
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         let (ts, tags) = header(headers)?;
         self.freshness.check(timestamp::parse_timestamp(ts)?)?;
-        let signature = Signature::any_of(tags).ok_or(Rejection::MalformedSignature)?;
+        let signature = Signature::any_of(tags).ok_or(LayerAnswer::MalformedSignature)?;
         Ok(signature.with_prefix([ts, b":"].concat()))
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<PaddleEvent>, Rejection> {
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<PaddleEvent>, LayerAnswer> {
         let timestamp = timestamp::parse_timestamp(header(headers)?.0)?;
         let json = Json::new(body)?;
         let [id, event_type, occurred_at, notification_id] = json.fields::<4>(FIELDS, &[0])?;

@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::json::Json;
 use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Algorithm, Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The signature header.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-paystack-signature");
@@ -57,7 +57,7 @@ impl Scheme for Paystack {
         Algorithm::HmacSha512
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", |hex| {
             Tag::decode_hex(Algorithm::HmacSha512, hex)
         })
@@ -67,7 +67,7 @@ impl Scheme for Paystack {
         &self,
         _headers: &HeaderMap,
         body: &Bytes,
-    ) -> Result<Parsed<PaystackEvent>, Rejection> {
+    ) -> Result<Parsed<PaystackEvent>, LayerAnswer> {
         let json = Json::new(body)?;
         let [event, data] = json.fields::<2>(&[("event", 0), ("data", 1)], &[])?;
         let [reference, data_id] = json.nested::<2>(data, &[("reference", 0), ("id", 1)])?;

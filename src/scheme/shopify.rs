@@ -34,7 +34,7 @@ use serde::Serialize;
 use super::json::Json;
 use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The signature header.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-shopify-hmac-sha256");
@@ -74,11 +74,11 @@ impl Scheme for Shopify {
         "shopify"
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64)
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<ShopifyEvent>, Rejection> {
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<ShopifyEvent>, LayerAnswer> {
         Json::new(body)?.check_object()?;
         let digest = digest(body);
         Ok(Parsed {
@@ -121,11 +121,11 @@ mod tests {
         h.insert(SIGNATURE_HEADER, header[..43].parse().unwrap());
         assert_eq!(
             Shopify.signature(&h).unwrap_err(),
-            Rejection::MalformedSignature
+            LayerAnswer::MalformedSignature
         );
         assert_eq!(
             Shopify.parse(&h, &Bytes::from_static(b"[]")).unwrap_err(),
-            Rejection::InvalidPayload
+            LayerAnswer::InvalidPayload
         );
     }
 }

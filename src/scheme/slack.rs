@@ -34,7 +34,7 @@ use super::json::Json;
 use super::timestamp::Freshness;
 use super::{EventId, Parsed, Scheme, digest, handshake, headers, timestamp};
 use crate::secret::{MatchedKey, Signature};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The signature header.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-slack-signature");
@@ -92,7 +92,7 @@ impl Scheme for Slack {
         "slack"
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         headers::v0_signature(
             headers,
             [&TIMESTAMP_HEADER, &SIGNATURE_HEADER],
@@ -121,7 +121,7 @@ impl Scheme for Slack {
         ))
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<SlackEvent>, Rejection> {
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<SlackEvent>, LayerAnswer> {
         let timestamp =
             timestamp::parse_timestamp(headers::signed_header(headers, &TIMESTAMP_HEADER)?)?;
         let mut event = SlackEvent {

@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::json::Json;
 use super::{EventId, Parsed, Scheme, headers};
 use crate::secret::{Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The signature header.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-square-hmacsha256-signature");
@@ -82,12 +82,12 @@ impl Scheme for Square {
         8
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64)
             .map(|signature| signature.with_prefix(self.notification_url.as_bytes()))
     }
 
-    fn parse(&self, _headers: &HeaderMap, body: &Bytes) -> Result<Parsed<SquareEvent>, Rejection> {
+    fn parse(&self, _headers: &HeaderMap, body: &Bytes) -> Result<Parsed<SquareEvent>, LayerAnswer> {
         let json = Json::new(body)?;
         let [id, event_type, merchant_id, created_at] = json.fields::<4>(FIELDS, &[0])?;
         let event_id = json.id(id)?;

@@ -69,7 +69,7 @@ use super::json::Json;
 use super::timestamp::Freshness;
 use super::{EventId, MAX_ID_LEN, Parsed, Scheme, timestamp};
 use crate::secret::{Algorithm, Key, Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The id header.
 pub const ID_HEADER: HeaderName = HeaderName::from_static("webhook-id");
@@ -152,12 +152,12 @@ struct Fields<'h> {
 fn family<'h>(
     headers: &'h HeaderMap,
     [id, timestamp, signature]: [&HeaderName; 3],
-) -> Result<Option<Fields<'h>>, Rejection> {
+) -> Result<Option<Fields<'h>>, LayerAnswer> {
     let Some(signature) = single_header(headers, signature)? else {
         return Ok(None);
     };
-    let id = single_header(headers, id)?.ok_or(Rejection::MalformedSignature)?;
-    let timestamp = single_header(headers, timestamp)?.ok_or(Rejection::MalformedSignature)?;
+    let id = single_header(headers, id)?.ok_or(LayerAnswer::MalformedSignature)?;
+    let timestamp = single_header(headers, timestamp)?.ok_or(LayerAnswer::MalformedSignature)?;
     Ok(Some(Fields {
         id: id.as_bytes(),
         timestamp: timestamp.as_bytes(),
@@ -166,7 +166,7 @@ fn family<'h>(
 }
 
 /// The delivery's headers, from whichever family was sent (both must agree).
-fn fields(headers: &HeaderMap) -> Result<Fields<'_>, Rejection> {
+fn fields(headers: &HeaderMap) -> Result<Fields<'_>, LayerAnswer> {
     let plain = family(headers, [&ID_HEADER, &TIMESTAMP_HEADER, &SIGNATURE_HEADER])?;
     let svix = family(
         headers,
@@ -178,21 +178,21 @@ fn fields(headers: &HeaderMap) -> Result<Fields<'_>, Rejection> {
     )?;
     match (plain, svix) {
         (Some(plain), Some(svix)) if plain == svix => Ok(plain),
-        (Some(_), Some(_)) => Err(Rejection::MalformedSignature),
+        (Some(_), Some(_)) => Err(LayerAnswer::MalformedSignature),
         (Some(one), None) | (None, Some(one)) => Ok(one),
-        (None, None) => Err(Rejection::MissingSignature),
+        (None, None) => Err(LayerAnswer::MissingSignature),
     }
 }
 
 /// The id: 1 to `MAX_ID_LEN` visible ASCII characters, no `.`.
-fn id(raw: &[u8]) -> Result<&str, Rejection> {
+fn id(raw: &[u8]) -> Result<&str, LayerAnswer> {
     let valid = !raw.is_empty()
         && raw.len() <= MAX_ID_LEN
         && raw.iter().all(|&b| b.is_ascii_graphic() && b != b'.');
     if !valid {
-        return Err(Rejection::MalformedSignature);
+        return Err(LayerAnswer::MalformedSignature);
     }
-    std::str::from_utf8(raw).map_err(|_| Rejection::MalformedSignature)
+    std::str::from_utf8(raw).map_err(|_| LayerAnswer::MalformedSignature)
 }
 
 /// Decodes a public key as providers show it: `whpk_` followed by standard
@@ -212,14 +212,14 @@ pub fn decode_public_key(key: &str) -> Result<Vec<u8>, &'static str> {
 
 /// Every `v1` (HMAC-SHA256) and `v1a` (Ed25519) tag of a space-separated
 /// signature list.
-fn tags(list: &[u8]) -> Result<Vec<Tag>, Rejection> {
+fn tags(list: &[u8]) -> Result<Vec<Tag>, LayerAnswer> {
     let mut tags = Vec::new();
     for entry in list.split(|&b| b == b' ').filter(|e| !e.is_empty()) {
         let comma = entry
             .iter()
             .position(|&b| b == b',')
             .filter(|&at| at > 0)
-            .ok_or(Rejection::MalformedSignature)?;
+            .ok_or(LayerAnswer::MalformedSignature)?;
         let (version, value) = (&entry[..comma], &entry[comma + 1..]);
         let algorithm = match version {
             b"v1" => Algorithm::HmacSha256,
@@ -227,10 +227,10 @@ fn tags(list: &[u8]) -> Result<Vec<Tag>, Rejection> {
             _ => continue,
         };
         if tags.len() == MAX_TAGS {
-            return Err(Rejection::MalformedSignature);
+            return Err(LayerAnswer::MalformedSignature);
         }
         let tag =
-            Tag::decode_base64(algorithm, value).map_err(|_| Rejection::MalformedSignature)?;
+            Tag::decode_base64(algorithm, value).map_err(|_| LayerAnswer::MalformedSignature)?;
         tags.push(tag);
     }
     Ok(tags)
@@ -255,12 +255,12 @@ impl Scheme for Standard {
         }
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         let fields = fields(headers)?;
         let id = id(fields.id)?;
         let timestamp = timestamp::parse_timestamp(fields.timestamp)?;
         let mut tags = tags(fields.signature)?.into_iter();
-        let first = tags.next().ok_or(Rejection::MalformedSignature)?;
+        let first = tags.next().ok_or(LayerAnswer::MalformedSignature)?;
         self.freshness.check(timestamp)?;
         let prefix = [id.as_bytes(), b".", fields.timestamp, b"."].concat();
         Ok(tags
@@ -268,7 +268,7 @@ impl Scheme for Standard {
             .with_prefix(prefix))
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<StandardEvent>, Rejection> {
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<StandardEvent>, LayerAnswer> {
         // The layer verified these headers before reading the body.
         let fields = fields(headers)?;
         let id = id(fields.id)?;
@@ -384,11 +384,11 @@ mod tests {
         )
     }
 
-    fn verify(scheme: &Standard, h: &HeaderMap, body: &[u8]) -> Result<(), Rejection> {
+    fn verify(scheme: &Standard, h: &HeaderMap, body: &[u8]) -> Result<(), LayerAnswer> {
         let set = crate::SecretSet::from_keys([decode_secret(SECRET).unwrap()]).unwrap();
         let signature = scheme.signature(h)?;
         set.verify(&signature, body)
-            .map_err(|_| Rejection::SignatureMismatch)
+            .map_err(|_| LayerAnswer::SignatureMismatch)
     }
 
     #[test]
@@ -416,12 +416,12 @@ mod tests {
         let other_id = plain("msg_other", "1649367553", EXPECTED);
         assert_eq!(
             verify(&scheme, &other_id, BODY),
-            Err(Rejection::SignatureMismatch)
+            Err(LayerAnswer::SignatureMismatch)
         );
         let other_ts = plain(ID, "1649367554", EXPECTED);
         assert_eq!(
             verify(&scheme, &other_ts, BODY),
-            Err(Rejection::SignatureMismatch)
+            Err(LayerAnswer::SignatureMismatch)
         );
         let parsed = scheme.parse(&svix, &Bytes::from_static(BODY)).unwrap();
         assert_eq!(parsed.id.as_str(), ID);
@@ -447,7 +447,7 @@ mod tests {
         let v1_only_wrong = format!("{wrong} {v1a}");
         assert_eq!(
             verify(&scheme, &plain(ID, "1649367553", &v1_only_wrong), BODY),
-            Err(Rejection::SignatureMismatch)
+            Err(LayerAnswer::SignatureMismatch)
         );
         // A v1a entry alone is a candidate, not a malformed header.
         assert!(scheme.signature(&plain(ID, "1649367553", &v1a)).is_ok());
@@ -521,30 +521,30 @@ mod tests {
         for (id, ts, list) in bad {
             assert_eq!(
                 sig(id, ts, list),
-                Err(Rejection::MalformedSignature),
+                Err(LayerAnswer::MalformedSignature),
                 "{id} {ts} {list}"
             );
         }
         let too_many = vec![EXPECTED; MAX_TAGS + 1].join(" ");
         assert_eq!(
             sig(ID, "1649367553", &too_many),
-            Err(Rejection::MalformedSignature)
+            Err(LayerAnswer::MalformedSignature)
         );
         assert_eq!(
             scheme.signature(&HeaderMap::new()).unwrap_err(),
-            Rejection::MissingSignature
+            LayerAnswer::MissingSignature
         );
         let mut no_id = plain(ID, "1649367553", EXPECTED);
         no_id.remove(ID_HEADER);
         assert_eq!(
             scheme.signature(&no_id).unwrap_err(),
-            Rejection::MalformedSignature
+            LayerAnswer::MalformedSignature
         );
         let mut twice = plain(ID, "1649367553", EXPECTED);
         twice.append(SIGNATURE_HEADER, EXPECTED.parse().unwrap());
         assert_eq!(
             scheme.signature(&twice).unwrap_err(),
-            Rejection::RepeatedSignature
+            LayerAnswer::RepeatedSignature
         );
     }
 
@@ -559,7 +559,7 @@ mod tests {
         both.insert(SVIX_ID_HEADER, "msg_other".parse().unwrap());
         assert_eq!(
             scheme.signature(&both).unwrap_err(),
-            Rejection::MalformedSignature
+            LayerAnswer::MalformedSignature
         );
     }
 
@@ -572,14 +572,14 @@ mod tests {
         };
         assert_eq!(tolerance(TS + 300), Ok(()));
         assert_eq!(tolerance(TS - 300), Ok(()));
-        assert_eq!(tolerance(TS + 301), Err(Rejection::StaleTimestamp));
-        assert_eq!(tolerance(TS - 301), Err(Rejection::StaleTimestamp));
+        assert_eq!(tolerance(TS + 301), Err(LayerAnswer::StaleTimestamp));
+        assert_eq!(tolerance(TS - 301), Err(LayerAnswer::StaleTimestamp));
         let tight = at(TS + 11).tolerance(Duration::from_secs(10));
         assert_eq!(
             tight
                 .signature(&plain(ID, "1649367553", EXPECTED))
                 .unwrap_err(),
-            Rejection::StaleTimestamp
+            LayerAnswer::StaleTimestamp
         );
     }
 
@@ -617,7 +617,7 @@ mod tests {
         let twice = Bytes::from_static(br#"{"type":"a","type":"b"}"#);
         assert_eq!(
             at(TS).parse(&h, &twice).unwrap_err(),
-            Rejection::InvalidPayload
+            LayerAnswer::InvalidPayload
         );
     }
 }

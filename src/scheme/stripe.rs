@@ -49,7 +49,7 @@ use super::json::Json;
 use super::timestamp::Freshness;
 use super::{EventId, Parsed, Scheme, timestamp};
 use crate::secret::{Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The signature header Stripe sends.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("stripe-signature");
@@ -88,7 +88,7 @@ struct Header<'h> {
     tags: Vec<Tag>,
 }
 
-fn header(headers: &HeaderMap) -> Result<Header<'_>, Rejection> {
+fn header(headers: &HeaderMap) -> Result<Header<'_>, LayerAnswer> {
     let value = signature_header(headers, &SIGNATURE_HEADER)?;
     let mut t = None;
     let mut tags = Vec::new();
@@ -96,20 +96,20 @@ fn header(headers: &HeaderMap) -> Result<Header<'_>, Rejection> {
         let eq = item
             .iter()
             .position(|&b| b == b'=')
-            .ok_or(Rejection::MalformedSignature)?;
+            .ok_or(LayerAnswer::MalformedSignature)?;
         match (&item[..eq], &item[eq + 1..]) {
             (b"t", digits) if t.replace(digits).is_none() => {}
-            (b"t", _) => return Err(Rejection::MalformedSignature),
-            (b"v1", _) if tags.len() == MAX_TAGS => return Err(Rejection::MalformedSignature),
+            (b"t", _) => return Err(LayerAnswer::MalformedSignature),
+            (b"v1", _) if tags.len() == MAX_TAGS => return Err(LayerAnswer::MalformedSignature),
             (b"v1", hex) => {
-                tags.push(Tag::from_hex(hex).map_err(|_| Rejection::MalformedSignature)?)
+                tags.push(Tag::from_hex(hex).map_err(|_| LayerAnswer::MalformedSignature)?)
             }
             _ => {}
         }
     }
     match t {
         Some(t) if !tags.is_empty() => Ok(Header { t, tags }),
-        _ => Err(Rejection::MalformedSignature),
+        _ => Err(LayerAnswer::MalformedSignature),
     }
 }
 
@@ -120,17 +120,17 @@ impl Scheme for Stripe {
         "stripe"
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         let Header { t, tags } = header(headers)?;
         self.freshness.check(timestamp::parse_timestamp(t)?)?;
         let mut tags = tags.into_iter();
-        let first = tags.next().ok_or(Rejection::MalformedSignature)?;
+        let first = tags.next().ok_or(LayerAnswer::MalformedSignature)?;
         Ok(tags
             .fold(Signature::over_body(first), Signature::or_tag)
             .with_prefix([t, b"."].concat()))
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<StripeEvent>, Rejection> {
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<StripeEvent>, LayerAnswer> {
         // The layer verified the header before reading the body.
         let timestamp = timestamp::parse_timestamp(header(headers)?.t)?;
         let json = Json::new(body)?;
@@ -162,9 +162,9 @@ const FIELDS: &[(&str, usize)] = &[
 ];
 
 /// An optional field of a fixed JSON type; `null` is absent.
-fn typed<T: serde::de::DeserializeOwned>(raw: Option<&RawValue>) -> Result<Option<T>, Rejection> {
+fn typed<T: serde::de::DeserializeOwned>(raw: Option<&RawValue>) -> Result<Option<T>, LayerAnswer> {
     raw.map_or(Ok(None), |raw| {
-        serde_json::from_str(raw.get()).map_err(|_| Rejection::InvalidPayload)
+        serde_json::from_str(raw.get()).map_err(|_| LayerAnswer::InvalidPayload)
     })
 }
 
@@ -199,11 +199,11 @@ mod tests {
         h
     }
 
-    fn verify(scheme: &Stripe, value: &str, body: &[u8]) -> Result<(), Rejection> {
+    fn verify(scheme: &Stripe, value: &str, body: &[u8]) -> Result<(), LayerAnswer> {
         let set = crate::SecretSet::from_keys([SECRET]).unwrap();
         let signature = scheme.signature(&headers(value))?;
         set.verify(&signature, body)
-            .map_err(|_| Rejection::SignatureMismatch)
+            .map_err(|_| LayerAnswer::SignatureMismatch)
     }
 
     #[test]
@@ -215,7 +215,7 @@ mod tests {
         let moved = header.replace("t=1700000000", "t=1700000001");
         assert_eq!(
             verify(&at(T), &moved, BODY),
-            Err(Rejection::SignatureMismatch)
+            Err(LayerAnswer::SignatureMismatch)
         );
     }
 
@@ -230,7 +230,7 @@ mod tests {
         let only_v0 = format!("t={T},v1={zero},v0={v1}");
         assert_eq!(
             verify(&at(T), &only_v0, BODY),
-            Err(Rejection::SignatureMismatch)
+            Err(LayerAnswer::SignatureMismatch)
         );
     }
 
@@ -252,18 +252,18 @@ mod tests {
         for value in bad {
             assert_eq!(
                 at(T).signature(&headers(&value)).unwrap_err(),
-                Rejection::MalformedSignature,
+                LayerAnswer::MalformedSignature,
                 "{value}"
             );
         }
         let many = format!("t={T}{}", format!(",v1={hex}").repeat(MAX_TAGS + 1));
         assert_eq!(
             at(T).signature(&headers(&many)).unwrap_err(),
-            Rejection::MalformedSignature
+            LayerAnswer::MalformedSignature
         );
         assert_eq!(
             at(T).signature(&HeaderMap::new()).unwrap_err(),
-            Rejection::MissingSignature
+            LayerAnswer::MissingSignature
         );
     }
 
@@ -273,8 +273,8 @@ mod tests {
         let check = |now: u64| at(now).signature(&headers(&value)).map(|_| ());
         assert_eq!(check(T + 300), Ok(()));
         assert_eq!(check(T - 300), Ok(()));
-        assert_eq!(check(T + 301), Err(Rejection::StaleTimestamp));
-        assert_eq!(check(T - 301), Err(Rejection::StaleTimestamp));
+        assert_eq!(check(T + 301), Err(LayerAnswer::StaleTimestamp));
+        assert_eq!(check(T - 301), Err(LayerAnswer::StaleTimestamp));
         let wide = at(T + 3600).tolerance(Duration::from_secs(3600));
         assert!(wide.signature(&headers(&value)).is_ok());
     }
@@ -292,14 +292,14 @@ mod tests {
         assert_eq!(parsed.event.livemode, Some(false));
         assert_eq!(parsed.event.timestamp, T);
         let parse = |body: &'static [u8]| at(T).parse(&h, &Bytes::from_static(body)).map(|_| ());
-        assert_eq!(parse(br#"{"type":"x"}"#), Err(Rejection::MissingId));
+        assert_eq!(parse(br#"{"type":"x"}"#), Err(LayerAnswer::MissingId));
         assert_eq!(
             parse(br#"{"id":"a","id":"a"}"#),
-            Err(Rejection::AmbiguousId)
+            Err(LayerAnswer::AmbiguousId)
         );
         assert_eq!(
             parse(br#"{"id":"a","created":"soon"}"#),
-            Err(Rejection::InvalidPayload)
+            Err(LayerAnswer::InvalidPayload)
         );
         assert_eq!(parse(br#"{"id":"\u0065vt_1"}"#), Ok(()));
     }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::Rejection;
+use crate::LayerAnswer;
 
 pub(crate) mod rfc3339;
 
@@ -55,15 +55,15 @@ impl fmt::Debug for Clock {
 ///
 /// # Errors
 ///
-/// [`Rejection::MalformedSignature`] for anything else.
-pub(crate) fn parse_timestamp(digits: &[u8]) -> Result<u64, Rejection> {
+/// [`LayerAnswer::MalformedSignature`] for anything else.
+pub(crate) fn parse_timestamp(digits: &[u8]) -> Result<u64, LayerAnswer> {
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(Rejection::MalformedSignature);
+        return Err(LayerAnswer::MalformedSignature);
     }
     std::str::from_utf8(digits)
         .ok()
         .and_then(|text| text.parse().ok())
-        .ok_or(Rejection::MalformedSignature)
+        .ok_or(LayerAnswer::MalformedSignature)
 }
 
 /// A timestamped scheme's replay window: a tolerance and a clock.
@@ -103,10 +103,10 @@ impl Freshness {
     ///
     /// # Errors
     ///
-    /// [`Rejection::StaleTimestamp`] otherwise.
-    pub(crate) fn check(&self, timestamp: u64) -> Result<(), Rejection> {
+    /// [`LayerAnswer::StaleTimestamp`] otherwise.
+    pub(crate) fn check(&self, timestamp: u64) -> Result<(), LayerAnswer> {
         if self.clock.unix_now().abs_diff(timestamp) > self.tolerance.as_secs() {
-            return Err(Rejection::StaleTimestamp);
+            return Err(LayerAnswer::StaleTimestamp);
         }
         Ok(())
     }
@@ -176,7 +176,7 @@ mod tests {
             b"1e9",
             b"99999999999999999999",
         ] {
-            assert_eq!(parse_timestamp(bad), Err(Rejection::MalformedSignature));
+            assert_eq!(parse_timestamp(bad), Err(LayerAnswer::MalformedSignature));
         }
     }
 
@@ -186,10 +186,10 @@ mod tests {
             .with_clock(|| UNIX_EPOCH + Duration::from_secs(1000));
         assert!(window.check(700).is_ok());
         assert!(window.check(1300).is_ok());
-        assert_eq!(window.check(699), Err(Rejection::StaleTimestamp));
-        assert_eq!(window.check(1301), Err(Rejection::StaleTimestamp));
+        assert_eq!(window.check(699), Err(LayerAnswer::StaleTimestamp));
+        assert_eq!(window.check(1301), Err(LayerAnswer::StaleTimestamp));
         let tight = window.with_tolerance(Duration::from_secs(10));
-        assert_eq!(tight.check(989), Err(Rejection::StaleTimestamp));
+        assert_eq!(tight.check(989), Err(LayerAnswer::StaleTimestamp));
         assert!(format!("{tight:?}").contains("Clock(injected)"));
         let before_epoch = Freshness::new(Duration::from_secs(5))
             .with_clock(|| UNIX_EPOCH - Duration::from_secs(1));

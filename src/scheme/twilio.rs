@@ -59,7 +59,7 @@ use super::headers::{signature_header, single_header};
 use super::json::Json;
 use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Algorithm, Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The signature header.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-twilio-signature");
@@ -144,13 +144,13 @@ fn sorted_params(body: &[u8]) -> Vec<u8> {
 ///
 /// # Errors
 ///
-/// [`Rejection::MalformedSignature`] for `bodySHA256` given twice.
-fn body_sha256(query: Option<&str>) -> Result<Option<String>, Rejection> {
+/// [`LayerAnswer::MalformedSignature`] for `bodySHA256` given twice.
+fn body_sha256(query: Option<&str>) -> Result<Option<String>, LayerAnswer> {
     query_param(query, BODY_SHA256_PARAM)
 }
 
 /// The one value of query parameter `name`, if any.
-fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, Rejection> {
+fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, LayerAnswer> {
     let mut values = query
         .into_iter()
         .flat_map(|query| form_urlencoded::parse(query.as_bytes()))
@@ -158,7 +158,7 @@ fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, Reject
         .map(|(_, value)| value.into_owned());
     let first = values.next();
     if values.next().is_some() {
-        return Err(Rejection::MalformedSignature);
+        return Err(LayerAnswer::MalformedSignature);
     }
     Ok(first)
 }
@@ -186,21 +186,21 @@ impl Scheme for Twilio {
         Algorithm::HmacSha1
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         self.request_signature(&Uri::from_static("/"), headers)
     }
 
-    fn request_signature(&self, uri: &Uri, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn request_signature(&self, uri: &Uri, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         let value = signature_header(headers, &SIGNATURE_HEADER)?;
         let tag = Tag::decode_base64(Algorithm::HmacSha1, value)
-            .map_err(|_| Rejection::MalformedSignature)?;
+            .map_err(|_| LayerAnswer::MalformedSignature)?;
         if let Some(settings) = single_header(headers, &SETTINGS_HEADER)? {
             let algorithm = settings.as_bytes().split(|&b| b == b',').find_map(|part| {
                 let (name, value) = headers::split_at_byte(part, b'=')?;
                 (name.trim_ascii() == b"algorithm").then(|| value.trim_ascii())
             });
             if algorithm.is_some_and(|algorithm| algorithm != b"HMAC_SHA1") {
-                return Err(Rejection::MalformedSignature);
+                return Err(LayerAnswer::MalformedSignature);
             }
         }
         let query = uri.query();
@@ -214,7 +214,7 @@ impl Scheme for Twilio {
         })
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<TwilioEvent>, Rejection> {
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<TwilioEvent>, LayerAnswer> {
         self.parse_request(&Uri::from_static("/"), headers, body)
     }
 
@@ -223,7 +223,7 @@ impl Scheme for Twilio {
         uri: &Uri,
         _headers: &HeaderMap,
         body: &Bytes,
-    ) -> Result<Parsed<TwilioEvent>, Rejection> {
+    ) -> Result<Parsed<TwilioEvent>, LayerAnswer> {
         // The bytes `request_signature` had verified, digested: the key
         // names what Twilio signed, and so one request of Twilio's.
         let query = uri.query();
@@ -245,11 +245,11 @@ impl Scheme for Twilio {
             return Ok(Parsed { event, id });
         }
         let params = params(body);
-        let one = |name: &str| -> Result<Option<Text>, Rejection> {
+        let one = |name: &str| -> Result<Option<Text>, LayerAnswer> {
             let mut values = params.iter().filter(|(key, _)| key == name).map(|(_, v)| v);
             let first = values.next();
             if values.any(|other| Some(other) != first) {
-                return Err(Rejection::AmbiguousId);
+                return Err(LayerAnswer::AmbiguousId);
             }
             Ok(first.map(|value| Text::from(value.as_str())))
         };

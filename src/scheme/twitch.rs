@@ -42,7 +42,7 @@ use super::json::Json;
 use super::timestamp::Freshness;
 use super::{EventId, MAX_ID_LEN, Parsed, Scheme, handshake, headers, timestamp};
 use crate::secret::{MatchedKey, Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The message id header.
 pub const ID_HEADER: HeaderName = HeaderName::from_static("twitch-eventsub-message-id");
@@ -81,14 +81,14 @@ pub struct TwitchEvent {
 }
 
 /// The signed id and timestamp headers, checked; the timestamp in seconds.
-fn id_and_time(headers: &HeaderMap) -> Result<(&[u8], &[u8], u64), Rejection> {
+fn id_and_time(headers: &HeaderMap) -> Result<(&[u8], &[u8], u64), LayerAnswer> {
     let id = headers::signed_header(headers, &ID_HEADER)?;
     let raw = headers::signed_header(headers, &TIMESTAMP_HEADER)?;
     let id_ok = !id.is_empty() && id.len() <= MAX_ID_LEN && id.iter().all(u8::is_ascii_graphic);
     let seconds = super::timestamp::rfc3339::unix_seconds(raw).filter(|_| id_ok);
     seconds
         .map(|seconds| (id, raw, seconds))
-        .ok_or(Rejection::MalformedSignature)
+        .ok_or(LayerAnswer::MalformedSignature)
 }
 
 const FIELDS: &[(&str, usize)] = &[("challenge", 0), ("subscription", 1), ("event", 2)];
@@ -105,13 +105,13 @@ impl Scheme for Twitch {
         10
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         let value = signature_header(headers, &SIGNATURE_HEADER)?;
         let (id, raw, seconds) = id_and_time(headers)?;
         let tag = value
             .strip_prefix(b"sha256=")
             .and_then(|hex| Tag::from_hex(hex).ok())
-            .ok_or(Rejection::MalformedSignature)?;
+            .ok_or(LayerAnswer::MalformedSignature)?;
         self.freshness.check(seconds)?;
         Ok(Signature::over_body(tag).with_prefix([id, raw].concat()))
     }
@@ -130,9 +130,9 @@ impl Scheme for Twitch {
             .then(|| handshake::reply("text/plain", challenge.as_bytes().clone()))
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<TwitchEvent>, Rejection> {
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<TwitchEvent>, LayerAnswer> {
         let (id, _, timestamp) = id_and_time(headers)?;
-        let message_id = Text::from(std::str::from_utf8(id).map_err(|_| Rejection::InvalidId)?);
+        let message_id = Text::from(std::str::from_utf8(id).map_err(|_| LayerAnswer::InvalidId)?);
         let json = Json::new(body)?;
         let [_, subscription, event] = json.fields::<3>(FIELDS, &[])?;
         let [subscription_type] = json.nested::<1>(subscription, &[("type", 0)])?;

@@ -25,7 +25,7 @@ use serde::Serialize;
 use super::json::Json;
 use super::{EventId, Parsed, Scheme, digest, headers};
 use crate::secret::{Signature, Tag};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The signature header.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-wc-webhook-signature");
@@ -59,7 +59,7 @@ impl Scheme for WooCommerce {
         "woocommerce"
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         headers::prefixed_tag(headers, &SIGNATURE_HEADER, b"", Tag::from_base64)
     }
 
@@ -67,7 +67,7 @@ impl Scheme for WooCommerce {
         &self,
         headers: &HeaderMap,
         body: &Bytes,
-    ) -> Result<Parsed<WooCommerceEvent>, Rejection> {
+    ) -> Result<Parsed<WooCommerceEvent>, LayerAnswer> {
         let json = Json::new(body)?;
         let [id] = json.fields::<1>(&[("id", 0)], &[])?;
         let digest = digest(body);

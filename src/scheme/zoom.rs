@@ -37,7 +37,7 @@ use super::json::Json;
 use super::timestamp::Freshness;
 use super::{EventId, Parsed, Scheme, digest, handshake, headers, timestamp};
 use crate::secret::{MatchedKey, Signature};
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// The signature header.
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-zm-signature");
@@ -77,7 +77,7 @@ impl Scheme for Zoom {
         "zoom"
     }
 
-    fn signature(&self, headers: &HeaderMap) -> Result<Signature, Rejection> {
+    fn signature(&self, headers: &HeaderMap) -> Result<Signature, LayerAnswer> {
         headers::v0_signature(
             headers,
             [&TIMESTAMP_HEADER, &SIGNATURE_HEADER],
@@ -106,7 +106,7 @@ impl Scheme for Zoom {
         })))
     }
 
-    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<ZoomEvent>, Rejection> {
+    fn parse(&self, headers: &HeaderMap, body: &Bytes) -> Result<Parsed<ZoomEvent>, LayerAnswer> {
         let timestamp =
             timestamp::parse_timestamp(headers::signed_header(headers, &TIMESTAMP_HEADER)?)?;
         let json = Json::new(body)?;

@@ -263,8 +263,3 @@ pub fn run_to_end_at(
         std::thread::sleep(Duration::from_millis(20));
     }
 }
-
-#[path = "temp_dir.rs"]
-mod temp_dir;
-#[allow(unused_imports)] // not every test binary makes one
-pub use temp_dir::TempDir;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::scheme::json;
-use crate::{Rejection, Text};
+use crate::{LayerAnswer, Text};
 
 /// A monetary amount, kept as the decimal text Numero sent (`"5000.00"` or
 /// `5000.0`), so no precision is lost on the way to your decimal type. A
@@ -36,14 +36,14 @@ impl Amount {
 
     /// An amount from its raw JSON (a slice of `body`): a string, unescaped,
     /// or a number kept as written.
-    fn from_raw(body: &Text, raw: &RawValue) -> Result<Self, Rejection> {
+    fn from_raw(body: &Text, raw: &RawValue) -> Result<Self, LayerAnswer> {
         let json = raw.get();
         match json.as_bytes().first() {
             Some(b'"') => json::string(body, json).map(Self),
             Some(b'-' | b'0'..=b'9') => Ok(Self(body.slice_ref(json))),
-            _ => return Err(Rejection::InvalidPayload),
+            _ => return Err(LayerAnswer::InvalidPayload),
         }
-        .map_err(|_| Rejection::InvalidPayload)
+        .map_err(|_| LayerAnswer::InvalidPayload)
     }
 }
 
@@ -58,15 +58,15 @@ impl Transaction {
     ///
     /// # Errors
     ///
-    /// [`Rejection::InvalidPayload`] when `data` is not an object, a field
+    /// [`LayerAnswer::InvalidPayload`] when `data` is not an object, a field
     /// is given twice, or a field has the wrong JSON type.
-    pub(crate) fn parse(body: &Text, data: &RawValue) -> Result<Box<Self>, Rejection> {
+    pub(crate) fn parse(body: &Text, data: &RawValue) -> Result<Box<Self>, LayerAnswer> {
         // An object only: serde would also take an array, field by position.
         if !data.get().starts_with('{') {
-            return Err(Rejection::InvalidPayload);
+            return Err(LayerAnswer::InvalidPayload);
         }
         let raw: RawTransaction<'_> =
-            serde_json::from_str(data.get()).map_err(|_| Rejection::InvalidPayload)?;
+            serde_json::from_str(data.get()).map_err(|_| LayerAnswer::InvalidPayload)?;
         Self::from_raw(body, raw)
     }
 
@@ -153,7 +153,7 @@ macro_rules! transaction {
 
         impl Transaction {
             /// The typed fields of `raw`, whose values are slices of `body`.
-            fn from_raw(body: &Text, raw: RawTransaction<'_>) -> Result<Box<Self>, Rejection> {
+            fn from_raw(body: &Text, raw: RawTransaction<'_>) -> Result<Box<Self>, LayerAnswer> {
                 Ok(Box::new(Self {
                     $(
                         $amount: raw

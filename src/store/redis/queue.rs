@@ -47,7 +47,7 @@
 //! | `P#q:leases:<scheme>` | sorted set | running members, score = lease end (ms) | members leave on finish, or when taken again after the lease |
 //! | `P#q:dead` | sorted set | dead letters, score = failure time: the listing order | trimmed with `dead-until` |
 //! | `P#q:dead-until` | sorted set | dead letters, score = expiry | every accept and finish removes up to 100 expired members from both; reads skip expired ones |
-//! | `P#q:schemes` | set | the scheme names ever accepted (for [`JobQueue::counts`] and [`JobQueue::counts_by_scheme`]) | never: one member per scheme |
+//! | `P#q:schemes` | set | the scheme names ever accepted (for [`QueueAdmin::counts`] and [`QueueAdmin::counts_by_scheme`]) | never: one member per scheme |
 //! | `P#q:wake` | stream | one entry per accept, replay and retry due now | capped at about 100 entries (`XADD MAXLEN ~`) |
 //!
 //! So Redis holds, per event: its done key for the done TTL; its job while

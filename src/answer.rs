@@ -14,12 +14,12 @@ use http_body_util::Full;
 
 /// A delivery the layer answered itself; the inner service did not run.
 ///
-/// [`Rejection::code`] is the stable reason code sent in the default response
+/// [`LayerAnswer::code`] is the stable reason code sent in the default response
 /// body (`{"error":"<code>"}`) and in the `tracing` event (feature `tracing`).
 /// No variant carries a secret or an expected tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Rejection {
+pub enum LayerAnswer {
     /// The body is larger than the configured cap, by `Content-Length` or
     /// while streaming. 413.
     BodyTooLarge,
@@ -86,7 +86,7 @@ pub enum Rejection {
     },
 }
 
-impl Rejection {
+impl LayerAnswer {
     /// The stable reason code, for response bodies, logs and metrics.
     pub fn code(&self) -> &'static str {
         match self {
@@ -155,7 +155,7 @@ impl Rejection {
     /// for a queued acceptance, `{"error":"<code>"}` otherwise),
     /// `Retry-After` in whole seconds where it applies, and
     /// `Connection: close` where the connection should not be reused
-    /// ([`Rejection::BodyTimeout`]).
+    /// ([`LayerAnswer::BodyTimeout`]).
     pub fn into_response(self) -> Response<Full<Bytes>> {
         let body = match self {
             Self::Duplicate => Bytes::from_static(br#"{"status":"duplicate"}"#),
@@ -194,7 +194,7 @@ pub(crate) fn close_connection(headers: &mut http::HeaderMap) {
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
 }
 
-impl fmt::Display for Rejection {
+impl fmt::Display for LayerAnswer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sentence = match self {
             Self::BodyTooLarge => "the webhook body is larger than the configured cap",
@@ -224,19 +224,21 @@ impl fmt::Display for Rejection {
     }
 }
 
-impl std::error::Error for Rejection {}
+impl std::error::Error for LayerAnswer {}
 
 /// Reports a rejection through `tracing` (feature `tracing`); a no-op otherwise.
 #[inline]
-pub(crate) fn trace(scheme: &'static str, rejection: &Rejection) {
+pub(crate) fn trace(scheme: &'static str, rejection: &LayerAnswer) {
     #[cfg(feature = "tracing")]
     match rejection {
-        Rejection::Duplicate | Rejection::Accepted | Rejection::InFlight { .. } => tracing::info!(
-            scheme,
-            reason = rejection.code(),
-            status = rejection.status().as_u16(),
-            "webhook answered by the layer"
-        ),
+        LayerAnswer::Duplicate | LayerAnswer::Accepted | LayerAnswer::InFlight { .. } => {
+            tracing::info!(
+                scheme,
+                reason = rejection.code(),
+                status = rejection.status().as_u16(),
+                "webhook answered by the layer"
+            )
+        }
         _ => tracing::warn!(
             scheme,
             reason = rejection.code(),
@@ -254,7 +256,7 @@ mod tests {
 
     #[test]
     fn retry_after_rounds_up_to_whole_seconds() {
-        let response = Rejection::InFlight {
+        let response = LayerAnswer::InFlight {
             retry_after: Duration::from_millis(1500),
         }
         .into_response();
