@@ -34,11 +34,6 @@ mod worker;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, header};
-use tower_webhook::queue::Delivery;
-use tower_webhook::{EventId, IdempotencyKey};
-
 pub use backends::{Backend, Persistent};
 
 conformance!(memory_store, MemoryStoreBackend; claims);
@@ -102,29 +97,7 @@ pub async fn past_short() {
 }
 
 /// The key of the Numero event `id`.
-pub fn key(id: &str) -> IdempotencyKey {
-    IdempotencyKey::new("numero", &EventId::new(id).unwrap())
-}
-
-/// A recorded Numero delivery of the event `id`, signed, as the intake
-/// records it.
-pub fn delivery(id: &str) -> Delivery {
-    let body = harness::numero_body(id);
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "x-webhook-signature",
-        harness::numero_signature(body.as_bytes()).parse().unwrap(),
-    );
-    headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
-    Delivery {
-        scheme: "numero".into(),
-        event_id: id.into(),
-        method: Method::POST,
-        uri: "/numero".parse().unwrap(),
-        headers,
-        body: Bytes::from(body),
-    }
-}
+pub use harness::{numero_delivery as delivery, numero_key as key};
 
 /// Polls `check` every 10 ms until it holds, or fails after [`PATIENCE`].
 pub async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {

@@ -16,18 +16,17 @@ mod redis_server;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use harness::queued::{self, Queued, quick_retries};
 use harness::{PATIENCE, numero_body};
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{StatusCode, header};
 use receiver_process::{ReceiverProcess, run_to_end};
 use redis_server::RedisServer;
 use tokio::time::{sleep, timeout};
+use tower_webhook::RedisStore;
 use tower_webhook::queue::{
-    Delivery, JobOutcome, JobQueue, QueueAdmin, QueueCounts, TakeRequest, Worker, WorkerBuilder,
+    JobOutcome, JobQueue, QueueAdmin, QueueCounts, TakeRequest, Worker, WorkerBuilder,
 };
 use tower_webhook::store::redis::Durability;
-use tower_webhook::{EventId, IdempotencyKey, RedisStore};
 
 /// Every test ends within this, or fails.
 const TEST_LIMIT: Duration = Duration::from_secs(90);
@@ -49,27 +48,7 @@ fn zero() -> QueueCounts {
     QueueCounts::default()
 }
 
-fn key(id: &str) -> IdempotencyKey {
-    IdempotencyKey::new("numero", &EventId::new(id).unwrap())
-}
-
-fn delivery(id: &str) -> Delivery {
-    let body = numero_body(id);
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "x-webhook-signature",
-        harness::numero_signature(body.as_bytes()).parse().unwrap(),
-    );
-    headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
-    Delivery {
-        scheme: "numero".into(),
-        event_id: id.into(),
-        method: Method::POST,
-        uri: "/numero".parse().unwrap(),
-        headers,
-        body: Bytes::from(body),
-    }
-}
+use harness::{numero_delivery as delivery, numero_key as key};
 
 fn numero_schemes() -> Arc<[Box<str>]> {
     Arc::from(vec![Box::from("numero")])

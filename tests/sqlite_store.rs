@@ -20,13 +20,10 @@ use tower_webhook::queue::{
 };
 use tower_webhook::store::sqlite::{KeyState, SqliteLease};
 use tower_webhook::store::{Claim, IdempotencyStore, SqliteStore, Synchronous};
-use tower_webhook::{EventId, IdempotencyKey};
 
 const LONG: Duration = Duration::from_secs(3600);
 
-fn key(id: &str) -> IdempotencyKey {
-    IdempotencyKey::new("numero", &EventId::new(id).unwrap())
-}
+use harness::numero_key as key;
 
 fn delivery(id: &str, body: impl Into<Bytes>) -> Delivery {
     Delivery {

@@ -442,6 +442,33 @@ impl http_body::Body for Frames {
     }
 }
 
+/// The idempotency key of the Numero event `id`.
+pub fn numero_key(id: &str) -> IdempotencyKey {
+    IdempotencyKey::new("numero", &EventId::new(id).unwrap())
+}
+
+/// A signed Numero delivery of the event `id`, as the intake records it.
+pub fn numero_delivery(id: &str) -> tower_webhook::queue::Delivery {
+    let body = numero_body(id);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "x-webhook-signature",
+        numero_signature(body.as_bytes()).parse().unwrap(),
+    );
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        "application/json".parse().unwrap(),
+    );
+    tower_webhook::queue::Delivery {
+        scheme: "numero".into(),
+        event_id: id.into(),
+        method: http::Method::POST,
+        uri: "/numero".parse().unwrap(),
+        headers,
+        body: Bytes::from(body),
+    }
+}
+
 #[path = "../support/temp_dir.rs"]
 mod temp_dir;
 #[allow(unused_imports)] // not every test binary makes one
