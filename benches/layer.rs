@@ -11,31 +11,34 @@
 //!   claim, inner service, complete. Every request has a fresh id;
 //! * `axum_inline`: a hand-written axum handler that takes `Bytes`, verifies
 //!   the HMAC inline (cached key, constant-time compare) and parses the id;
-//! * `axum_layer`: an axum handler taking `VerifiedEvent`, behind the layer.
+//! * `axum_layer`: an axum handler taking `VerifiedEvent`, behind the layer;
+//! * `axum_bare`: the same route without the layer, its handler taking
+//!   `Bytes` (the body read, nothing done with it);
+//! * `axum_handwritten`: the layer's hand-written peer (`handwritten.rs`):
+//!   base64 decode, HMAC verify, `serde_json::from_slice` into an owned
+//!   event, a `Mutex<HashSet>` of seen ids; the same typed event for the
+//!   handler.
 //!
 //! Requests are built (and signed) outside the timed region.
 
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::post;
-use base64::Engine as _;
 use bytes::Bytes;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group};
-use hmac::{Hmac, Mac};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
-use sha2::Sha256;
 use tower::{Layer as _, ServiceExt as _};
 use tower_webhook::numero::{Numero, NumeroEvent};
 use tower_webhook::{VerifiedEvent, WebhookLayer};
 
 mod common;
+mod handwritten;
 use common::{Frames, NUMERO_SECRET, Variant, interleaved, signed_delivery, time_n};
 
 const SIZES: &[(&str, usize, usize)] = &[
@@ -56,29 +59,17 @@ async fn inner<B>(request: Request<B>) -> Result<Response<Full<Bytes>>, Infallib
     Ok(Response::new(Full::new(Bytes::new())))
 }
 
-static INLINE_KEY: LazyLock<Hmac<Sha256>> =
-    LazyLock::new(|| Hmac::new_from_slice(NUMERO_SECRET.as_bytes()).unwrap());
-
 #[derive(serde::Deserialize)]
 struct IdOnly<'a> {
     #[serde(borrow)]
     id: std::borrow::Cow<'a, str>,
 }
 
-/// What a user writes without the layer: verify inline, read the id.
+/// Less than a user writes without the layer: verify inline, read the id
+/// only.
 async fn axum_inline(headers: HeaderMap, body: Bytes) -> StatusCode {
-    let Some(value) = headers.get("x-webhook-signature") else {
-        return StatusCode::UNAUTHORIZED;
-    };
-    let mut tag = [0u8; 32];
-    match base64::engine::general_purpose::STANDARD.decode_slice(value.as_bytes(), &mut tag) {
-        Ok(32) => {}
-        _ => return StatusCode::UNAUTHORIZED,
-    }
-    let mut mac = INLINE_KEY.clone();
-    mac.update(&body);
-    if mac.verify_slice(&tag).is_err() {
-        return StatusCode::UNAUTHORIZED;
+    if let Err(status) = handwritten::verify(&headers, &body) {
+        return status;
     }
     match serde_json::from_slice::<IdOnly<'_>>(&body) {
         Ok(event) => {
@@ -94,6 +85,25 @@ async fn axum_with_layer(VerifiedEvent(event): VerifiedEvent<NumeroEvent>) -> St
     StatusCode::OK
 }
 
+/// The bare route: the body read, nothing done with it.
+async fn axum_bare(body: Bytes) -> StatusCode {
+    black_box(body);
+    StatusCode::OK
+}
+
+/// The three axum routes every comparison uses: bare, behind the layer, and
+/// the hand-written peer.
+fn routes(webhook: &WebhookLayer<Numero>) -> [Router; 3] {
+    [
+        Router::new().route("/webhooks/numero", post(axum_bare)),
+        Router::new().route(
+            "/webhooks/numero",
+            post(axum_with_layer).layer(webhook.clone()),
+        ),
+        Router::new().route("/webhooks/numero", post(handwritten::handler)),
+    ]
+}
+
 fn layer(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -104,12 +114,25 @@ fn layer(c: &mut Criterion) {
     let layered_full = webhook.layer(tower::service_fn(inner::<Full<Bytes>>));
     let layered_frames = webhook.layer(tower::service_fn(inner::<Full<Bytes>>));
     let router_inline = Router::new().route("/webhooks/numero", post(axum_inline));
-    let router_layer = Router::new().route(
-        "/webhooks/numero",
-        post(axum_with_layer).layer(webhook.clone()),
-    );
+    let [_, router_layer, router_handwritten] = routes(&webhook);
 
-    // Sanity: every variant answers 200 on a fresh delivery.
+    // Sanity: every variant answers 200 on a fresh delivery, and the
+    // hand-written peer refuses what it must.
+    for (tamper, expected) in [
+        (None, StatusCode::OK),
+        (Some(b'X'), StatusCode::UNAUTHORIZED),
+    ] {
+        let (parts, body) = delivery(300);
+        let mut body = body.to_vec();
+        if let Some(byte) = tamper {
+            body[10] = byte;
+        }
+        let request = Request::from_parts(parts, axum::body::Body::from(body));
+        let response = rt
+            .block_on(router_handwritten.clone().oneshot(request))
+            .unwrap();
+        assert_eq!(response.status(), expected);
+    }
     let (parts, body) = delivery(300);
     let response = rt
         .block_on(
@@ -190,6 +213,15 @@ fn layer(c: &mut Criterion) {
             name,
             size,
             &router_layer,
+            axum_one,
+        );
+        bench(
+            &mut group,
+            &rt,
+            "axum_handwritten/one_frame",
+            name,
+            size,
+            &router_handwritten,
             axum_one,
         );
         bench(
@@ -298,10 +330,7 @@ fn paired() {
     let layer_call =
         |r: Request<Full<Bytes>>| rt.block_on(layered.clone().oneshot(r)).unwrap().status();
     let router_inline = Router::new().route("/webhooks/numero", post(axum_inline));
-    let router_layer = Router::new().route(
-        "/webhooks/numero",
-        post(axum_with_layer).layer(webhook.clone()),
-    );
+    let [router_bare, router_layer, router_handwritten] = routes(&webhook);
     let axum_serve = |router: &Router, n: u64| {
         let batch: Vec<_> = requests(n)
             .into_iter()
@@ -322,6 +351,11 @@ fn paired() {
         ("layer", Box::new(|n| serve(&layer_call, n))),
         ("axum_inline", Box::new(|n| axum_serve(&router_inline, n))),
         ("axum_layer", Box::new(|n| axum_serve(&router_layer, n))),
+        ("axum_bare", Box::new(|n| axum_serve(&router_bare, n))),
+        (
+            "axum_handwritten",
+            Box::new(|n| axum_serve(&router_handwritten, n)),
+        ),
         (
             "parse",
             Box::new(|n| {
@@ -385,13 +419,15 @@ fn paired() {
         layer,
         axum_inline,
         axum_layer,
+        axum_bare,
+        axum_handwritten,
         parse,
         claim,
         verify,
         ring,
     ] = m[..]
     else {
-        unreachable!("eight variants")
+        unreachable!("ten variants")
     };
     println!("\ninterleaved medians (ns per request), 300 B, one frame, fresh id each");
     println!(
@@ -420,25 +456,64 @@ fn paired() {
         "| {axum_inline:.0} | {axum_layer:.0} | {:.2} |",
         axum_layer / axum_inline
     );
+    println!("\nthe targets, same run (ns): axum routes, 300 B, one frame, fresh id each");
+    println!(
+        "| axum_bare | axum_layer | axum_handwritten | layer − bare | handwritten − bare | layer ÷ bare | **layer ÷ handwritten** |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {axum_bare:.0} | {axum_layer:.0} | {axum_handwritten:.0} | {:.0} | {:.0} | {:.2} | **{:.3}** |",
+        axum_layer - axum_bare,
+        axum_handwritten - axum_bare,
+        axum_layer / axum_bare,
+        axum_layer / axum_handwritten
+    );
 }
 
 /// `LAYER_PROFILE=N`: N fresh 300 B deliveries through the layer in
 /// `profile_loop`, then exit, for an instruction profile:
 /// `LAYER_PROFILE=20000 valgrind --tool=callgrind --toggle-collect='*profile_loop*' <bench binary>`.
+/// With `LAYER_PROFILE_ROUTE=axum_bare|axum_layer|axum_handwritten`, the
+/// same through that axum route instead (`profile_axum_loop`).
 fn profile(n: u64) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let layered = WebhookLayer::new(Numero, NUMERO_SECRET)
-        .unwrap()
-        .layer(tower::service_fn(inner::<Full<Bytes>>));
+    let webhook = WebhookLayer::new(Numero, NUMERO_SECRET).unwrap();
     let requests: Vec<_> = (0..n)
         .map(|_| {
             let (parts, body) = delivery(300);
             Request::from_parts(parts, Full::new(body))
         })
         .collect();
-    profile_loop(&rt, &layered, requests);
+    let [bare, layer, handwritten] = routes(&webhook);
+    let router = match std::env::var("LAYER_PROFILE_ROUTE").as_deref() {
+        Err(_) => {
+            let layered = webhook.layer(tower::service_fn(inner::<Full<Bytes>>));
+            return profile_loop(&rt, &layered, requests);
+        }
+        Ok("axum_bare") => bare,
+        Ok("axum_layer") => layer,
+        Ok("axum_handwritten") => handwritten,
+        Ok(other) => panic!("unknown LAYER_PROFILE_ROUTE {other:?}"),
+    };
+    let requests = requests
+        .into_iter()
+        .map(|r| r.map(axum::body::Body::new))
+        .collect();
+    profile_axum_loop(&rt, &router, requests);
+}
+
+#[inline(never)]
+fn profile_axum_loop(
+    rt: &tokio::runtime::Runtime,
+    router: &Router,
+    requests: Vec<Request<axum::body::Body>>,
+) {
+    for request in requests {
+        let response = rt.block_on(router.clone().oneshot(request)).unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
 }
 
 #[inline(never)]

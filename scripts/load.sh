@@ -2,11 +2,15 @@
 # HTTP load, server on one core and load generator on the other, 127.0.0.1
 # only, bounded in time. Compares, in one run, interleaved (each round runs
 # every server once, in this order: A B C A B C ...):
-#   bare      examples/bare.rs: an axum route that does nothing
-#   layer     examples/bare.rs --layer: the same route behind WebhookLayer
-#             (Numero, memory store, handler takes the VerifiedEvent)
+#   bare      benches/server.rs: an axum route whose handler takes the body
+#             (`Bytes`) and answers 200
+#   layer     benches/server.rs --layer: the same route behind WebhookLayer
+#             (Numero, memory store, handler takes the VerifiedEvent and
+#             answers the same 200); the crate's default features
 #   receiver  receiver/ (the example receiver) --store memory --quiet: the example
 #             receiver, inline, on the memory store, no log line per event
+#   handwritten  benches/server.rs --handwritten: the layer's hand-written
+#             peer (benches/handwritten.rs); not in the default list
 # Every request is a 300-byte Numero JSON body with a unique id, signed,
 # over keep-alive connections (benches/loadgen.rs, a hyper client).
 #
@@ -35,10 +39,17 @@ export NUMERO_WEBHOOK_SECRET=whsec_loadtestloadtestloadtest0123456789
 export NUMBEROTP_WEBHOOK_SECRET=numberotp_loadtest_0123456789
 
 echo "building (release)..." >&2
-cargo build --release --quiet --workspace --example bare --example receiver
-LOADGEN=$(cargo bench -p tower-webhook-benches --no-run --bench loadgen --message-format=json 2>/dev/null |
-  grep -o '"executable":"[^"]*loadgen[^"]*"' | tail -1 | cut -d'"' -f4)
+# Two builds, so that each gets its own features: the receiver its own
+# (metrics, sqlite, ed25519), the bench servers the crate's defaults.
+cargo build --release --quiet -p tower-webhook-receiver --example receiver
+BUILT=$(cargo bench -p tower-webhook-benches --no-run --bench loadgen --bench server --message-format=json 2>/dev/null)
+bench_binary() {
+  grep -o "\"executable\":\"[^\"]*/$1-[^\"]*\"" <<<"$BUILT" | tail -1 | cut -d'"' -f4
+}
+LOADGEN=$(bench_binary loadgen)
+SERVER=$(bench_binary server)
 [ -x "$LOADGEN" ] || { echo "could not build the load generator" >&2; exit 1; }
+[ -x "$SERVER" ] || { echo "could not build the bench servers" >&2; exit 1; }
 EXAMPLES=$CARGO_TARGET_DIR/release/examples
 
 SERVER_PID=
@@ -89,8 +100,9 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "round $round: ${DURATION}s per server, server on CPU $SERVER_CPU, generator on CPU $CLIENT_CPU" >&2
   for server in $SERVERS; do
     case $server in
-      bare) run bare 39101 /webhooks/numero numero "$EXAMPLES/bare" --addr 127.0.0.1:39101 ;;
-      layer) run layer 39102 /webhooks/numero numero "$EXAMPLES/bare" --addr 127.0.0.1:39102 --layer ;;
+      bare) run bare 39101 /webhooks/numero numero "$SERVER" --addr 127.0.0.1:39101 ;;
+      layer) run layer 39102 /webhooks/numero numero "$SERVER" --addr 127.0.0.1:39102 --layer ;;
+      handwritten) run handwritten 39104 /webhooks/numero numero "$SERVER" --addr 127.0.0.1:39104 --handwritten ;;
       receiver) run receiver 39103 /webhooks/numero numero "$EXAMPLES/receiver" "${RECEIVER_ARGS[@]}" ;;
       *) echo "unknown server $server" >&2; exit 2 ;;
     esac
@@ -123,3 +135,31 @@ done | awk '
   END { for (i = 1; i <= NR; i++)
           printf "| %s | %.0f | %.2f | %s |\n", name[i], rps[i], cpu[i], bare ? sprintf("%.3f", cpu[i] / bare) : "-" }
 '
+
+# The targets: each server's CPU per request over the same round's bare
+# route, per round and the median of those ratios.
+echo
+echo "| ratio (server CPU per request) | per round | median | target |"
+echo "|---|---|---|---|"
+for server in $SERVERS; do
+  [ "$server" = bare ] && continue
+  case $server in
+    layer) target="≤ 1.15" ;;
+    receiver) target="≤ 1.30" ;;
+    *) target="-" ;;
+  esac
+  awk -v s="$server" -v per="$(wc -w <<<"$SERVERS")" -v target="$target" '
+    { round = int((NR - 1) / per) + 1
+      if ($1 == "bare") bare[round] = $8
+      if ($1 == s) mine[round] = $8 }
+    END {
+      n = 0
+      for (r in mine) if (bare[r] > 0) ratio[++n] = mine[r] / bare[r]
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+        if (ratio[j] < ratio[i]) { t = ratio[i]; ratio[i] = ratio[j]; ratio[j] = t }
+      rounds = ""
+      for (r = 1; r in mine; r++) rounds = rounds sprintf("%s%.3f", r > 1 ? ", " : "", bare[r] > 0 ? mine[r] / bare[r] : 0)
+      median = (n % 2) ? ratio[(n + 1) / 2] : (ratio[n / 2] + ratio[n / 2 + 1]) / 2
+      printf "| %s ÷ bare | %s | **%.3f** | %s |\n", s, rounds, median, target }
+  ' "$RESULTS"
+done
