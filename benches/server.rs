@@ -10,7 +10,8 @@
 //! what axum and hyper cost on their own. With `--layer`, the same route
 //! sits behind `WebhookLayer` (Numero, memory store, secret from
 //! `NUMERO_WEBHOOK_SECRET`) and its handler takes the `VerifiedEvent` and
-//! answers the same 200: the layer's cost alone, without the example
+//! answers the same 200 (`--no-body-timeout`: without the body deadline):
+//! the layer's cost alone, without the example
 //! receiver's own work. With `--handwritten`, the route is the layer's
 //! hand-written peer (`handwritten.rs`, signed with
 //! `NUMERO_WEBHOOK_SECRET` too).
@@ -34,11 +35,12 @@ use tower_webhook::{VerifiedEvent, WebhookLayer};
 mod common;
 mod handwritten;
 
-const USAGE: &str = "usage: server --addr HOST:PORT [--layer | --handwritten]";
+const USAGE: &str = "usage: server --addr HOST:PORT [--layer [--no-body-timeout] | --handwritten]";
 
 fn main() {
     let mut addr: Option<SocketAddr> = None;
     let mut route = "bare";
+    let mut body_timeout = true;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -46,6 +48,7 @@ fn main() {
             "--addr" => addr = Some(args.next().and_then(|a| a.parse().ok()).expect(USAGE)),
             "--layer" => route = "layer",
             "--handwritten" => route = "handwritten",
+            "--no-body-timeout" => body_timeout = false,
             other => panic!("unknown argument {other:?}; {USAGE}"),
         }
     }
@@ -57,7 +60,11 @@ fn main() {
         "layer" => {
             let secret = std::env::var("NUMERO_WEBHOOK_SECRET")
                 .expect("--layer needs NUMERO_WEBHOOK_SECRET");
-            let layer = WebhookLayer::new(Numero, secret).expect("a usable secret");
+            let mut builder = WebhookLayer::builder(Numero).secret(secret);
+            if !body_timeout {
+                builder = builder.body_timeout(None);
+            }
+            let layer = builder.build().expect("a usable secret");
             Router::new().route(
                 "/webhooks/numero",
                 post(
