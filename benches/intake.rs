@@ -141,6 +141,7 @@ fn delivery(id: u64) -> (IdempotencyKey, Delivery) {
         uri: parts.uri,
         headers: parts.headers,
         body,
+        order_key: None,
     };
     (key, delivery)
 }

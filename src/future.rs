@@ -66,6 +66,7 @@ struct Checked<S> {
     parts: Parts,
     body: Bytes,
     inner: S,
+    order_key: Option<String>,
 }
 
 pin_project! {
@@ -219,7 +220,12 @@ where
                             Some(intake) => State::Accept {
                                 accept: intake.accept(
                                     &key,
-                                    Delivery::verified(&key, checked.parts, checked.body),
+                                    Delivery::verified(
+                                        &key,
+                                        checked.parts,
+                                        checked.body,
+                                        checked.order_key,
+                                    ),
                                 ),
                             },
                             None => State::Claim {
@@ -241,6 +247,7 @@ where
                                 parts,
                                 body,
                                 mut inner,
+                                ..
                             } = checked.take().expect("polled after completion");
                             let request = Request::from_parts(parts, Full::new(body));
                             guard.called = Stopwatch::start();
@@ -454,6 +461,7 @@ fn verify_and_parse<S, Sc: Scheme, St>(
         .scheme
         .parse_request(&parts.uri, &parts.headers, &body)?;
     check_fresh_on_arrival(config, &parsed.event)?;
+    let order_key = config.order_key(&parsed.event, &body);
     let mut key = IdempotencyKey::new(config.scheme.name(), &parsed.id);
     if let Some(entry) = &tenant {
         key = key.with_tenant(entry.tenant.clone());
@@ -464,7 +472,13 @@ fn verify_and_parse<S, Sc: Scheme, St>(
             parts.extensions.insert(entry.tenant.clone());
         }
     }
-    Ok(Verdict::Claim(Checked { parts, body, inner }, key))
+    let checked = Checked {
+        parts,
+        body,
+        inner,
+        order_key,
+    };
+    Ok(Verdict::Claim(checked, key))
 }
 
 fn claim_lost(scheme: &str) {

@@ -33,6 +33,7 @@ fn delivery(id: &str, body: impl Into<Bytes>) -> Delivery {
         uri: "/numero".parse().unwrap(),
         headers: HeaderMap::new(),
         body: body.into(),
+        order_key: None,
     }
 }
 
@@ -173,6 +174,7 @@ async fn take_one(store: &SqliteStore, lease: Duration) -> SqliteLease {
         schemes: std::sync::Arc::from(vec![Box::from("numero")]),
         max: 1,
         lease,
+        max_running_per_scheme: None,
     };
     let mut taken = store.take(request).await.unwrap();
     assert_eq!(taken.jobs.len(), 1, "one due job");

@@ -107,6 +107,7 @@ struct Settings {
     retry: RetryPolicy,
     dead_letter_ttl: Duration,
     idle_poll: Duration,
+    max_running_per_scheme: Option<usize>,
 }
 
 struct Shared<Q: JobQueue> {
@@ -196,6 +197,7 @@ impl<Q: JobQueue> Worker<Q> {
                 retry: RetryPolicy::default(),
                 dead_letter_ttl: DEFAULT_DEAD_LETTER_TTL,
                 idle_poll: DEFAULT_IDLE_POLL,
+                max_running_per_scheme: None,
             },
             read_counts: None,
         }
@@ -252,6 +254,18 @@ impl<Q: JobQueue> WorkerBuilder<Q> {
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
         self.settings.lease = lease.max(Duration::from_millis(30));
+        self
+    }
+
+    /// At most `cap` jobs of one scheme running at once (at least 1),
+    /// besides the total of [`WorkerBuilder::concurrency`]. The backend
+    /// enforces it when jobs are taken, counting the running jobs of every
+    /// process that shares the queue (SQLite: every process on the file;
+    /// Redis: every replica), so it holds across replicas. Default: none.
+    /// Cost: one count of the scheme's running jobs per take.
+    #[must_use]
+    pub fn max_running_per_scheme(mut self, cap: usize) -> Self {
+        self.settings.max_running_per_scheme = Some(cap.max(1));
         self
     }
 
@@ -410,6 +424,7 @@ async fn take_loop<Q: JobQueue>(shared: Arc<Shared<Q>>) {
                 schemes,
                 max: free,
                 lease: shared.settings.lease,
+                max_running_per_scheme: shared.settings.max_running_per_scheme,
             };
             match shared.queue.take(request).await {
                 Ok(taken) => {
@@ -480,10 +495,41 @@ async fn run_job<Q: JobQueue>(
         delivery,
         attempt,
         accepted_at,
+        interrupted,
         lease,
     } = job;
     let settings = &shared.settings;
     let scheme = delivery.scheme.clone();
+    let ordered = delivery.order_key.is_some();
+    // The previous attempt was counted when it was taken; it never came
+    // back (its process died). Past the limit the job is a dead letter
+    // without running again: a handler that kills its process must not
+    // run for ever.
+    let previous = attempt.saturating_sub(1);
+    if interrupted
+        && settings
+            .retry
+            .next_due(previous, accepted_at, SystemTime::now())
+            .is_none()
+    {
+        let outcome = JobOutcome::Dead {
+            error: dead_error(
+                format!("attempt {previous} did not return (lease ran out)"),
+                ordered,
+            ),
+            retain: settings.dead_letter_ttl,
+        };
+        let held = finish(&shared, &key, lease, outcome).await;
+        let result = if held {
+            AttemptResult::DeadLettered
+        } else {
+            AttemptResult::LostLease
+        };
+        attempt_ended(&scheme, result, None);
+        drop(permit);
+        shared.wake.notify_one();
+        return;
+    }
     // When the handler was called, if it was (feature `metrics`).
     let mut handler = None;
     let (ending, done_ttl) = match shared.runner(&delivery.scheme) {
@@ -506,7 +552,7 @@ async fn run_job<Q: JobQueue>(
         Some(due) => (JobOutcome::Retry { due, error }, result),
         None => (
             JobOutcome::Dead {
-                error,
+                error: dead_error(error, ordered),
                 retain: settings.dead_letter_ttl,
             },
             AttemptResult::DeadLettered,
@@ -536,7 +582,7 @@ async fn run_job<Q: JobQueue>(
         Ending::Ran(RunResult::Unrunnable(error)) => {
             handler = None; // the recorded delivery did not parse: no call
             let outcome = JobOutcome::Dead {
-                error,
+                error: dead_error(error, ordered),
                 retain: settings.dead_letter_ttl,
             };
             (outcome, AttemptResult::DeadLettered)
@@ -551,6 +597,16 @@ async fn run_job<Q: JobQueue>(
     attempt_ended(&scheme, result, handler.as_ref());
     drop(permit);
     shared.wake.notify_one();
+}
+
+/// A dead letter's error; one with an order key says that the later jobs
+/// of its key no longer wait for it.
+fn dead_error(error: String, ordered: bool) -> String {
+    if ordered {
+        format!("{error}; later events of its order key were let past it")
+    } else {
+        error
+    }
 }
 
 /// Runs the attempt in its own task (so a panic is caught), renewing the

@@ -26,6 +26,11 @@ pub struct Delivery {
     pub headers: HeaderMap,
     /// The raw body, exactly the bytes that were verified.
     pub body: Bytes,
+    /// The ordering key the intake computed for the event (see
+    /// [`JobQueue::take`](super::queue::JobQueue::take)): jobs of one scheme
+    /// with the same key run one at a time, in acceptance order. `None`:
+    /// unordered. Backends store it beside the head and the body.
+    pub order_key: Option<String>,
 }
 
 impl fmt::Debug for Delivery {
@@ -37,6 +42,7 @@ impl fmt::Debug for Delivery {
             .field("method", &self.method)
             .field("uri", &self.uri)
             .field("body_len", &self.body.len())
+            .field("order_key", &self.order_key)
             .finish_non_exhaustive()
     }
 }
@@ -44,8 +50,14 @@ impl fmt::Debug for Delivery {
 impl Delivery {
     /// The record of a verified request, as the intake stores it under
     /// `key`: the request head as it arrived and the raw body.
-    pub(crate) fn verified(key: &IdempotencyKey, parts: Parts, body: Bytes) -> Self {
+    pub(crate) fn verified(
+        key: &IdempotencyKey,
+        parts: Parts,
+        body: Bytes,
+        order_key: Option<String>,
+    ) -> Self {
         Self {
+            order_key,
             scheme: key.scheme().to_owned(),
             event_id: key.id().as_str().to_owned(),
             method: parts.method,
@@ -83,7 +95,8 @@ impl Delivery {
         out
     }
 
-    /// Rebuilds a delivery from what a backend stored.
+    /// Rebuilds a delivery from what a backend stored, with no order key
+    /// (a backend that stored one sets [`Delivery::order_key`] after).
     ///
     /// # Errors
     ///
@@ -125,6 +138,7 @@ impl Delivery {
             uri,
             headers,
             body,
+            order_key: None,
         })
     }
 
@@ -157,6 +171,7 @@ mod tests {
             uri: "/webhooks/numero?x=1".parse().unwrap(),
             headers,
             body: Bytes::from_static(b"{}"),
+            order_key: None,
         };
         let head = delivery.encode_head();
         let back = Delivery::decode(

@@ -288,7 +288,8 @@ impl JobQueue for RedisStore {
             .arg(&delivery.scheme)
             .arg(&delivery.event_id)
             .arg(delivery.encode_head())
-            .arg(&delivery.body[..]);
+            .arg(&delivery.body[..])
+            .arg(delivery.order_key.as_deref().unwrap_or(""));
         let accepted = self.run_durable_flag("accept", accept, true);
         Box::pin(async move {
             Ok(if accepted.await? {
@@ -303,7 +304,12 @@ impl JobQueue for RedisStore {
         let mut take = self.script(&scripts().take);
         take.arg(request.max)
             .arg(script_ms(request.lease))
-            .arg(new_token());
+            .arg(new_token())
+            .arg(
+                request
+                    .max_running_per_scheme
+                    .map_or(-1, |cap| i64::try_from(cap).unwrap_or(i64::MAX)),
+            );
         for scheme in request.schemes.iter() {
             take.arg(&**scheme);
         }
@@ -408,12 +414,12 @@ fn count(value: &Value) -> Result<u64, StoreError> {
     u64::try_from(int(value)?).map_err(|_| corrupt("a negative count"))
 }
 
-/// `{now, next, then 8 values per job}`, as the take script answers.
+/// `{now, next, then 10 values per job}`, as the take script answers.
 fn parse_taken(
     reply: Vec<Value>,
     received: SystemTime,
 ) -> Result<Taken<RedisJobLease>, StoreError> {
-    const FIELDS: usize = 8;
+    const FIELDS: usize = 10;
     let mut values = reply.into_iter();
     let (Some(now), Some(next)) = (values.next(), values.next()) else {
         return Err(corrupt("a short take reply"));
@@ -439,11 +445,16 @@ fn parse_taken(
         let accepted_ms = int(&field()?)?;
         let head = bytes(field()?)?;
         let body = Bytes::from(bytes(field()?)?);
+        let interrupted = int(&field()?)? == 1;
+        let order_key = text(field()?)?;
+        let mut delivery = Delivery::decode(scheme, event_id, &head, body)?;
+        delivery.order_key = (!order_key.is_empty()).then_some(order_key);
         jobs.push(Job {
             key: member.to_string(),
-            delivery: Delivery::decode(scheme, event_id, &head, body)?,
+            delivery,
             attempt,
             accepted_at: clock.local(accepted_ms),
+            interrupted,
             lease: RedisJobLease { member, token },
         });
     }
