@@ -64,6 +64,11 @@ pub(crate) trait Intake: Send + Sync + 'static {
     /// [`JobQueue::accept`](crate::store::queue::JobQueue::accept)) and,
     /// once accepted, wakes the worker.
     fn accept(&self, key: &IdempotencyKey, delivery: Delivery) -> QueueFuture<Accept>;
+
+    /// Whether `scheme`'s pending jobs are at the bound, so a delivery
+    /// must be refused before its body is read. A read of a counter the
+    /// worker keeps, never a call to the backend.
+    fn is_full(&self, scheme: &str) -> bool;
 }
 
 /// Everything a request needs, built once and shared by every clone.
@@ -92,6 +97,17 @@ pub(crate) struct Config<Sc, St> {
 }
 
 impl<Sc: Scheme, St> Config<Sc, St> {
+    /// Queued mode: the answer for a delivery that arrives while the
+    /// scheme's pending jobs are at the bound (backpressure).
+    pub(crate) fn backpressure(&self) -> Option<LayerAnswer> {
+        let intake = self.intake.as_ref()?;
+        intake
+            .is_full(self.scheme.name())
+            .then_some(LayerAnswer::QueueFull {
+                retry_after: self.retry_after,
+            })
+    }
+
     /// The order key of a verified, parsed event (queued mode only).
     pub(crate) fn order_key(&self, event: &Sc::Event, body: &[u8]) -> Option<String> {
         let find = self.order_key.as_ref()?;

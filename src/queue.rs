@@ -47,6 +47,7 @@
 //! `SqliteStore` (feature `sqlite`: one machine, durable) and `RedisStore`
 //! (feature `redis`: several replicas share one queue).
 
+mod backlog;
 mod retry;
 pub(crate) mod runner;
 mod worker;

@@ -45,6 +45,8 @@ pub struct Demo {
     pub delay: Duration,
     /// Answer 500 to the first N attempts of each event.
     pub fail_first: u32,
+    /// Abort the process on the first N attempts of each event.
+    pub abort_first: u32,
     /// No log line per run.
     pub quiet: bool,
 }
@@ -57,6 +59,8 @@ pub struct LayerSettings {
     pub lease: Duration,
     /// The body deadline.
     pub body_timeout: Duration,
+    /// Queued mode: the JSON pointer to each event's order key.
+    pub order_by: Option<String>,
     /// What the demo handler shares, for the jobs a worker runs.
     pub state: AppState,
 }
@@ -101,6 +105,10 @@ where
         .max_body_bytes(settings.max_body_bytes)
         .body_timeout(settings.body_timeout)
         .lease(settings.lease);
+    let builder = match &settings.order_by {
+        Some(pointer) => builder.order_by_pointer(pointer.clone()),
+        None => builder,
+    };
     let layer = wiring
         .wire(builder)
         .build()
@@ -135,9 +143,15 @@ async fn demo_handler<Sc: Builtin>(
         Some(attempt) => attempt,
         // Inline, each delivery that reaches the handler is an attempt;
         // counted only when the demo fails some on purpose.
-        None if demo.fail_first > 0 => state.log.inline_attempt(scheme, &id),
+        None if demo.fail_first > 0 || demo.abort_first > 0 => {
+            state.log.inline_attempt(scheme, &id)
+        }
         None => 1,
     };
+    if attempt <= demo.abort_first {
+        eprintln!("{scheme} {id} attempt {attempt}: aborting the process (--handler-abort-first)");
+        std::process::abort();
+    }
     if !demo.delay.is_zero() {
         tokio::time::sleep(demo.delay).await;
     }
