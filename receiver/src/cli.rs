@@ -81,6 +81,11 @@ pub struct Options {
     #[arg(long, default_value_t = 0)]
     pub handler_abort_first: u32,
 
+    /// With --handler-abort-first: abort only on this event id's attempts
+    /// (the others run normally). Default: every event's.
+    #[arg(long)]
+    pub handler_abort_id: Option<String>,
+
     /// Queued mode: the JSON pointer (RFC 6901, e.g. /data/customer_id)
     /// into each verified body whose value is the event's order key. Events
     /// of a scheme with the same key run one at a time in acceptance

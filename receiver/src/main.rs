@@ -45,7 +45,8 @@
 //!   (see `providers.rs`); Standard Webhooks also takes
 //!   `STANDARD_WEBHOOK_PUBLIC_KEY` (`whpk_…`, `v1a`);
 //! * `GET /events`: the most recent handler runs (the last 1000,
-//!   `--events-keep`), each `{"seq","scheme","id","attempt","status"}`, so
+//!   `--events-keep`), each `{"seq","scheme","id","attempt","status",
+//!   "started_ms","ended_ms"}`, so
 //!   you can watch each event run once;
 //! * `GET /queue`: `{"pending":N,"running":N,"dead":N}` (zeros inline);
 //! * `GET /dead-letters`: `[{"key","scheme","id","attempts","last_error",…}]`;
@@ -252,6 +253,7 @@ async fn start<W: Wiring + Admin + Flush>(
             delay: Duration::from_millis(options.handler_delay_ms),
             fail_first: options.handler_fail_first,
             abort_first: options.handler_abort_first,
+            abort_id: options.handler_abort_id.as_deref().map(std::sync::Arc::from),
             quiet: options.quiet,
         },
     };

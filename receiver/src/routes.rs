@@ -38,8 +38,9 @@ pub struct AppState {
     pub demo: Demo,
 }
 
-/// How the demo handler behaves (`--handler-delay-ms`, `--handler-fail-first`).
-#[derive(Clone, Copy)]
+/// How the demo handler behaves (`--handler-delay-ms`, `--handler-fail-first`,
+/// `--handler-abort-first`).
+#[derive(Clone)]
 pub struct Demo {
     /// Wait before answering.
     pub delay: Duration,
@@ -47,6 +48,8 @@ pub struct Demo {
     pub fail_first: u32,
     /// Abort the process on the first N attempts of each event.
     pub abort_first: u32,
+    /// Only this event's attempts abort, when set.
+    pub abort_id: Option<std::sync::Arc<str>>,
     /// No log line per run.
     pub quiet: bool,
 }
@@ -137,7 +140,8 @@ async fn demo_handler<Sc: Builtin>(
     queued_attempt: Option<u32>,
     event: Sc::Event,
 ) -> Response {
-    let demo = state.demo;
+    let demo = state.demo.clone();
+    let started_ms = crate::events::unix_ms();
     let id = Sc::shown_id(&event);
     let attempt = match queued_attempt {
         Some(attempt) => attempt,
@@ -148,7 +152,8 @@ async fn demo_handler<Sc: Builtin>(
         }
         None => 1,
     };
-    if attempt <= demo.abort_first {
+    let poisoned = demo.abort_id.as_deref().is_none_or(|only| *only == *id);
+    if attempt <= demo.abort_first && poisoned {
         eprintln!("{scheme} {id} attempt {attempt}: aborting the process (--handler-abort-first)");
         std::process::abort();
     }
@@ -161,7 +166,9 @@ async fn demo_handler<Sc: Builtin>(
     } else {
         StatusCode::OK
     };
-    let seq = state.log.record(scheme, &id, attempt, status.as_u16());
+    let seq = state
+        .log
+        .record(scheme, &id, attempt, status.as_u16(), started_ms);
     if !demo.quiet {
         let mut line = format!(
             "#{seq} {scheme} {id} attempt {attempt} → {}",
