@@ -208,7 +208,10 @@ async fn replicas_keep_one_run_per_key(store: &str) {
     send_ordered(&[&a, &b]).await;
     let all = all_runs(&[&a, &b]).await;
     let ran_on_b = runs(&b).await.len();
-    assert!(ran_on_b > 0 && ran_on_b < all.len(), "both replicas ran jobs");
+    assert!(
+        ran_on_b > 0 && ran_on_b < all.len(),
+        "both replicas ran jobs"
+    );
     assert_ordered_per_key_and_parallel_across(all);
 }
 
@@ -268,7 +271,11 @@ async fn a_poisonous_event_becomes_a_dead_letter(store: &str) {
         error.contains(&format!("attempt {MAX_ATTEMPTS} did not return")),
         "{error}"
     );
-    assert_eq!(receiver.wait_exit(Duration::from_millis(500)), None, "alive");
+    assert_eq!(
+        receiver.wait_exit(Duration::from_millis(500)),
+        None,
+        "alive"
+    );
     eventually("the bystanders to be done", || {
         let receiver = &receiver;
         async move {

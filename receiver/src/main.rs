@@ -253,7 +253,10 @@ async fn start<W: Wiring + Admin + Flush>(
             delay: Duration::from_millis(options.handler_delay_ms),
             fail_first: options.handler_fail_first,
             abort_first: options.handler_abort_first,
-            abort_id: options.handler_abort_id.as_deref().map(std::sync::Arc::from),
+            abort_id: options
+                .handler_abort_id
+                .as_deref()
+                .map(std::sync::Arc::from),
             quiet: options.quiet,
         },
     };
