@@ -45,7 +45,7 @@ use crate::body::{Collector, Deadline, ResponseBody};
 use crate::config::Config;
 use crate::metrics::Stopwatch;
 use crate::secret::Signature;
-use crate::store::queue::{Accept, Delivery, QueueFuture};
+use crate::store::queue::{Accept, Delivery, OrderKey, QueueFuture};
 use crate::store::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
 use crate::tenant::TenantEntry;
 use crate::{LayerAnswer, Scheme, Verified};
@@ -66,7 +66,6 @@ struct Checked<S> {
     parts: Parts,
     body: Bytes,
     inner: S,
-    order_key: Option<String>,
 }
 
 pin_project! {
@@ -220,12 +219,7 @@ where
                             Some(intake) => State::Accept {
                                 accept: intake.accept(
                                     &key,
-                                    Delivery::verified(
-                                        &key,
-                                        checked.parts,
-                                        checked.body,
-                                        checked.order_key,
-                                    ),
+                                    Delivery::verified(&key, checked.parts, checked.body),
                                 ),
                             },
                             None => State::Claim {
@@ -247,7 +241,6 @@ where
                                 parts,
                                 body,
                                 mut inner,
-                                ..
                             } = checked.take().expect("polled after completion");
                             let request = Request::from_parts(parts, Full::new(body));
                             guard.called = Stopwatch::start();
@@ -461,7 +454,9 @@ fn verify_and_parse<S, Sc: Scheme, St>(
         .scheme
         .parse_request(&parts.uri, &parts.headers, &body)?;
     check_fresh_on_arrival(config, &parsed.event)?;
-    let order_key = config.order_key(&parsed.event, &body);
+    if let Some(order_key) = config.order_key(&parsed.event, &body) {
+        parts.extensions.insert(OrderKey(order_key));
+    }
     let mut key = IdempotencyKey::new(config.scheme.name(), &parsed.id);
     if let Some(entry) = &tenant {
         key = key.with_tenant(entry.tenant.clone());
@@ -472,13 +467,7 @@ fn verify_and_parse<S, Sc: Scheme, St>(
             parts.extensions.insert(entry.tenant.clone());
         }
     }
-    let checked = Checked {
-        parts,
-        body,
-        inner,
-        order_key,
-    };
-    Ok(Verdict::Claim(checked, key))
+    Ok(Verdict::Claim(Checked { parts, body, inner }, key))
 }
 
 fn claim_lost(scheme: &str) {

@@ -10,6 +10,11 @@ use http_body_util::Full;
 
 use super::{IdempotencyKey, StoreError};
 
+/// A queued delivery's order key, handed from the layer's checks to
+/// [`Delivery::verified`] in the request's extensions.
+#[derive(Clone)]
+pub(crate) struct OrderKey(pub(crate) String);
+
 /// A verified delivery: what a worker needs to rebuild the request and run
 /// the handler on it.
 #[derive(Clone)]
@@ -50,14 +55,10 @@ impl fmt::Debug for Delivery {
 impl Delivery {
     /// The record of a verified request, as the intake stores it under
     /// `key`: the request head as it arrived and the raw body.
-    pub(crate) fn verified(
-        key: &IdempotencyKey,
-        parts: Parts,
-        body: Bytes,
-        order_key: Option<String>,
-    ) -> Self {
+    /// Its order key, if the layer found one, is in the extensions.
+    pub(crate) fn verified(key: &IdempotencyKey, mut parts: Parts, body: Bytes) -> Self {
         Self {
-            order_key,
+            order_key: parts.extensions.remove::<OrderKey>().map(|key| key.0),
             scheme: key.scheme().to_owned(),
             event_id: key.id().as_str().to_owned(),
             method: parts.method,

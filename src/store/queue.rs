@@ -17,6 +17,7 @@ use super::{IdempotencyKey, IdempotencyStore, StoreError};
 pub use super::admin::{DeadLetter, QueueAdmin, QueueCounts};
 
 pub use super::delivery::Delivery;
+pub(crate) use super::delivery::OrderKey;
 
 /// Default time a dead letter is kept for replay: 30 days.
 pub const DEFAULT_DEAD_LETTER_TTL: Duration = Duration::from_secs(30 * 24 * 3600);

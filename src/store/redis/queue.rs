@@ -45,6 +45,8 @@
 //! | `P#q:job:<scheme>:<id>` | hash | `scheme`, `id`, `head` ([`Delivery::encode_head`]), `body` (raw bytes), `attempts`, `accepted` (ms), `state` (`pending`/`running`/`dead`), `token` (while running), `error` (last failure), `failed` (ms, when dead) | never while pending or running; deleted when done; at the same instant as its `dead` key once dead |
 //! | `P#q:pending:<scheme>` | sorted set | pending members, score = due time (ms) | members leave when taken |
 //! | `P#q:leases:<scheme>` | sorted set | running members, score = lease end (ms) | members leave on finish, or when taken again after the lease |
+//! | `P#q:line:<scheme>:<order key>` | list | the live (pending or running) jobs with that order key, in acceptance order; only the first is in `pending` or `leases`, the others are held | members leave when done or dead (the next one then joins `pending`); the key goes with its last member |
+//! | `P#q:held:<scheme>` | string | how many jobs of the scheme are held behind an earlier one of their key (counted as pending) | never |
 //! | `P#q:dead` | sorted set | dead letters, score = failure time: the listing order | trimmed with `dead-until` |
 //! | `P#q:dead-until` | sorted set | dead letters, score = expiry | every accept and finish removes up to 100 expired members from both; reads skip expired ones |
 //! | `P#q:schemes` | set | the scheme names ever accepted (for [`QueueAdmin::counts`] and [`QueueAdmin::counts_by_scheme`]) | never: one member per scheme |
@@ -67,8 +69,12 @@
 //!   other, and no claim exists without its job or job without its claim.
 //! * **take**: for each requested scheme, the members due in `pending`
 //!   (due ≤ now) and in `leases` (lease end ≤ now: their replica died),
-//!   earliest first, up to `max`; each gets a fresh token, one more attempt,
-//!   and a lease end. Returns them with the next due time or lease end.
+//!   earliest first, up to `max` (and, with a cap, up to what leaves the
+//!   scheme's live leases at the cap); each gets a fresh token, one more
+//!   attempt, and a lease end. Returns them with the next due time or
+//!   lease end. A job of an order line is in `pending` only while it is
+//!   the line's first: accept pushes it on the line, finish (done or dead)
+//!   pops it and puts the next one in `pending`, due now.
 //! * **renew** and **finish** act only while the job is running under the
 //!   caller's token; otherwise they answer `false` and change nothing. A
 //!   replica whose lease ran out and whose job was taken over can no longer
