@@ -1,7 +1,8 @@
 //! Flow control in queued mode through real child receivers on memory,
 //! SQLite and Redis: per-key order (`--order-by`), replicas sharing one
-//! store, a handler that aborts its process (`--handler-abort-first`), and
-//! the bound on pending jobs (`--max-pending`).
+//! store, the cap per scheme across them (`--max-running-per-scheme`), a
+//! handler that aborts its process (`--handler-abort-first`), and the bound
+//! on pending jobs (`--max-pending`).
 //!
 //! Every run is read back from `GET /events`, whose `started_ms` and
 //! `ended_ms` say which runs overlapped. Needs the receiver binary (built
@@ -215,6 +216,54 @@ async fn replicas_keep_one_run_per_key(store: &str) {
     assert_ordered_per_key_and_parallel_across(all);
 }
 
+/// Two receivers with `--max-running-per-scheme 1` on one store: while
+/// the first runs a slow job (1 s), the second, with free workers and five
+/// jobs of its own due, starts none; across both, no two runs overlap.
+async fn the_cap_per_scheme_holds_across_replicas(store: &str) {
+    let capped = |delay: &'static str| {
+        [
+            "--max-running-per-scheme",
+            "1",
+            "--workers",
+            "4",
+            "--handler-delay-ms",
+            delay,
+        ]
+    };
+    let slow = start(store, &capped("1000"));
+    let fast = start(store, &capped("20"));
+    let reply = deliver(&slow, "evt_slow", "").await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    eventually("the slow job to run", || async {
+        get_json(&slow, "/queue").await["running"] == 1
+    })
+    .await;
+    for n in 0..5 {
+        let id = format!("evt_{n:03}");
+        assert_eq!(deliver(&fast, &id, "").await.status, StatusCode::ACCEPTED);
+    }
+    let deadline = Instant::now() + PATIENCE;
+    let mut all = loop {
+        let mut seen = runs(&slow).await;
+        seen.extend(runs(&fast).await);
+        if seen.len() == 6 {
+            break seen;
+        }
+        assert!(Instant::now() < deadline, "{} of 6 ran", seen.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    all.sort_by_key(|r| r.started_ms);
+    assert_eq!(all[0].id, "evt_slow", "{all:?}");
+    for pair in all.windows(2) {
+        assert!(
+            pair[1].started_ms >= pair[0].ended_ms,
+            "{:?} began before {:?} ended",
+            pair[1],
+            pair[0]
+        );
+    }
+}
+
 /// Attempts before a dead letter in the poison case.
 const MAX_ATTEMPTS: u32 = 3;
 
@@ -380,6 +429,12 @@ mod sqlite {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_on_one_file_keep_the_cap_per_scheme() {
+        let dir = TempDir::new();
+        super::the_cap_per_scheme_holds_across_replicas(&store(&dir)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_aborting_handler_becomes_a_dead_letter_after_max_attempts_restarts() {
         let dir = TempDir::new();
         super::a_poisonous_event_becomes_a_dead_letter(&store(&dir)).await;
@@ -406,6 +461,12 @@ mod redis {
     async fn two_replicas_never_run_two_jobs_of_a_key_at_once() {
         let server = RedisServer::start();
         super::replicas_keep_one_run_per_key(&server.url()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_replicas_keep_the_cap_per_scheme() {
+        let server = RedisServer::start();
+        super::the_cap_per_scheme_holds_across_replicas(&server.url()).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
