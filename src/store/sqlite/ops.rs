@@ -210,7 +210,8 @@ impl<'c> Tx<'c> {
         self.conn
             .prepare_cached(
                 "UPDATE webhook_keys
-                 SET state = 'done', expires_ms = ?3, due_ms = NULL, head = NULL, body = NULL
+                 SET state = 'done', expires_ms = ?3, due_ms = NULL, head = NULL, body = NULL,
+                     order_key = NULL
                  WHERE key = ?1 AND generation = ?2 AND state IN ('claimed', 'running')",
             )?
             .execute(params![&*lease.key, lease.generation, after(self.now, ttl)])?;
@@ -481,7 +482,8 @@ impl<'c> Tx<'c> {
                 .conn
                 .prepare_cached(
                     "UPDATE webhook_keys
-                     SET state = 'done', expires_ms = ?3, due_ms = NULL, head = NULL, body = NULL
+                     SET state = 'done', expires_ms = ?3, due_ms = NULL, head = NULL, body = NULL,
+                     order_key = NULL
                      WHERE key = ?1 AND generation = ?2 AND state = 'running'",
                 )?
                 .execute(params![key, generation, after(self.now, *ttl)])?,
