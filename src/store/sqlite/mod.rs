@@ -163,6 +163,7 @@
 //! ```
 
 use std::fmt;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
@@ -411,6 +412,16 @@ impl IdempotencyStore for SqliteStore {
     fn release_abandoned(&self, lease: SqliteLease) {
         // Queued for the writer thread; nobody waits for the answer.
         let _ = self.shared.commands.send(release_command(lease));
+    }
+
+    /// The writer thread runs its commands in order and answers each after
+    /// its group committed: a command sent now is answered after every
+    /// release queued before it.
+    fn abandoned_released(&self) -> impl Future<Output = ()> + Send + 'static {
+        let answer = self.call(|_| Ok(()));
+        async move {
+            let _ = answer.await;
+        }
     }
 }
 
