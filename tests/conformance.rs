@@ -25,6 +25,8 @@ mod redis_server;
 mod backends;
 #[path = "conformance/claims.rs"]
 mod claims;
+#[path = "conformance/core_only.rs"]
+mod core_only;
 #[path = "conformance/flow.rs"]
 mod flow;
 #[path = "conformance/persistence.rs"]

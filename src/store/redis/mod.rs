@@ -780,7 +780,9 @@ impl IdempotencyStore for RedisStore {
         let inner = Box::pin(async move {
             let mut conn = store.conn.clone();
             let timeout = store.shared.timeout;
-            let outcome = bounded(timeout, "claim", claim(&mut conn, &key, &value, lease_ms)).await;
+            let outcome = bounded(timeout, "claim", claim(&mut conn, &key, &value, lease_ms))
+                .await
+                .and_then(|answer| answer);
             let fresh = |recorded| RedisLease {
                 key: Arc::clone(&key),
                 value: Arc::clone(&value),
@@ -853,13 +855,15 @@ impl IdempotencyStore for RedisStore {
     }
 }
 
-/// `SET NX`, then `GET` on conflict. `Ok(None)`: this claim holds the key.
+/// `SET NX`, then `GET` on conflict. `Ok(Ok(None))`: this claim holds the
+/// key; `Ok(Err(_))`: Redis answered, with a value this store did not write
+/// ([`StoreErrorKind::Corrupt`](crate::store::StoreErrorKind::Corrupt)).
 async fn claim(
     conn: &mut ConnectionManager,
     key: &str,
     value: &str,
     lease_ms: u64,
-) -> Result<Option<Claim<RedisLease>>, RedisError> {
+) -> Result<Result<Option<Claim<RedisLease>>, StoreError>, RedisError> {
     // Two rounds: the key may vanish between SET and GET once (released, or
     // its lease or TTL ran out right then), and is then free to take. If
     // it vanishes again, answer "in flight": the sender retries later.
@@ -873,26 +877,23 @@ async fn claim(
             .query_async(conn)
             .await?;
         if set.is_some() {
-            return Ok(None);
+            return Ok(Ok(None));
         }
         let current: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(conn).await?;
         match current.as_deref() {
             None => continue,
-            Some(DONE | DEAD) => return Ok(Some(Claim::Done)),
-            Some(JOB) => return Ok(Some(Claim::InFlight)),
-            Some(v) if v.starts_with(b"p:") => return Ok(Some(Claim::InFlight)),
+            Some(DONE | DEAD) => return Ok(Ok(Some(Claim::Done))),
+            Some(JOB) => return Ok(Ok(Some(Claim::InFlight))),
+            Some(v) if v.starts_with(b"p:") => return Ok(Ok(Some(Claim::InFlight))),
             Some(_) => {
-                return Err(RedisError::from((
-                    redis::ErrorKind::Client,
-                    "unexpected value under an idempotency key",
-                    format!(
-                        "{key}: something else writes under this prefix; give the store its own"
-                    ),
-                )));
+                return Ok(Err(StoreError::corrupt(format!(
+                    "unexpected value under the idempotency key {key}: something else \
+                     writes under this prefix; give the store its own"
+                ))));
             }
         }
     }
-    Ok(Some(Claim::InFlight))
+    Ok(Ok(Some(Claim::InFlight)))
 }
 
 async fn bounded<T>(
