@@ -48,7 +48,7 @@
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry as MapEntry;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::future::{Ready, ready};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -135,6 +135,53 @@ struct Completed {
     key: Digest,
 }
 
+/// The completion queue, soonest done deadline first. With one done TTL
+/// for every key (the usual case) completions arrive in deadline order, so
+/// they go to a FIFO, read and written at its two ends (sequential memory,
+/// O(1)); only a completion due before the FIFO's newest goes to the heap,
+/// whose sift would touch a cache line per level. The soonest item is the
+/// sooner of the two fronts.
+#[derive(Default)]
+struct Completions {
+    in_order: VecDeque<Completed>,
+    out_of_order: BinaryHeap<Reverse<Completed>>,
+}
+
+impl Completions {
+    fn push(&mut self, item: Completed) {
+        match self.in_order.back() {
+            Some(newest) if item.deadline_ms < newest.deadline_ms => {
+                self.out_of_order.push(Reverse(item));
+            }
+            _ => self.in_order.push_back(item),
+        }
+    }
+
+    /// Whether the FIFO's front is due no later than the heap's.
+    fn fifo_first(&self) -> bool {
+        match (self.in_order.front(), self.out_of_order.peek()) {
+            (Some(fifo), Some(Reverse(heap))) => fifo <= heap,
+            (fifo, _) => fifo.is_some(),
+        }
+    }
+
+    fn peek(&self) -> Option<&Completed> {
+        if self.fifo_first() {
+            self.in_order.front()
+        } else {
+            self.out_of_order.peek().map(|Reverse(item)| item)
+        }
+    }
+
+    fn pop(&mut self) -> Option<Completed> {
+        if self.fifo_first() {
+            self.in_order.pop_front()
+        } else {
+            self.out_of_order.pop().map(|Reverse(item)| item)
+        }
+    }
+}
+
 /// The map's hasher: a digest is already uniformly random, so the map takes
 /// its low 64 bits as they are (the shard is chosen from the high ones).
 #[derive(Default)]
@@ -169,7 +216,7 @@ struct Shard {
     /// hash lookup; an item whose entry has since changed is stale and
     /// skipped. Ordered by deadline rather than completion, so that with
     /// mixed TTLs an expired key is found before a live one is evicted.
-    completed: BinaryHeap<Reverse<Completed>>,
+    completed: Completions,
     /// The [`MemoryQueue`] jobs of the entries with the job flag; always
     /// empty for a [`MemoryStore`].
     jobs: HashMap<Digest, queue::Recorded, BuildHasherDefault<Prehashed>>,
@@ -214,7 +261,7 @@ impl MemoryStore {
                     max_keys: share,
                     next_generation: 0,
                     entries: Map::default(),
-                    completed: BinaryHeap::new(),
+                    completed: Completions::default(),
                     jobs: HashMap::default(),
                 }))
             })
@@ -388,11 +435,11 @@ impl Shard {
             }
             _ => return,
         }
-        self.completed.push(Reverse(Completed {
+        self.completed.push(Completed {
             deadline_ms,
             generation: lease.generation,
             key: lease.key,
-        }));
+        });
     }
 
     /// Moves the claim's lease end to `deadline_ms`; whether it still held
@@ -432,11 +479,11 @@ impl Shard {
     /// Drops every expired completed key (the top of the completion queue);
     /// O(log n) per key dropped, and no hash lookup while nothing expired.
     fn evict_expired_completed(&mut self, now: u64) {
-        while let Some(Reverse(item)) = self.completed.peek() {
+        while let Some(item) = self.completed.peek() {
             if item.deadline_ms > now {
                 break;
             }
-            if let Some(Reverse(item)) = self.completed.pop() {
+            if let Some(item) = self.completed.pop() {
                 self.remove_completed(&item);
             }
         }
@@ -446,7 +493,7 @@ impl Shard {
     /// completed key nearest its expiry, or failing that every expired
     /// in-flight claim. Returns whether there is room now.
     fn make_room(&mut self, now: u64) -> bool {
-        while let Some(Reverse(item)) = self.completed.pop() {
+        while let Some(item) = self.completed.pop() {
             if self.remove_completed(&item) {
                 return true;
             }

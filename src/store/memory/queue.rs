@@ -13,9 +13,7 @@ use std::future::{Ready, ready};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use super::{
-    Completed, DONE, Digest, Entry, JOB, MemoryLease, MemoryStore, Reverse, Shard, millis,
-};
+use super::{Completed, DONE, Digest, Entry, JOB, MemoryLease, MemoryStore, Shard, millis};
 use crate::store::queue::{
     Accept, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueAdmin, QueueCounts, QueueFuture,
     TakeRequest, Taken, from_unix_millis, unix_millis,
@@ -292,11 +290,11 @@ impl Shard {
                     generation_and_done: lease.generation | DONE,
                 };
                 self.jobs.remove(&lease.key);
-                self.completed.push(Reverse(Completed {
+                self.completed.push(Completed {
                     deadline_ms,
                     generation: lease.generation,
                     key: lease.key,
-                }));
+                });
             }
             JobOutcome::Retry { due, .. } => {
                 job.state = State::Pending {
