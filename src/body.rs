@@ -6,8 +6,9 @@
 //! that takes the total past the cap, so at most cap + one frame is read.
 //!
 //! The time is bounded too: a [`Deadline`] counted from the first read of the
-//! body, whose tokio timer is only made once the body keeps the layer
-//! waiting, so a body that is all there when first read never touches it.
+//! body, whose clock read and tokio timer are only made once the body keeps
+//! the layer waiting, so a body that is all there when first read never
+//! touches either.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -83,13 +84,12 @@ impl Collector {
     pub(crate) fn poll_collect<B>(
         &mut self,
         mut body: Pin<&mut B>,
-        mut deadline: Pin<&mut Deadline>,
+        deadline: Pin<&mut Deadline>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Bytes, LayerAnswer>>
     where
         B: Body<Data = Bytes>,
     {
-        deadline.as_mut().start();
         loop {
             let Poll::Ready(frame) = body.as_mut().poll_frame(cx) else {
                 ready!(deadline.poll_passed(cx));
@@ -119,15 +119,17 @@ impl Collector {
 }
 
 pin_project! {
-    /// The body deadline: nothing is measured until the first read, and no
-    /// timer exists until the body first keeps the layer waiting.
+    /// The body deadline: no clock is read and no timer exists until the
+    /// body first keeps the layer waiting, so a body that is all there when
+    /// first read costs nothing. Every frame before that first wait was
+    /// answered at once within the same poll, so the deadline still counts
+    /// from the first read, to within that poll.
     #[project = DeadlineProj]
     pub(crate) enum Deadline {
-        /// Not read yet; `None` is no deadline.
+        /// The body has not kept the layer waiting yet; `None` is no
+        /// deadline.
         Unstarted { limit: Option<Duration> },
-        /// Read, and every read so far was answered at once.
-        Started { at: Instant },
-        /// The body kept the layer waiting: the timer that wakes it at `at`.
+        /// The body kept the layer waiting: the timer that wakes it.
         Armed { #[pin] timer: Sleep },
         /// No deadline: switched off, or no tokio runtime to time it.
         Off,
@@ -141,24 +143,17 @@ impl Deadline {
         Self::Unstarted { limit }
     }
 
-    /// Fixes the deadline at the first read; later calls do nothing.
-    fn start(mut self: Pin<&mut Self>) {
-        if let Self::Unstarted { limit } = *self {
-            let at = limit.and_then(|limit| Instant::now().checked_add(limit));
-            self.set(at.map_or(Self::Off, |at| Self::Started { at }));
-        }
-    }
-
     /// Called while the body is pending: `Ready` once the deadline has
     /// passed, otherwise `Pending` with the task's waker on the timer.
     fn poll_passed(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if let Self::Started { at } = *self {
+        if let Self::Unstarted { limit } = *self {
+            let at = limit.and_then(|limit| Instant::now().checked_add(limit));
             // `sleep_until` panics outside a tokio runtime: there, no timer.
-            let next = match tokio::runtime::Handle::try_current() {
-                Ok(_) => Self::Armed {
+            let next = match (at, tokio::runtime::Handle::try_current()) {
+                (Some(at), Ok(_)) => Self::Armed {
                     timer: tokio::time::sleep_until(at),
                 },
-                Err(_) => Self::Off,
+                _ => Self::Off,
             };
             self.set(next);
         }
