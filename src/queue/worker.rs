@@ -17,7 +17,7 @@ use super::{
 };
 use crate::config::Intake;
 use crate::metrics::{AttemptResult, QueueGauges, Stopwatch, attempt_ended};
-use crate::store::{IdempotencyKey, StoreError};
+use crate::store::{IdempotencyKey, StoreError, StoreErrorKind};
 
 /// Default number of handler runs at once: 4.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -497,7 +497,9 @@ async fn run_job<Q: JobQueue>(
         Some(runner) => {
             let done_ttl = runner.done_ttl();
             handler = Some(Stopwatch::start());
-            let ending = attend(&shared, runner.run(delivery, attempt), &lease).await;
+            let mut lent = http::Extensions::new();
+            shared.queue.lend_job_to_handler(&lease, &mut lent);
+            let ending = attend(&shared, runner.run(delivery, attempt, lent), &lease).await;
             (ending, done_ttl)
         }
     };
@@ -542,7 +544,17 @@ async fn run_job<Q: JobQueue>(
             (outcome, AttemptResult::DeadLettered)
         }
     };
-    let held = finish(&shared, &key, lease, outcome).await;
+    let (held, result) = match finish(&shared, &key, lease.clone(), outcome).await {
+        Finished::Recorded(held) => (held, result),
+        // The handler's writes were undone with the done mark: run again.
+        Finished::RolledBack(error) => {
+            let (outcome, result) = failed(error, AttemptResult::Failed);
+            match finish(&shared, &key, lease, outcome).await {
+                Finished::Recorded(held) => (held, result),
+                Finished::RolledBack(_) => (true, result),
+            }
+        }
+    };
     let result = if held {
         result
     } else {
@@ -607,24 +619,38 @@ async fn attend<Q: JobQueue>(
     }
 }
 
+/// What [`finish`] recorded.
+enum Finished {
+    /// `false` when the lease was lost (another worker took the job), so
+    /// nothing was recorded.
+    Recorded(bool),
+    /// The done mark rolled back with the handler's writes in the queue's
+    /// transaction ([`StoreErrorKind::RolledBack`]): nothing was recorded,
+    /// and the attempt counts as failed, for this reason.
+    RolledBack(String),
+}
+
 /// Records the outcome, retrying while the store is briefly away; if it
-/// stays away the lease runs out and the job is taken again. `false` when
-/// the lease was lost (another worker took the job), so nothing was
-/// recorded.
+/// stays away the lease runs out and the job is taken again.
 async fn finish<Q: JobQueue>(
     shared: &Shared<Q>,
     key: &str,
     lease: Q::JobLease,
     outcome: JobOutcome,
-) -> bool {
+) -> Finished {
     let give_up = tokio::time::Instant::now() + shared.settings.lease;
     let mut wait = Duration::from_millis(50);
     loop {
         match shared.queue.finish(lease.clone(), outcome.clone()).await {
-            Ok(true) => return true,
-            Ok(false) => {
-                warn_lost(key);
-                return false;
+            Ok(held) => {
+                if !held {
+                    warn_lost(key);
+                }
+                return Finished::Recorded(held);
+            }
+            Err(error) if error.kind() == StoreErrorKind::RolledBack => {
+                report("record a job's outcome", &error);
+                return Finished::RolledBack(error.to_string());
             }
             Err(error) if tokio::time::Instant::now() + wait < give_up => {
                 report("record a job's outcome", &error);
@@ -633,7 +659,7 @@ async fn finish<Q: JobQueue>(
             }
             Err(error) => {
                 report("record a job's outcome (gave up)", &error);
-                return true;
+                return Finished::Recorded(true);
             }
         }
     }
