@@ -88,36 +88,38 @@
 //!
 //! # Example
 //!
+//! (The README's example, kept identical to it.)
+//!
 //! ```no_run
 //! use axum::{Router, http::StatusCode, routing::post};
 //! use tower_webhook::numero::{Numero, NumeroEvent};
-//! use tower_webhook::store::postgres::{DeliveryTransaction, PostgresStore};
-//! use tower_webhook::{VerifiedEvent, WebhookLayer};
+//! use tower_webhook::{DeliveryTransaction, PostgresStore, VerifiedEvent, WebhookLayer};
 //!
-//! async fn on_payment(
+//! async fn on_payout(
 //!     VerifiedEvent(event): VerifiedEvent<NumeroEvent>,
 //!     mut tx: DeliveryTransaction,
 //! ) -> StatusCode {
-//!     // Commits with the event's done mark only if this answers 2xx.
-//!     let written = sqlx::query("INSERT INTO payments (event_id) VALUES ($1)")
+//!     // Commits together with the event's done mark, only if this answers 2xx.
+//!     let credited = sqlx::query("UPDATE accounts SET paid_out = true WHERE payout = $1")
 //!         .bind(event.id.as_str())
 //!         .execute(&mut *tx)
 //!         .await;
-//!     match written {
+//!     match credited {
 //!         Ok(_) => StatusCode::OK,
-//!         Err(_) => StatusCode::INTERNAL_SERVER_ERROR, // rolled back, retried
+//!         Err(_) => StatusCode::INTERNAL_SERVER_ERROR, // rolled back; the sender retries
 //!     }
 //! }
 //!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let pool = sqlx::PgPool::connect("postgres://app@localhost/app").await?;
+//! // Your service's own pool; the store keeps its tables in its own schema.
+//! let pool = sqlx::PgPool::connect("postgres://app@127.0.0.1/app").await?;
 //! let store = PostgresStore::builder(pool).schema("webhooks").open().await?;
 //! let layer = WebhookLayer::builder(Numero)
 //!     .secret("whsec_abcdefghijklmnopqrstuvwxyz123456789")
 //!     .store(store)
 //!     .build()?;
-//! let app: Router = Router::new().route("/webhooks/numero", post(on_payment).route_layer(layer));
+//! let app: Router = Router::new().route("/webhooks/numero", post(on_payout).route_layer(layer));
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:3000").await?;
 //! axum::serve(listener, app).await?;
 //! # Ok(())
