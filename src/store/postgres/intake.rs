@@ -18,9 +18,12 @@ use crate::store::queue::{Accept, Delivery};
 /// Most accepts in one statement: bounds the first caller's wait.
 const MAX_BATCH: usize = 512;
 
-/// How many batches may be on their way to Postgres at once: one commit's
-/// flush overlaps the next batch's insert.
-pub(super) const WRITERS: usize = 4;
+/// How many batches may be on their way to Postgres at once. One: while
+/// its commit flushes, the next batch gathers every accept that arrives,
+/// so batches grow with the load. Measured in `benches/intake.rs`, four
+/// writers split 64 senders into small batches, each paying a flush, and
+/// accepted about a fifth as many per second.
+pub(super) const WRITERS: usize = 1;
 
 /// One accept waiting for its batch.
 pub(super) struct Pending {

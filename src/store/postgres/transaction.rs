@@ -216,9 +216,11 @@ impl DeliveryTransaction {
             }
         }
     }
+}
 
+impl AsMut<PgConnection> for DeliveryTransaction {
     /// The connection the transaction runs on, as an executor.
-    pub fn as_mut(&mut self) -> &mut PgConnection {
+    fn as_mut(&mut self) -> &mut PgConnection {
         self
     }
 }
