@@ -7,7 +7,7 @@
 //! | capability | what it asks of the backend | cases in |
 //! |---|---|---|
 //! | `claims` | an [`IdempotencyStore`](tower_webhook::IdempotencyStore) | `conformance/claims.rs` |
-//! | `queue` | a [`JobQueue`](tower_webhook::queue::JobQueue): its calls, and a `Worker` over real HTTP | `conformance/queue.rs`, `conformance/worker.rs` |
+//! | `queue` | a [`JobQueue`](tower_webhook::queue::JobQueue): its calls, flow control (order keys, caps, interrupted attempts), and a `Worker` over real HTTP | `conformance/queue.rs`, `conformance/flow.rs`, `conformance/worker.rs` |
 //! | `persistence` | [`Persistent`]: claims, done marks and jobs survive a reopen | `conformance/persistence.rs` |
 //!
 //! A new backend implements [`Backend`] (and [`Persistent`] if it keeps its
@@ -28,6 +28,10 @@ mod redis_server;
 mod backends;
 #[path = "conformance/claims.rs"]
 mod claims;
+#[path = "conformance/core_only.rs"]
+mod core_only;
+#[path = "conformance/flow.rs"]
+mod flow;
 #[path = "conformance/persistence.rs"]
 mod persistence;
 #[path = "conformance/queue.rs"]

@@ -32,6 +32,7 @@ pub(super) struct Pending {
     event_id: String,
     head: Vec<u8>,
     body: Vec<u8>,
+    order_key: Option<String>,
     reply: oneshot::Sender<Result<Accept, StoreError>>,
 }
 
@@ -47,6 +48,7 @@ impl Pending {
             scheme: delivery.scheme.clone(),
             event_id: delivery.event_id.clone(),
             body: delivery.body.to_vec(),
+            order_key: delivery.order_key.clone(),
             reply,
         }
     }
@@ -95,6 +97,7 @@ async fn write(pool: &PgPool, sql: &Sql, batch: Vec<Pending>) {
     let ids: Vec<&str> = fresh.iter().map(|p| p.event_id.as_str()).collect();
     let heads: Vec<&[u8]> = fresh.iter().map(|p| p.head.as_slice()).collect();
     let bodies: Vec<&[u8]> = fresh.iter().map(|p| p.body.as_slice()).collect();
+    let order_keys: Vec<Option<&str>> = fresh.iter().map(|p| p.order_key.as_deref()).collect();
     let written = sqlx::query(&sql.accept)
         .bind(&keys)
         .bind(&schemes)
@@ -102,6 +105,7 @@ async fn write(pool: &PgPool, sql: &Sql, batch: Vec<Pending>) {
         .bind(&heads)
         .bind(&bodies)
         .bind(&sql.channel)
+        .bind(&order_keys)
         .fetch_all(pool)
         .await;
     match written {

@@ -15,9 +15,10 @@ use crate::store::StoreError;
 
 /// The migrations, in order; `{schema}` stands for the quoted schema name.
 /// A released migration is never edited: a change is a new entry.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r"
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        r"
 CREATE TABLE {schema}.keys (
     key         text PRIMARY KEY,
     -- claimed, done, pending, running, dead
@@ -43,7 +44,18 @@ CREATE INDEX keys_expiry ON {schema}.keys (expires_at) WHERE expires_at IS NOT N
 CREATE INDEX keys_state_scheme ON {schema}.keys (state, scheme) WHERE state IN ('pending', 'running', 'dead');
 CREATE SEQUENCE {schema}.generations;
 ",
-)];
+    ),
+    (
+        2,
+        r"
+-- Order keys: a job is due only while it is the oldest live job of its
+-- scheme and key, by seq (acceptance order; a replay joins the end).
+ALTER TABLE {schema}.keys ADD COLUMN order_key text, ADD COLUMN seq bigint;
+CREATE INDEX keys_order ON {schema}.keys (scheme, order_key, seq)
+    WHERE order_key IS NOT NULL AND state IN ('pending', 'running');
+",
+    ),
+];
 
 /// The newest schema version this build knows.
 pub(super) const LATEST: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

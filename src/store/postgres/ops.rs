@@ -132,13 +132,29 @@ pub(super) async fn take(
     request: &TakeRequest,
 ) -> Result<Taken<PostgresLease>, StoreError> {
     let schemes: Vec<&str> = request.schemes.iter().map(|s| &**s).collect();
-    let rows = sqlx::query(&sql.take)
-        .bind(&schemes)
-        .bind(i64::try_from(request.max).unwrap_or(i64::MAX))
-        .bind(millis(request.lease))
-        .fetch_all(pool)
-        .await
-        .map_err(|e| failed("take jobs", e))?;
+    let rows = match request.max_running_per_scheme {
+        None => take_rows(pool, sql, &schemes, request.max, request.lease).await?,
+        // Scheme by scheme, each up to what leaves its live running jobs
+        // at the cap (counted just before; two processes taking at the
+        // same instant may each fill the last slot).
+        Some(cap) => {
+            let mut rows = Vec::new();
+            for scheme in &schemes {
+                let left = request.max.saturating_sub(rows.len());
+                let running: i64 = sqlx::query_scalar(&sql.running)
+                    .bind(scheme)
+                    .fetch_one(pool)
+                    .await
+                    .map_err(|e| failed("count running jobs", e))?;
+                let room = cap.saturating_sub(usize::try_from(running).unwrap_or(usize::MAX));
+                if left.min(room) > 0 {
+                    let one = [*scheme];
+                    rows.extend(take_rows(pool, sql, &one, left.min(room), request.lease).await?);
+                }
+            }
+            rows
+        }
+    };
     let mut jobs = Vec::with_capacity(rows.len());
     for row in rows {
         let (job, undecodable) = job_of(&row).map_err(|e| failed("read a job", e))?;
@@ -164,6 +180,22 @@ pub(super) async fn take(
     Ok(Taken { jobs, next_due })
 }
 
+async fn take_rows(
+    pool: &PgPool,
+    sql: &Sql,
+    schemes: &[&str],
+    max: usize,
+    lease: Duration,
+) -> Result<Vec<PgRow>, StoreError> {
+    sqlx::query(&sql.take)
+        .bind(schemes)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .bind(millis(lease))
+        .fetch_all(pool)
+        .await
+        .map_err(|e| failed("take jobs", e))
+}
+
 /// The job a taken row holds, and why its delivery did not decode if it
 /// did not (the job then carries an empty delivery).
 fn job_of(row: &PgRow) -> Result<(Job<PostgresLease>, Option<String>), sqlx::Error> {
@@ -175,6 +207,8 @@ fn job_of(row: &PgRow) -> Result<(Job<PostgresLease>, Option<String>), sqlx::Err
     let head: Option<Vec<u8>> = row.try_get(5)?;
     let body: Option<Vec<u8>> = row.try_get(6)?;
     let accepted_ms: Option<i64> = row.try_get(7)?;
+    let interrupted: bool = row.try_get(8)?;
+    let order_key: Option<String> = row.try_get(9)?;
     let (scheme, event_id) = (scheme.unwrap_or_default(), event_id.unwrap_or_default());
     let decoded = Delivery::decode(
         scheme.clone(),
@@ -182,7 +216,7 @@ fn job_of(row: &PgRow) -> Result<(Job<PostgresLease>, Option<String>), sqlx::Err
         &head.unwrap_or_default(),
         Bytes::from(body.unwrap_or_default()),
     );
-    let (delivery, undecodable) = match decoded {
+    let (mut delivery, undecodable) = match decoded {
         Ok(delivery) => (delivery, None),
         Err(error) => (
             Delivery::decode(scheme, event_id, b"POST /\n", Bytes::new())
@@ -190,6 +224,7 @@ fn job_of(row: &PgRow) -> Result<(Job<PostgresLease>, Option<String>), sqlx::Err
             Some(error.to_string()),
         ),
     };
+    delivery.order_key = order_key;
     let accepted_ms = accepted_ms
         .and_then(|ms| u64::try_from(ms).ok())
         .unwrap_or(0);
@@ -199,6 +234,7 @@ fn job_of(row: &PgRow) -> Result<(Job<PostgresLease>, Option<String>), sqlx::Err
         delivery,
         attempt: u32::try_from(attempts).unwrap_or(0),
         accepted_at: SystemTime::UNIX_EPOCH + Duration::from_millis(accepted_ms),
+        interrupted,
     };
     Ok((job, undecodable))
 }

@@ -25,6 +25,7 @@ pub(super) struct Sql {
     pub(super) accept: String,
     pub(super) take: String,
     pub(super) next_due: String,
+    pub(super) running: String,
     pub(super) renew: String,
     pub(super) retry: String,
     pub(super) dead: String,
@@ -58,7 +59,8 @@ impl Sql {
         let s = format!("\"{schema_name}\"");
         // What a claim or an accept leaves behind when it takes a row over.
         let clear = "due_at = NULL, scheme = NULL, event_id = NULL, head = NULL, body = NULL, \
-                     attempts = 0, accepted_at = NULL, failed_at = NULL, last_error = NULL";
+                     attempts = 0, accepted_at = NULL, failed_at = NULL, last_error = NULL, \
+                     order_key = NULL, seq = NULL";
         let lease = "key = $1 AND generation = $2";
         Ok(Self {
             claim: format!(
@@ -86,16 +88,19 @@ impl Sql {
             accept: format!(
                 "WITH accepted AS (
                      INSERT INTO {s}.keys AS k
-                         (key, state, generation, due_at, scheme, event_id, head, body, attempts, accepted_at)
+                         (key, state, generation, due_at, scheme, event_id, head, body, attempts,
+                          accepted_at, order_key, seq)
                      SELECT t.key, 'pending', nextval('{s}.generations'), now(), t.scheme, t.event_id,
-                            t.head, t.body, 0, now()
-                     FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[])
-                         AS t(key, scheme, event_id, head, body)
+                            t.head, t.body, 0, now(), t.order_key, nextval('{s}.generations')
+                     FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[],
+                                 $7::text[])
+                         WITH ORDINALITY AS t(key, scheme, event_id, head, body, order_key, n)
+                     ORDER BY t.n
                      ON CONFLICT (key) DO UPDATE SET state = 'pending', generation = EXCLUDED.generation,
                          expires_at = NULL, due_at = EXCLUDED.due_at, scheme = EXCLUDED.scheme,
                          event_id = EXCLUDED.event_id, head = EXCLUDED.head, body = EXCLUDED.body,
                          attempts = 0, accepted_at = EXCLUDED.accepted_at, failed_at = NULL,
-                         last_error = NULL
+                         last_error = NULL, order_key = EXCLUDED.order_key, seq = EXCLUDED.seq
                      WHERE k.expires_at <= now()
                      RETURNING k.key
                  )
@@ -104,16 +109,22 @@ impl Sql {
             ),
             take: format!(
                 "WITH due AS (
-                     SELECT key FROM {s}.keys
-                     WHERE due_at <= now() AND state IN ('pending', 'running') AND scheme = ANY($1)
-                     ORDER BY due_at LIMIT $2
-                     FOR UPDATE SKIP LOCKED
+                     SELECT k.key, k.state AS was FROM {s}.keys AS k
+                     WHERE k.due_at <= now() AND k.state IN ('pending', 'running')
+                         AND k.scheme = ANY($1)
+                         AND (k.order_key IS NULL OR NOT EXISTS (
+                             SELECT 1 FROM {s}.keys AS o
+                             WHERE o.scheme = k.scheme AND o.order_key = k.order_key
+                                 AND o.state IN ('pending', 'running') AND o.seq < k.seq))
+                     ORDER BY k.due_at LIMIT $2
+                     FOR UPDATE OF k SKIP LOCKED
                  )
                  UPDATE {s}.keys AS k SET state = 'running', generation = nextval('{s}.generations'),
                      attempts = k.attempts + 1, due_at = now() + $3 * interval '1 millisecond'
                  FROM due WHERE k.key = due.key
                  RETURNING k.key, k.generation, k.attempts, k.scheme, k.event_id, k.head, k.body,
-                     (extract(epoch FROM k.accepted_at) * 1000)::bigint"
+                     (extract(epoch FROM k.accepted_at) * 1000)::bigint, due.was = 'running',
+                     k.order_key"
             ),
             next_due: format!(
                 "SELECT (extract(epoch FROM min(due_at) - now()) * 1000)::bigint FROM {s}.keys
@@ -122,6 +133,10 @@ impl Sql {
             renew: format!(
                 "UPDATE {s}.keys SET due_at = now() + $3 * interval '1 millisecond'
                  WHERE {lease} AND state = 'running'"
+            ),
+            running: format!(
+                "SELECT count(*) FROM {s}.keys
+                 WHERE state = 'running' AND due_at > now() AND scheme = $1"
             ),
             retry: format!(
                 "UPDATE {s}.keys SET state = 'pending',
@@ -154,7 +169,7 @@ impl Sql {
             replay: format!(
                 "WITH replayed AS (
                      UPDATE {s}.keys SET state = 'pending', due_at = now(), expires_at = NULL,
-                         failed_at = NULL
+                         failed_at = NULL, seq = nextval('{s}.generations')
                      WHERE key = $1 AND state = 'dead' AND expires_at > now()
                      RETURNING key
                  )
