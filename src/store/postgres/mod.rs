@@ -220,6 +220,7 @@ impl PostgresStoreBuilder {
                 accepts,
                 wake: Arc::new(Notify::new()),
                 listening: OnceLock::new(),
+                releases: Arc::new(tokio::sync::RwLock::new(())),
             }),
         })
     }
@@ -241,6 +242,9 @@ struct Shared {
     wake: wake::Wake,
     /// Set once the `LISTEN` task is started (by the first wait).
     listening: OnceLock<()>,
+    /// Each spawned abandoned release holds a read guard until it is done;
+    /// `abandoned_released` takes the write lock, so it waits for them.
+    releases: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -356,7 +360,19 @@ impl IdempotencyStore for PostgresStore {
     fn release_abandoned(&self, lease: PostgresLease) {
         if tokio::runtime::Handle::try_current().is_ok() {
             // The handler's transaction, if any, rolls back as it drops.
-            tokio::spawn(self.release(lease));
+            let release = self.release(lease);
+            let held = Arc::clone(&self.shared.releases).try_read_owned().ok();
+            tokio::spawn(async move {
+                let _ = release.await;
+                drop(held);
+            });
+        }
+    }
+
+    fn abandoned_released(&self) -> impl Future<Output = ()> + Send + 'static {
+        let releases = Arc::clone(&self.shared.releases);
+        async move {
+            drop(releases.write().await);
         }
     }
 
