@@ -4,7 +4,10 @@
 //! `cargo bench --all-features --bench intake`
 //!
 //! For SQLite with `Synchronous::Full`, SQLite with `Synchronous::Normal`
-//! (each on a fresh file in the system's temp dir) and `MemoryQueue`:
+//! (each on a fresh file in the system's temp dir), `MemoryQueue`, and
+//! with feature `postgres` `PostgresStore` on a local server the bench
+//! starts (`initdb` in a temp dir, `fsync = on`, `synchronous_commit = on`,
+//! a pool of 16 connections):
 //!
 //! * **intake**: 64 tasks on a multi-thread tokio runtime, each calling
 //!   `JobQueue::accept` in a loop on unique keys, 20 000 accepts in all
@@ -41,6 +44,9 @@ use tower_webhook::store::{SqliteStore, Synchronous};
 use tower_webhook::{EventId, IdempotencyKey, WebhookLayer};
 
 mod common;
+#[cfg(feature = "postgres")]
+#[path = "../tests/support/postgres_server.rs"]
+mod postgres_server;
 
 const SENDERS: usize = 64;
 const BODY_BYTES: usize = 1024;
@@ -79,27 +85,42 @@ fn main() {
         "backend            intake (accepts/s, {SENDERS} senders)   accept → handler start p50 / p99   \
          drain unordered / ordered (jobs/s)"
     );
-    for backend in [Backend::SqliteFull, Backend::SqliteNormal, Backend::Memory] {
+    #[cfg(feature = "postgres")]
+    let postgres = postgres_server::PostgresServer::start_with(postgres_server::Flush::Durable);
+    let backends = [
+        Backend::SqliteFull,
+        Backend::SqliteNormal,
+        Backend::Memory,
+        #[cfg(feature = "postgres")]
+        Backend::Postgres(postgres.url()),
+    ];
+    for backend in backends {
         let dir = ScratchDir::new();
         let measured = runtime.block_on(async {
-            let rate = match backend.open(&dir, "intake.db") {
+            let rate = match backend.open(&dir, "intake").await {
                 Opened::Sqlite(store) => intake(store, &sizes).await,
                 Opened::Memory(queue) => intake(queue, &sizes).await,
+                #[cfg(feature = "postgres")]
+                Opened::Postgres(store) => intake(store, &sizes).await,
             };
-            let (p50, p99) = match backend.open(&dir, "latency.db") {
+            let (p50, p99) = match backend.open(&dir, "latency").await {
                 Opened::Sqlite(store) => handler_start(store, sizes.latency_samples).await,
                 Opened::Memory(queue) => handler_start(queue, sizes.latency_samples).await,
+                #[cfg(feature = "postgres")]
+                Opened::Postgres(store) => handler_start(store, sizes.latency_samples).await,
             };
             let mut drains = [0.0; 2];
             for (drain, keys) in drains.iter_mut().zip([None, Some(ORDER_KEYS)]) {
-                let file = if keys.is_some() {
-                    "ordered.db"
+                let name = if keys.is_some() {
+                    "ordered"
                 } else {
-                    "unordered.db"
+                    "unordered"
                 };
-                *drain = match backend.open(&dir, file) {
+                *drain = match backend.open(&dir, name).await {
                     Opened::Sqlite(store) => drain_rate(store, sizes.drained, keys).await,
                     Opened::Memory(queue) => drain_rate(queue, sizes.drained, keys).await,
+                    #[cfg(feature = "postgres")]
+                    Opened::Postgres(store) => drain_rate(store, sizes.drained, keys).await,
                 };
             }
             (rate, p50, p99, drains)
@@ -118,36 +139,57 @@ fn main() {
     }
 }
 
-#[derive(Clone, Copy)]
 enum Backend {
     SqliteFull,
     SqliteNormal,
     Memory,
+    /// The server's URL.
+    #[cfg(feature = "postgres")]
+    Postgres(String),
 }
 
 enum Opened {
     Sqlite(SqliteStore),
     Memory(MemoryQueue),
+    #[cfg(feature = "postgres")]
+    Postgres(tower_webhook::PostgresStore),
 }
 
 impl Backend {
-    fn name(self) -> &'static str {
+    fn name(&self) -> &'static str {
         match self {
             Self::SqliteFull => "sqlite (Full)",
             Self::SqliteNormal => "sqlite (Normal)",
             Self::Memory => "memory",
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => "postgres",
         }
     }
 
-    fn open(self, dir: &ScratchDir, file: &str) -> Opened {
+    /// A fresh store: a file `name` in `dir`, or a schema `name`.
+    async fn open(&self, dir: &ScratchDir, name: &str) -> Opened {
         let synchronous = match self {
             Self::SqliteFull => Synchronous::Full,
             Self::SqliteNormal => Synchronous::Normal,
             Self::Memory => return Opened::Memory(MemoryQueue::new()),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(url) => {
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(16)
+                    .connect(url)
+                    .await
+                    .expect("the bench's Postgres");
+                let store = tower_webhook::PostgresStore::builder(pool)
+                    .schema(name)
+                    .open()
+                    .await
+                    .expect("a store in a fresh schema");
+                return Opened::Postgres(store);
+            }
         };
         let store = SqliteStore::builder()
             .synchronous(synchronous)
-            .open(dir.0.join(file))
+            .open(dir.0.join(format!("{name}.db")))
             .expect("a store in the temp dir");
         Opened::Sqlite(store)
     }

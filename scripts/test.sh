@@ -15,6 +15,17 @@ if ! command -v redis-server >/dev/null 2>&1; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server
 fi
 
+# Postgres: the Postgres tests start their own server (initdb into a
+# throwaway directory, a free 127.0.0.1 port, as user nobody when run as
+# root) and fail when they cannot, so make sure its binaries exist.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "initdb not found: installing the Debian package postgresql" >&2
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql
+fi
+
 # libfaketime: tests/durability.rs steps a child receiver's wall clock with
 # it (and fails, rather than skips, without it).
 if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ]; then

@@ -46,7 +46,7 @@ use crate::config::Config;
 use crate::metrics::Stopwatch;
 use crate::secret::Signature;
 use crate::store::queue::{Accept, Delivery, OrderKey, QueueFuture};
-use crate::store::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
+use crate::store::{Claim, IdempotencyKey, IdempotencyStore, StoreError, StoreErrorKind};
 use crate::tenant::TenantEntry;
 use crate::{LayerAnswer, Scheme, Verified};
 
@@ -236,12 +236,14 @@ where
                     let retry_after = guard.config.retry_after;
                     match ready!(Pin::new(claim).poll(cx)) {
                         Ok(Claim::New(lease)) => {
-                            guard.lease = Some(lease);
                             let Checked {
-                                parts,
+                                mut parts,
                                 body,
                                 mut inner,
                             } = checked.take().expect("polled after completion");
+                            let store = &guard.config.store;
+                            store.lend_to_handler(&lease, &mut parts.extensions);
+                            guard.lease = Some(lease);
                             let request = Request::from_parts(parts, Full::new(body));
                             guard.called = Stopwatch::start();
                             let metrics = &guard.config.metrics;
@@ -305,9 +307,17 @@ where
                 }
                 StateProj::Finish { finish, result } => {
                     if let Err(error) = ready!(Pin::new(finish).poll(cx)) {
-                        // The handler's answer stands: turning a processed
-                        // event into a 5xx would make the sender run it again.
                         store_failed("complete or release", &error);
+                        // The handler's writes were undone with the done
+                        // mark: the sender must deliver again.
+                        if error.kind() == StoreErrorKind::RolledBack {
+                            let retry_after = guard.config.retry_after;
+                            let rejection = LayerAnswer::StoreUnavailable { retry_after };
+                            return Poll::Ready(Ok(reject(&guard.config, rejection)));
+                        }
+                        // Otherwise the handler's answer stands: turning a
+                        // processed event into a 5xx would make the sender
+                        // run it again.
                     }
                     let result = result.take().expect("polled after completion");
                     return Poll::Ready(result.map(|r| r.map(ResponseBody::inner)));

@@ -32,8 +32,11 @@
 //! Twitch, Discord) are answered by the layer ([`Scheme::handshake`]). One
 //! fixed secret set, or [per-tenant secrets](tenant) replaced at runtime.
 //! Stores: [`MemoryStore`] (the default), with feature `sqlite` a durable
-//! `SqliteStore` on one machine, and with feature `redis` a `RedisStore`
-//! shared by several replicas; each is also a job queue for queued mode.
+//! `SqliteStore` on one machine, with feature `redis` a `RedisStore`
+//! shared by several replicas, and with feature `postgres` a
+//! `PostgresStore` shared by several replicas whose handlers may write
+//! their effects in the delivery's own transaction (exactly-once effects);
+//! each is also a job queue for queued mode.
 //!
 //! # Status codes
 //!
@@ -144,6 +147,9 @@
 //!   reason code, `processed`, `handler_failed`, `accepted`, …), handler
 //!   durations, body sizes, and in queued mode jobs by state and attempts
 //!   by result. See [`metrics`].
+//! * `postgres`: `PostgresStore` (in [`store`]), claims and the job queue in
+//!   Postgres (sqlx), and `DeliveryTransaction`: a handler's writes commit
+//!   with the event's done mark.
 //! * `redis`: `RedisStore` (in [`store`]), one idempotency store shared by several
 //!   replicas.
 //! * `sqlite`: `SqliteStore` (in [`store`]), a durable store and job queue on
@@ -196,6 +202,8 @@ pub use verified::Verified;
 pub use store::RedisStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
+#[cfg(feature = "postgres")]
+pub use store::{DeliveryTransaction, PostgresStore};
 
 #[cfg(feature = "axum")]
 pub use extract::{MissingVerifiedEvent, VerifiedEvent};

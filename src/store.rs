@@ -25,6 +25,8 @@ pub mod admin;
 mod claims;
 mod delivery;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod queue;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -36,6 +38,8 @@ pub use claims::{Claim, IdempotencyStore};
 pub use memory::{MemoryQueue, MemoryStore};
 pub use queue::JobQueue;
 
+#[cfg(feature = "postgres")]
+pub use self::postgres::{DeliveryTransaction, PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreBuilder};
 #[cfg(feature = "sqlite")]
@@ -164,6 +168,10 @@ pub enum StoreErrorKind {
     /// The store answered with data this crate did not write or cannot
     /// read (a foreign or damaged record, an unexpected reply).
     Corrupt,
+    /// Completing undid the handler's own writes: they were made in a
+    /// transaction the backend lent it, and that transaction rolled back
+    /// with the done mark. The event was not processed and must run again.
+    RolledBack,
 }
 
 /// The store could not answer; the layer fails closed (503, inner service
@@ -205,6 +213,11 @@ impl StoreError {
     /// [`StoreErrorKind::Corrupt`], described in one sentence.
     pub fn corrupt(message: impl Into<String>) -> Self {
         Self::new(StoreErrorKind::Corrupt, message)
+    }
+
+    /// [`StoreErrorKind::RolledBack`], described in one sentence.
+    pub fn rolled_back(message: impl Into<String>) -> Self {
+        Self::new(StoreErrorKind::RolledBack, message)
     }
 
     /// The same failure, caused by `source` (what

@@ -17,6 +17,9 @@
 
 #[path = "harness/mod.rs"]
 mod harness;
+#[cfg(feature = "postgres")]
+#[path = "support/postgres_server.rs"]
+mod postgres_server;
 #[cfg(feature = "redis")]
 #[path = "support/redis_server.rs"]
 mod redis_server;
@@ -46,6 +49,8 @@ conformance!(memory_queue, MemoryQueueBackend; claims, queue);
 conformance!(sqlite, SqliteBackend; claims, queue, persistence);
 #[cfg(feature = "redis")]
 conformance!(redis, RedisBackend; claims, queue, persistence);
+#[cfg(feature = "postgres")]
+conformance!(postgres, PostgresBackend; claims, queue, persistence);
 
 /// `conformance!(name, Backend; capability, …)`: a module `name` with the
 /// tests of each listed capability on `backends::Backend`. A capability

@@ -9,22 +9,19 @@
 #![cfg(feature = "redis")]
 
 mod harness;
+#[path = "support/receiver_admin.rs"]
+mod receiver_admin;
 #[path = "support/receiver_process.rs"]
 mod receiver_process;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt as _, Full};
+use http::StatusCode;
+use receiver_admin::{deliver, get_json, queue, until};
 use receiver_process::ReceiverProcess;
 use redis_server::RedisServer;
-use serde_json::Value;
-
-/// Every wait ends by itself within this.
-const PATIENCE: Duration = Duration::from_secs(20);
 
 /// A queued receiver on `server` with `extra` flags.
 fn replica(server: &RedisServer, extra: &[&str]) -> ReceiverProcess {
@@ -32,27 +29,6 @@ fn replica(server: &RedisServer, extra: &[&str]) -> ReceiverProcess {
     let mut args = vec!["--store", url.as_str(), "--queued", "--quiet"];
     args.extend_from_slice(extra);
     ReceiverProcess::start(&args, &[("NUMERO_WEBHOOK_SECRET", harness::NUMERO_SECRET)])
-}
-
-async fn deliver(replica: &ReceiverProcess, id: &str) -> harness::Reply {
-    let body = harness::numero_body(id);
-    let sig = harness::numero_signature(body.as_bytes());
-    harness::post(
-        &replica.url("/webhooks/numero"),
-        &[("x-webhook-signature", &sig)],
-        body,
-    )
-    .await
-}
-
-async fn get_json(replica: &ReceiverProcess, path: &str) -> Value {
-    let request = Request::get(replica.url(path))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = harness::client().request(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    serde_json::from_slice(&body).unwrap()
 }
 
 /// `GET /events` as `(id, attempt, status)`.
@@ -70,29 +46,6 @@ async fn events(replica: &ReceiverProcess) -> Vec<(String, u64, u64)> {
             )
         })
         .collect()
-}
-
-/// `GET /queue` as `(pending, running, dead)`.
-async fn queue(replica: &ReceiverProcess) -> (u64, u64, u64) {
-    let q = get_json(replica, "/queue").await;
-    let n = |field: &str| q[field].as_u64().unwrap();
-    (n("pending"), n("running"), n("dead"))
-}
-
-/// Polls `probe` every 50 ms until it returns `Some`, or fails.
-async fn until<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Replica A takes a job and is killed with SIGKILL mid-handler; replica B

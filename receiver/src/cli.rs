@@ -24,8 +24,10 @@ pub struct Options {
     pub max_body_bytes: usize,
 
     /// Where claims, done marks and jobs live: `sqlite:PATH` (durable, one
-    /// machine), `memory` (forgets on restart), or `redis://HOST:PORT/`
-    /// (shared by replicas).
+    /// machine), `memory` (forgets on restart), `redis://HOST:PORT/`
+    /// (shared by replicas) or `postgres://USER@HOST:PORT/DB` (shared by
+    /// replicas; the demo handler's effect, a row in `demo_effects`,
+    /// commits with the event's done mark; build with `--features postgres`).
     #[arg(long)]
     pub store: Option<String>,
 
@@ -74,6 +76,13 @@ pub struct Options {
     #[arg(long, default_value_t = 0)]
     pub handler_fail_first: u32,
 
+    /// With a Postgres store: the demo handler's effect statement fails in
+    /// the first N attempts of each event, after its row was written, and
+    /// the handler answers 200 all the same; the delivery's transaction
+    /// then cannot commit, so its row and the done mark roll back and the
+    /// event runs again (inline: 503 to the sender; queued: a retry).
+    #[arg(long, default_value_t = 0)]
+    pub effect_fail_first: u32,
     /// The demo handler aborts the whole process (std::process::abort) on
     /// the first N attempts of each event, before answering: to watch a
     /// poisonous delivery reach --max-attempts across restarts and become a
@@ -146,6 +155,8 @@ pub enum StoreChoice {
     Sqlite(String),
     /// `redis://…` or `rediss://…`.
     Redis(String),
+    /// `postgres://…` or `postgresql://…`.
+    Postgres(String),
 }
 
 /// The store when no flag names one: durable, in the working directory.
@@ -177,8 +188,12 @@ fn parse_store(text: &str) -> Result<StoreChoice, String> {
     if text.starts_with("redis://") || text.starts_with("rediss://") {
         return Ok(StoreChoice::Redis(text.to_owned()));
     }
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        return Ok(StoreChoice::Postgres(text.to_owned()));
+    }
     Err(format!(
-        "--store {text:?} is not sqlite:PATH, memory or redis://HOST:PORT/"
+        "--store {text:?} is not sqlite:PATH, memory, redis://HOST:PORT/ or \
+         postgres://USER@HOST:PORT/DB"
     ))
 }
 
@@ -227,6 +242,10 @@ mod tests {
         assert_eq!(
             parse_store("redis://127.0.0.1:6379/"),
             Ok(StoreChoice::Redis("redis://127.0.0.1:6379/".into()))
+        );
+        assert_eq!(
+            parse_store("postgres://app@db:5432/app"),
+            Ok(StoreChoice::Postgres("postgres://app@db:5432/app".into()))
         );
     }
 }

@@ -9,7 +9,13 @@
 //! * `--store URL`: `sqlite:PATH` (the default, `sqlite:webhooks.db` in the
 //!   working directory: claims, done marks and queued jobs survive restarts
 //!   and `kill -9`), `memory` (forgets on restart), or `redis://HOST:PORT/`
-//!   (shared by several receivers; build with `--features redis`).
+//!   (shared by several receivers; build with `--features redis`), or
+//!   `postgres://USER@HOST:PORT/DB` (shared by several receivers; build
+//!   with `--features postgres`): there the demo handler writes one row
+//!   into `demo_effects (scheme, event_id, attempt, at)` in the delivery's
+//!   transaction, which commits with the event's done mark, so each event
+//!   leaves exactly one row whatever crashes (`--effect-fail-first N`
+//!   makes that statement fail, to watch the rollback and the retry).
 //!   `--redis URL` and `REDIS_URL` mean the same as `--store redis://…`;
 //!   `--redis-durability reply|aof|replicas:N` says what a 202 waits for
 //!   there (printed at start).
@@ -99,6 +105,7 @@
 
 mod admin;
 mod cli;
+mod effect;
 mod events;
 mod metrics;
 mod providers;
@@ -200,6 +207,25 @@ async fn run(options: Options) -> Result<(), String> {
                 start(listener, &options, access, Inline(store), "redis, inline").await
             }
         }
+        #[cfg(feature = "postgres")]
+        StoreChoice::Postgres(url) => {
+            let store = effect::open_store(&url, options.workers).await?;
+            let described = format!("{}, {mode}", secrets::url_for_log(&url));
+            if options.queued {
+                let worker = worker(store, &options);
+                start(listener, &options, access, Queued(worker), &described).await
+            } else {
+                start(listener, &options, access, Inline(store), &described).await
+            }
+        }
+        #[cfg(not(feature = "postgres"))]
+        StoreChoice::Postgres(url) => {
+            let url = secrets::url_for_log(&url);
+            Err(format!(
+                "{url} needs the postgres feature: \
+                 cargo run --release --example receiver --features postgres -- --store {url}"
+            ))
+        }
         #[cfg(not(feature = "redis"))]
         StoreChoice::Redis(url) => {
             let url = secrets::url_for_log(&url);
@@ -252,6 +278,7 @@ async fn start<W: Wiring + Admin + Flush>(
         demo: Demo {
             delay: Duration::from_millis(options.handler_delay_ms),
             fail_first: options.handler_fail_first,
+            effect_fail_first: options.effect_fail_first,
             abort_first: options.handler_abort_first,
             abort_id: options
                 .handler_abort_id

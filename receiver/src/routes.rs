@@ -24,6 +24,7 @@ use tower_webhook::queue::Attempt;
 use tower_webhook::{Builtin, DEFAULT_RETRY_AFTER, LayerAnswer, VerifiedEvent, WebhookLayer};
 
 use crate::admin::Access;
+use crate::effect::Effect;
 use crate::events::EventLog;
 use crate::wiring::{Admin, Wiring};
 
@@ -46,6 +47,9 @@ pub struct Demo {
     pub delay: Duration,
     /// Answer 500 to the first N attempts of each event.
     pub fail_first: u32,
+    /// Make the effect's statement fail in the first N attempts of each
+    /// event (Postgres).
+    pub effect_fail_first: u32,
     /// Abort the process on the first N attempts of each event.
     pub abort_first: u32,
     /// Only this event's attempts abort, when set.
@@ -118,8 +122,15 @@ where
         .map_err(|e| format!("{name} secret: {e}"))?;
     let handler = move |State(state): State<AppState>,
                         attempt: Option<Extension<Attempt>>,
+                        effect: Effect,
                         VerifiedEvent(event): VerifiedEvent<Sc::Event>| {
-        demo_handler::<Sc>(state, name, attempt.map(|Extension(Attempt(n))| n), event)
+        demo_handler::<Sc>(
+            state,
+            name,
+            attempt.map(|Extension(Attempt(n))| n),
+            effect,
+            event,
+        )
     };
     // A panicking handler becomes a 500 inside the webhook layer, which
     // then releases the claim; queued, the worker runs the same handler
@@ -132,12 +143,14 @@ where
     Ok(app.route(&path, post(handler).route_layer(stack)))
 }
 
-/// Records the run, waits, and answers 500 to the first attempts it was
-/// told to fail, else 200.
+/// Writes its effect in the delivery's transaction (Postgres), waits,
+/// records the run, and answers 500 to the first attempts it was told to
+/// fail, else 200.
 async fn demo_handler<Sc: Builtin>(
     state: AppState,
     scheme: &'static str,
     queued_attempt: Option<u32>,
+    mut effect: Effect,
     event: Sc::Event,
 ) -> Response {
     let demo = state.demo.clone();
@@ -147,11 +160,19 @@ async fn demo_handler<Sc: Builtin>(
         Some(attempt) => attempt,
         // Inline, each delivery that reaches the handler is an attempt;
         // counted only when the demo fails some on purpose.
-        None if demo.fail_first > 0 || demo.abort_first > 0 => {
+        None if demo.fail_first > 0 || demo.abort_first > 0 || demo.effect_fail_first > 0 => {
             state.log.inline_attempt(scheme, &id)
         }
         None => 1,
     };
+    let break_effect = attempt <= demo.effect_fail_first;
+    if let Err(error) = effect.write(scheme, &id, attempt, break_effect).await
+        && !break_effect
+    {
+        eprintln!("{scheme} {id}: the demo effect failed: {error}");
+        let body = json!({ "error": "effect_failed" });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
     let poisoned = demo.abort_id.as_deref().is_none_or(|only| *only == *id);
     if attempt <= demo.abort_first && poisoned {
         eprintln!("{scheme} {id} attempt {attempt}: aborting the process (--handler-abort-first)");

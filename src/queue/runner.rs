@@ -54,11 +54,13 @@ pub(crate) enum RunResult {
 
 /// Runs the jobs of one scheme.
 pub(crate) trait Runner: Send + Sync + 'static {
-    /// One attempt at `delivery`.
+    /// One attempt at `delivery`; `lent` is what the queue lends the
+    /// handler for it ([`JobQueue::lend_job_to_handler`](crate::JobQueue::lend_job_to_handler)).
     fn run(
         &self,
         delivery: Delivery,
         attempt: u32,
+        lent: http::Extensions,
     ) -> Pin<Box<dyn Future<Output = RunResult> + Send>>;
 
     /// How long the key of a job this runner completed stays done.
@@ -98,6 +100,7 @@ where
         &self,
         delivery: Delivery,
         attempt: u32,
+        lent: http::Extensions,
     ) -> Pin<Box<dyn Future<Output = RunResult> + Send>> {
         let config = &self.config;
         // Parsed again, as it was on arrival; the freshness checks are not
@@ -120,6 +123,7 @@ where
         }
         Verified::new(parsed.event, parsed.id).insert_into(request.extensions_mut());
         request.extensions_mut().insert(Attempt(attempt));
+        request.extensions_mut().extend(lent);
         let mut service = self
             .inner
             .lock()

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::config::Intake;
 use crate::metrics::{AttemptResult, QueueGauges, Stopwatch, attempt_ended};
-use crate::store::{IdempotencyKey, StoreError};
+use crate::store::{IdempotencyKey, StoreError, StoreErrorKind};
 
 /// Default number of handler runs at once: 4.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -589,7 +589,11 @@ async fn run_job<Q: JobQueue>(
             ),
             retain: settings.dead_letter_ttl,
         };
-        let held = finish(&shared, &key, lease, outcome).await;
+        // Dead, not done: nothing lent is committed, so no rollback.
+        let held = matches!(
+            finish(&shared, &key, lease, outcome).await,
+            Finished::Recorded(true)
+        );
         let result = if held {
             AttemptResult::DeadLettered
         } else {
@@ -613,7 +617,9 @@ async fn run_job<Q: JobQueue>(
         Some(runner) => {
             let done_ttl = runner.done_ttl();
             handler = Some(Stopwatch::start());
-            let ending = attend(&shared, runner.run(delivery, attempt), &lease).await;
+            let mut lent = http::Extensions::new();
+            shared.queue.lend_job_to_handler(&lease, &mut lent);
+            let ending = attend(&shared, runner.run(delivery, attempt, lent), &lease).await;
             (ending, done_ttl)
         }
     };
@@ -659,7 +665,18 @@ async fn run_job<Q: JobQueue>(
         }
     };
     let retried = matches!(outcome, JobOutcome::Retry { .. });
-    let held = finish(&shared, &key, lease, outcome).await;
+    let (held, retried, result) = match finish(&shared, &key, lease.clone(), outcome).await {
+        Finished::Recorded(held) => (held, retried, result),
+        // The handler's writes were undone with the done mark: run again.
+        Finished::RolledBack(error) => {
+            let (outcome, result) = failed(error, AttemptResult::Failed);
+            let retried = matches!(outcome, JobOutcome::Retry { .. });
+            match finish(&shared, &key, lease, outcome).await {
+                Finished::Recorded(held) => (held, retried, result),
+                Finished::RolledBack(_) => (true, false, result),
+            }
+        }
+    };
     if held && retried {
         shared.backlog.add(&scheme, 1);
     }
@@ -737,24 +754,38 @@ async fn attend<Q: JobQueue>(
     }
 }
 
+/// What [`finish`] recorded.
+enum Finished {
+    /// `false` when the lease was lost (another worker took the job), so
+    /// nothing was recorded.
+    Recorded(bool),
+    /// The done mark rolled back with the handler's writes in the queue's
+    /// transaction ([`StoreErrorKind::RolledBack`]): nothing was recorded,
+    /// and the attempt counts as failed, for this reason.
+    RolledBack(String),
+}
+
 /// Records the outcome, retrying while the store is briefly away; if it
-/// stays away the lease runs out and the job is taken again. `false` when
-/// the lease was lost (another worker took the job), so nothing was
-/// recorded.
+/// stays away the lease runs out and the job is taken again.
 async fn finish<Q: JobQueue>(
     shared: &Shared<Q>,
     key: &str,
     lease: Q::JobLease,
     outcome: JobOutcome,
-) -> bool {
+) -> Finished {
     let give_up = tokio::time::Instant::now() + shared.settings.lease;
     let mut wait = Duration::from_millis(50);
     loop {
         match shared.queue.finish(lease.clone(), outcome.clone()).await {
-            Ok(true) => return true,
-            Ok(false) => {
-                warn_lost(key);
-                return false;
+            Ok(held) => {
+                if !held {
+                    warn_lost(key);
+                }
+                return Finished::Recorded(held);
+            }
+            Err(error) if error.kind() == StoreErrorKind::RolledBack => {
+                report("record a job's outcome", &error);
+                return Finished::RolledBack(error.to_string());
             }
             Err(error) if tokio::time::Instant::now() + wait < give_up => {
                 report("record a job's outcome", &error);
@@ -763,7 +794,7 @@ async fn finish<Q: JobQueue>(
             }
             Err(error) => {
                 report("record a job's outcome (gave up)", &error);
-                return true;
+                return Finished::Recorded(true);
             }
         }
     }

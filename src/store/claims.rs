@@ -90,4 +90,17 @@ pub trait IdempotencyStore: Clone + Send + Sync + 'static {
     fn abandoned_released(&self) -> impl Future<Output = ()> + Send + 'static {
         std::future::ready(())
     }
+
+    /// Lends the handler what this backend offers for the claim, as values
+    /// in the request's extensions, just before the inner service is
+    /// called (Postgres lends the delivery's transaction, which `complete`
+    /// then commits with the done mark). The default lends nothing and
+    /// costs nothing.
+    ///
+    /// A backend that lends a transaction reports a `complete` that rolled
+    /// the handler's writes back as [`StoreError::rolled_back`], so the
+    /// layer answers 503 and the sender retries.
+    fn lend_to_handler(&self, lease: &Self::Lease, extensions: &mut http::Extensions) {
+        let _ = (lease, extensions);
+    }
 }

@@ -175,6 +175,15 @@ pub trait JobQueue: IdempotencyStore {
             Ok(())
         })
     }
+
+    /// As [`IdempotencyStore::lend_to_handler`], for a job's attempt: put
+    /// in the rebuilt request's extensions just before the handler runs;
+    /// `finish` with [`JobOutcome::Done`] commits what was lent, or fails
+    /// with [`StoreError::rolled_back`], after which the worker records a
+    /// retry instead. The default lends nothing.
+    fn lend_job_to_handler(&self, lease: &Self::JobLease, extensions: &mut http::Extensions) {
+        let _ = (lease, extensions);
+    }
 }
 
 /// Milliseconds since the Unix epoch (0 before it), as backends store times.

@@ -151,3 +151,62 @@ mod redis {
         }
     }
 }
+
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresBackend;
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tower_webhook::PostgresStore;
+
+    use super::{Backend, Persistent};
+    use crate::postgres_server::PostgresServer;
+
+    /// [`PostgresStore`] on a real Postgres server (one per test binary
+    /// while cases run), in a schema of its own per case; every handle is
+    /// its own pool, as another replica's.
+    pub struct PostgresBackend {
+        server: Arc<PostgresServer>,
+        schema: String,
+    }
+
+    impl Backend for PostgresBackend {
+        type Store = PostgresStore;
+
+        async fn open() -> Self {
+            let server = tokio::task::spawn_blocking(PostgresServer::shared)
+                .await
+                .unwrap();
+            Self {
+                server,
+                schema: PostgresServer::unique_name("conformance"),
+            }
+        }
+
+        async fn store(&self) -> PostgresStore {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(&self.server.url())
+                .await
+                .unwrap();
+            PostgresStore::builder(pool)
+                .schema(self.schema.clone())
+                .sweep_interval(Duration::from_millis(200))
+                .open()
+                .await
+                .unwrap()
+        }
+    }
+
+    impl Persistent for PostgresBackend {
+        /// A new pool and store on the same schema, as a restarted replica
+        /// finds it.
+        async fn reopen(&mut self) -> PostgresStore {
+            self.store().await
+        }
+    }
+}
