@@ -346,12 +346,13 @@ macro_rules! contracts {
 
         /// The scheme name of every case `contracts!` runs.
         pub fn case_names() -> Vec<&'static str> {
-            let mut names = Vec::new();
-            $(
-                $(#[$cfg])*
-                names.push(tower_webhook::Scheme::name(&crate::harness::Provider::scheme(&$provider)));
-            )*
-            names
+            [
+                $(
+                    $(#[$cfg])*
+                    tower_webhook::Scheme::name(&crate::harness::Provider::scheme(&$provider)),
+                )*
+            ]
+            .to_vec()
         }
     };
 }
