@@ -13,7 +13,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use super::runner::{JobHandler, RunResult, Runner};
 use super::{
     Accept, DEFAULT_DEAD_LETTER_TTL, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueAdmin,
-    QueueCounts, QueueFuture, RetryPolicy, TakeRequest,
+    QueueCounts, QueueFuture, QueueInspect, RetryPolicy, TakeRequest,
 };
 use crate::config::Intake;
 use crate::metrics::{AttemptResult, QueueGauges, Stopwatch, attempt_ended};
@@ -176,6 +176,23 @@ impl<Q: QueueAdmin> Worker<Q> {
     pub async fn replay(&self, key: &str) -> Result<bool, StoreError> {
         let replayed = self.shared.queue.replay(key).await?;
         if replayed {
+            self.shared.wake.notify_one();
+        }
+        Ok(replayed)
+    }
+}
+
+impl<Q: QueueInspect> Worker<Q> {
+    /// Replays up to `max` dead letters of `scheme`
+    /// ([`QueueInspect::replay_scheme`]) and wakes the worker; answers how
+    /// many it replayed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the backend cannot answer.
+    pub async fn replay_scheme(&self, scheme: &str, max: usize) -> Result<u64, StoreError> {
+        let replayed = self.shared.queue.replay_scheme(scheme, max).await?;
+        if replayed > 0 {
             self.shared.wake.notify_one();
         }
         Ok(replayed)
