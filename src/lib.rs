@@ -163,6 +163,8 @@ mod service;
 #[cfg(feature = "axum")]
 mod extract;
 
+#[cfg(feature = "console")]
+pub mod console;
 pub mod queue;
 pub mod scheme;
 pub mod sign;

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use tower_webhook::{Claim, EventId, IdempotencyKey, IdempotencyStore, QueueAdmin};
+use tower_webhook::{Claim, EventId, IdempotencyKey, IdempotencyStore};
 
 use super::Waiting;
 use crate::wiring::{Inline, Queued};
@@ -40,7 +40,7 @@ impl<St: IdempotencyStore> Flush for Inline<St> {
     }
 }
 
-impl<Q: QueueAdmin> Flush for Queued<Q> {
+impl<Q: tower_webhook::queue::QueueInspect> Flush for Queued<Q> {
     /// Queued requests hold no claim while they wait: a job is accepted in
     /// one transaction, and the worker's own shutdown handles running jobs.
     fn flushed(&self) -> Waiting {
