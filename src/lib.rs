@@ -171,6 +171,7 @@ pub mod sign;
 pub mod store;
 pub mod tenant;
 mod text;
+mod trace;
 mod verified;
 
 pub use answer::LayerAnswer;

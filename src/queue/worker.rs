@@ -18,6 +18,7 @@ use super::{
 use crate::config::Intake;
 use crate::metrics::{AttemptResult, QueueGauges, Stopwatch, attempt_ended};
 use crate::store::{IdempotencyKey, StoreError};
+use crate::trace::AttemptSpan;
 
 /// Default number of handler runs at once: 4.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -501,6 +502,8 @@ async fn run_job<Q: JobQueue>(
     } = job;
     let settings = &shared.settings;
     let scheme = delivery.scheme.clone();
+    let tenant = crate::store::admin::tenant_of(&key);
+    let span = AttemptSpan::new(tenant, &scheme, &delivery.event_id, attempt);
     // When the handler was called, if it was (feature `metrics`).
     let mut handler = None;
     let (ending, done_ttl) = match shared.runner(&delivery.scheme) {
@@ -514,7 +517,8 @@ async fn run_job<Q: JobQueue>(
         Some(runner) => {
             let done_ttl = runner.done_ttl();
             handler = Some(Stopwatch::start());
-            let ending = attend(&shared, runner.run(delivery, attempt), &lease).await;
+            let run = span.instrument(runner.run(delivery, attempt));
+            let ending = attend(&shared, run, &lease).await;
             (ending, done_ttl)
         }
     };
@@ -531,6 +535,7 @@ async fn run_job<Q: JobQueue>(
     };
     let (outcome, result) = match ending {
         Ending::LostLease => {
+            span.ended("lost_lease");
             attempt_ended(&scheme, AttemptResult::LostLease, handler.as_ref());
             warn_lost(&key);
             drop(permit);
@@ -565,6 +570,7 @@ async fn run_job<Q: JobQueue>(
     } else {
         AttemptResult::LostLease
     };
+    span.ended(attempt_outcome(&result));
     attempt_ended(&scheme, result, handler.as_ref());
     drop(permit);
     shared.wake.notify_one();
@@ -653,6 +659,18 @@ async fn finish<Q: JobQueue>(
                 return true;
             }
         }
+    }
+}
+
+/// The `outcome` an attempt's span records.
+fn attempt_outcome(result: &AttemptResult) -> &'static str {
+    match result {
+        AttemptResult::Succeeded => "succeeded",
+        AttemptResult::Failed => "failed",
+        AttemptResult::TimedOut => "timed_out",
+        AttemptResult::DeadLettered => "dead_lettered",
+        AttemptResult::LostLease => "lost_lease",
+        AttemptResult::Aborted => "aborted",
     }
 }
 
