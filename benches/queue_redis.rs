@@ -59,6 +59,7 @@ fn delivery(id: &str) -> Delivery {
         uri: "/webhooks/numero".parse().unwrap(),
         headers,
         body: Bytes::from(body),
+        order_key: None,
     }
 }
 

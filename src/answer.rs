@@ -84,6 +84,14 @@ pub enum LayerAnswer {
         /// How long the sender should wait before retrying.
         retry_after: Duration,
     },
+    /// Queued mode: the scheme's pending jobs are at the worker's bound
+    /// ([`WorkerBuilder::max_pending_per_scheme`](crate::queue::WorkerBuilder::max_pending_per_scheme)),
+    /// decided from the headers, before the body is read. 503 with
+    /// `Retry-After`.
+    QueueFull {
+        /// How long the sender should wait before retrying.
+        retry_after: Duration,
+    },
 }
 
 impl LayerAnswer {
@@ -110,6 +118,7 @@ impl LayerAnswer {
             Self::Accepted => "accepted",
             Self::InFlight { .. } => "in_flight",
             Self::StoreUnavailable { .. } => "store_unavailable",
+            Self::QueueFull { .. } => "queue_full",
         }
     }
 
@@ -135,7 +144,9 @@ impl LayerAnswer {
             Self::Duplicate => StatusCode::OK,
             Self::Accepted => StatusCode::ACCEPTED,
             Self::InFlight { .. } => StatusCode::CONFLICT,
-            Self::StoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable { .. } | Self::QueueFull { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -143,9 +154,9 @@ impl LayerAnswer {
     /// that ask it to.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::InFlight { retry_after } | Self::StoreUnavailable { retry_after } => {
-                Some(*retry_after)
-            }
+            Self::InFlight { retry_after }
+            | Self::StoreUnavailable { retry_after }
+            | Self::QueueFull { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -219,6 +230,7 @@ impl fmt::Display for LayerAnswer {
             Self::Accepted => "the webhook delivery is recorded and queued for its handler",
             Self::InFlight { .. } => "the webhook event is being processed by another request",
             Self::StoreUnavailable { .. } => "the idempotency store is unavailable",
+            Self::QueueFull { .. } => "too many webhook events are waiting to be processed",
         };
         f.write_str(sentence)
     }

@@ -6,6 +6,7 @@
 //! queue's runner, so each of them imports it and none imports another to
 //! reach it.
 
+use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,24 @@ pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// A replacement for the layer's own responses.
 pub(crate) type Responder = dyn Fn(LayerAnswer) -> Response<Full<Bytes>> + Send + Sync;
 
+/// A queued layer's order key for an event: from its typed event (handed
+/// as `&dyn Any`, so that the builder need not name the event type) and
+/// its verified body.
+pub(crate) type OrderKeyFn = dyn Fn(&dyn Any, &[u8]) -> Option<String> + Send + Sync;
+
+/// The order key the JSON pointer `pointer` finds in `body`: a string as
+/// it is, a number or a boolean as its JSON text; `None` for anything else
+/// (absent, null, an object or an array) and for a body that is not JSON.
+pub(crate) fn order_key_at(pointer: &str, body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    match value.pointer(pointer)? {
+        serde_json::Value::String(text) => Some(text.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
 /// What a queued layer needs of its worker: record a delivery, then wake
 /// whoever runs it.
 pub(crate) trait Intake: Send + Sync + 'static {
@@ -45,6 +64,11 @@ pub(crate) trait Intake: Send + Sync + 'static {
     /// [`JobQueue::accept`](crate::store::queue::JobQueue::accept)) and,
     /// once accepted, wakes the worker.
     fn accept(&self, key: &IdempotencyKey, delivery: Delivery) -> QueueFuture<Accept>;
+
+    /// Whether `scheme`'s pending jobs are at the bound, so a delivery
+    /// must be refused before its body is read. A read of a counter the
+    /// worker keeps, never a call to the backend.
+    fn is_full(&self, scheme: &str) -> bool;
 }
 
 /// Everything a request needs, built once and shared by every clone.
@@ -66,11 +90,31 @@ pub(crate) struct Config<Sc, St> {
     pub(crate) responder: Option<Arc<Responder>>,
     /// Queued mode: the worker that records deliveries and runs the handler.
     pub(crate) intake: Option<Arc<dyn Intake>>,
+    /// Queued mode: how an event's order key is found; `None`: unordered.
+    pub(crate) order_key: Option<Arc<OrderKeyFn>>,
     /// Feature `metrics`: this scheme's counters and histograms.
     pub(crate) metrics: LayerMetrics,
 }
 
 impl<Sc: Scheme, St> Config<Sc, St> {
+    /// Queued mode: the answer for a delivery that arrives while the
+    /// scheme's pending jobs are at the bound (backpressure).
+    pub(crate) fn backpressure(&self) -> Option<LayerAnswer> {
+        let intake = self.intake.as_ref()?;
+        intake
+            .is_full(self.scheme.name())
+            .then_some(LayerAnswer::QueueFull {
+                retry_after: self.retry_after,
+            })
+    }
+
+    /// The order key of a verified, parsed event (queued mode only).
+    pub(crate) fn order_key(&self, event: &Sc::Event, body: &[u8]) -> Option<String> {
+        let find = self.order_key.as_ref()?;
+        self.intake.as_ref()?;
+        find(event, body).filter(|key| !key.is_empty())
+    }
+
     /// The response for a delivery the layer answers itself.
     pub(crate) fn respond(&self, rejection: LayerAnswer) -> Response<Full<Bytes>> {
         crate::answer::trace(self.scheme.name(), &rejection);

@@ -45,7 +45,7 @@ use crate::body::{Collector, Deadline, ResponseBody};
 use crate::config::Config;
 use crate::metrics::Stopwatch;
 use crate::secret::Signature;
-use crate::store::queue::{Accept, Delivery, QueueFuture};
+use crate::store::queue::{Accept, Delivery, OrderKey, QueueFuture};
 use crate::store::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
 use crate::tenant::TenantEntry;
 use crate::{LayerAnswer, Scheme, Verified};
@@ -464,6 +464,9 @@ fn verify_and_parse<S, Sc: Scheme, St>(
         .scheme
         .parse_request(&parts.uri, &parts.headers, &body)?;
     check_fresh_on_arrival(config, &parsed.event)?;
+    if let Some(order_key) = config.order_key(&parsed.event, &body) {
+        parts.extensions.insert(OrderKey(order_key));
+    }
     let mut key = IdempotencyKey::new(config.scheme.name(), &parsed.id);
     if let Some(entry) = &tenant {
         key = key.with_tenant(entry.tenant.clone());

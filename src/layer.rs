@@ -12,7 +12,7 @@ use tower_service::Service;
 
 use crate::config::{
     Config, DEFAULT_BODY_TIMEOUT, DEFAULT_DONE_TTL, DEFAULT_LEASE, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_RETRY_AFTER, Intake, Responder,
+    DEFAULT_RETRY_AFTER, Intake, OrderKeyFn, Responder,
 };
 use crate::metrics::LayerMetrics;
 use crate::queue::{JobHandler, JobQueue, Worker, runner::LayerRunner};
@@ -71,6 +71,7 @@ impl<Sc: Scheme> WebhookLayer<Sc, MemoryStore> {
             retry_after: DEFAULT_RETRY_AFTER,
             responder: None,
             intake: None,
+            order_key: None,
         }
     }
 
@@ -140,6 +141,7 @@ pub struct WebhookLayerBuilder<Sc, St> {
     retry_after: Duration,
     responder: Option<Arc<Responder>>,
     intake: Option<Arc<dyn Intake>>,
+    order_key: Option<Arc<OrderKeyFn>>,
 }
 
 /// The builder's replay window: the done TTL unless set otherwise.
@@ -305,6 +307,7 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
             retry_after: self.retry_after,
             responder: self.responder,
             intake: self.intake,
+            order_key: self.order_key,
         }
     }
 
@@ -322,6 +325,38 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
             intake: Some(intake),
             ..self.store(worker.queue().clone())
         }
+    }
+
+    /// Queued mode: names each event's order key with `key_of` (`None`:
+    /// unordered). Jobs of this scheme with the same key run one at a
+    /// time, in acceptance order; a failing one holds back the later ones
+    /// of its key until it is done or a dead letter (which then says that
+    /// it was let past). Different keys run in parallel. Default: no key.
+    /// Cost: the call at intake, and one key checked per take and finish
+    /// in the backend; see [`JobQueue::take`]. Inline mode ignores it.
+    #[must_use]
+    pub fn order_by<F>(mut self, key_of: F) -> Self
+    where
+        F: Fn(&Sc::Event) -> Option<String> + Send + Sync + 'static,
+    {
+        self.order_key = Some(Arc::new(move |event: &dyn std::any::Any, _: &[u8]| {
+            event.downcast_ref::<Sc::Event>().and_then(&key_of)
+        }));
+        self
+    }
+
+    /// Queued mode: the order key is the value at the JSON pointer
+    /// `pointer` (RFC 6901, e.g. `/data/customer_id`) in the verified body:
+    /// a string as it is, a number or a boolean as its JSON text; an event
+    /// without one there is unordered. As [`order_by`](Self::order_by),
+    /// whose costs it adds one more parse of the body to.
+    #[must_use]
+    pub fn order_by_pointer(mut self, pointer: impl Into<String>) -> Self {
+        let pointer: String = pointer.into();
+        self.order_key = Some(Arc::new(move |_: &dyn std::any::Any, body: &[u8]| {
+            crate::config::order_key_at(&pointer, body)
+        }));
+        self
     }
 
     /// Checks and keys the secrets and builds the layer.
@@ -369,6 +404,7 @@ impl<Sc: Scheme, St: IdempotencyStore> WebhookLayerBuilder<Sc, St> {
                 retry_after: self.retry_after,
                 responder: self.responder,
                 intake: self.intake,
+                order_key: self.order_key,
                 metrics,
             }),
         })

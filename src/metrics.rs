@@ -354,7 +354,7 @@ mod imp {
     use super::QueueCounts;
 
     /// Every rejection, in the order of [`slot`].
-    pub(super) const REJECTIONS: [LayerAnswer; 20] = [
+    pub(super) const REJECTIONS: [LayerAnswer; 21] = [
         LayerAnswer::BodyTooLarge,
         LayerAnswer::BodyUnreadable,
         LayerAnswer::BodyTimeout,
@@ -379,6 +379,9 @@ mod imp {
             retry_after: Duration::ZERO,
         },
         LayerAnswer::UnknownTenant,
+        LayerAnswer::QueueFull {
+            retry_after: Duration::ZERO,
+        },
     ];
 
     /// A rejection's index in [`REJECTIONS`] (and its counter's in
@@ -406,6 +409,7 @@ mod imp {
             LayerAnswer::InFlight { .. } => 17,
             LayerAnswer::StoreUnavailable { .. } => 18,
             LayerAnswer::UnknownTenant => 19,
+            LayerAnswer::QueueFull { .. } => 20,
         }
     }
 

@@ -39,6 +39,32 @@
 //! [`Verified`](crate::Verified) entry's `id` to make the handler's own
 //! effect idempotent (a unique constraint, an upsert).
 //!
+//! # Flow control
+//!
+//! * **Attempts are counted when a job is taken**, before the handler runs,
+//!   so a handler that kills its process (abort, OOM kill, `kill -9`)
+//!   still uses up attempts: its job is taken again once its lease runs out
+//!   ([`Job::interrupted`]), and past [`RetryPolicy::max_attempts`] it is a
+//!   dead letter without running again (`attempt N did not return (lease
+//!   ran out)`). Always on.
+//! * **Per-key order**:
+//!   [`WebhookLayerBuilder::order_by`](crate::WebhookLayerBuilder::order_by)
+//!   (a closure over the typed event) or
+//!   [`order_by_pointer`](crate::WebhookLayerBuilder::order_by_pointer) (a
+//!   JSON pointer into the verified body) names each event's
+//!   [`Delivery::order_key`]. Jobs of a scheme with one key run one at a
+//!   time in acceptance order; a failing one holds back the later ones
+//!   until it is done or a dead letter (which says so). Default: none. Cost:
+//!   an index probe (SQLite), a list push and pop (Redis) or a map lookup
+//!   (memory) per accept and per job done; the pointer parses the body once
+//!   more.
+//! * **Concurrency cap per scheme**:
+//!   [`WorkerBuilder::max_running_per_scheme`], counted in the backend over
+//!   every process's live leases. Default: none. Cost: one count per take.
+//! * **Backpressure**: [`WorkerBuilder::max_pending_per_scheme`]; past it
+//!   the layer answers `503 queue_full` with `Retry-After` from the headers
+//!   alone. Default: unbounded. Cost: one atomic load per delivery.
+//!
 //! # Backends
 //!
 //! A backend is one type implementing [`JobQueue`] (and, for the
@@ -47,6 +73,7 @@
 //! `SqliteStore` (feature `sqlite`: one machine, durable) and `RedisStore`
 //! (feature `redis`: several replicas share one queue).
 
+mod backlog;
 mod retry;
 pub(crate) mod runner;
 mod worker;

@@ -95,6 +95,9 @@ where
             Ok(signature) => signature,
             Err(rejection) => return ResponseFuture::rejected(config, rejection),
         };
+        if let Some(full) = config.backpressure() {
+            return ResponseFuture::rejected(config, full);
+        }
         // The instance that was polled ready goes with this request; the
         // clone stays for the next poll_ready.
         let clone = self.inner.clone();

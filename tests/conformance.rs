@@ -7,7 +7,7 @@
 //! | capability | what it asks of the backend | cases in |
 //! |---|---|---|
 //! | `claims` | an [`IdempotencyStore`](tower_webhook::IdempotencyStore) | `conformance/claims.rs` |
-//! | `queue` | a [`JobQueue`](tower_webhook::queue::JobQueue): its calls, and a `Worker` over real HTTP | `conformance/queue.rs`, `conformance/worker.rs` |
+//! | `queue` | a [`JobQueue`](tower_webhook::queue::JobQueue): its calls, flow control (order keys, caps, interrupted attempts), and a `Worker` over real HTTP | `conformance/queue.rs`, `conformance/flow.rs`, `conformance/worker.rs` |
 //! | `inspect` | a [`QueueInspect`](tower_webhook::queue::QueueInspect): jobs by state, one dead letter in full, discard, replay of a scheme | `conformance/inspect.rs` |
 //! | `persistence` | [`Persistent`]: claims, done marks and jobs survive a reopen | `conformance/persistence.rs` |
 //!
@@ -26,6 +26,10 @@ mod redis_server;
 mod backends;
 #[path = "conformance/claims.rs"]
 mod claims;
+#[path = "conformance/core_only.rs"]
+mod core_only;
+#[path = "conformance/flow.rs"]
+mod flow;
 #[path = "conformance/inspect.rs"]
 mod inspect;
 #[path = "conformance/persistence.rs"]

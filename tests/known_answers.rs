@@ -1,6 +1,10 @@
-//! Known answers: RFC 4231's HMAC-SHA256 vectors through the verifier, and
+//! Known answers: RFC 4231's HMAC-SHA256 vectors through the verifier,
 //! GitHub's published vector through both providers' header formats and the
-//! whole layer.
+//! whole layer, and every other provider's published or documented vectors
+//! ([`providers`]).
+
+#[path = "known_answers/providers.rs"]
+mod providers;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};

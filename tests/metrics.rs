@@ -413,6 +413,7 @@ fn delivery(scheme: &str, id: &str) -> Delivery {
         uri: "/webhooks".parse().unwrap(),
         headers: HeaderMap::new(),
         body: Bytes::from_static(b"{}"),
+        order_key: None,
     }
 }
 
@@ -444,6 +445,7 @@ async fn counts_by_scheme_follow_the_jobs<Q: QueueAdmin>(queue: Q) {
         schemes: Arc::from(vec![Box::from(scheme)]),
         max: 1,
         lease: Duration::from_secs(3600),
+        max_running_per_scheme: None,
     };
     let running = queue.take(take("numero")).await.unwrap();
     assert_eq!(running.jobs.len(), 1);
@@ -525,6 +527,7 @@ async fn counts_by_scheme_on_redis() {
         schemes: Arc::from(vec![Box::from("stripe")]),
         max: 1,
         lease: Duration::from_secs(3600),
+        max_running_per_scheme: None,
     };
     let stripe = queue_job(store.take(request).await.unwrap().jobs);
     let done = JobOutcome::Done {
@@ -554,6 +557,7 @@ async fn counts_by_scheme_on_redis() {
         schemes: Arc::from(vec![Box::from("numero")]),
         max: 1,
         lease: Duration::from_secs(3600),
+        max_running_per_scheme: None,
     };
     let lease = queue_job(single.take(request).await.unwrap().jobs);
     let dead = JobOutcome::Dead {

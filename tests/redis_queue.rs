@@ -228,6 +228,7 @@ async fn a_dead_replicas_job_is_taken_over_and_its_lease_is_void() {
                 schemes: numero_schemes(),
                 max: 10,
                 lease,
+                max_running_per_scheme: None,
             })
             .await
             .unwrap();

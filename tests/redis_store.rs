@@ -178,6 +178,11 @@ async fn a_key_holding_a_foreign_value_is_an_error_not_a_guess() {
             .unwrap();
         let error = store.claim(&k, LONG).await.unwrap_err();
         assert!(error.to_string().contains("unexpected value"), "{error}");
+        assert_eq!(
+            error.kind(),
+            tower_webhook::StoreErrorKind::Corrupt,
+            "{error}"
+        );
     })
     .await;
 }

@@ -33,6 +33,7 @@ fn delivery(id: &str, body: impl Into<Bytes>) -> Delivery {
         uri: "/numero".parse().unwrap(),
         headers: HeaderMap::new(),
         body: body.into(),
+        order_key: None,
     }
 }
 
@@ -173,6 +174,7 @@ async fn take_one(store: &SqliteStore, lease: Duration) -> SqliteLease {
         schemes: std::sync::Arc::from(vec![Box::from("numero")]),
         max: 1,
         lease,
+        max_running_per_scheme: None,
     };
     let mut taken = store.take(request).await.unwrap();
     assert_eq!(taken.jobs.len(), 1, "one due job");
@@ -239,6 +241,25 @@ async fn fill(store: &SqliteStore) -> Vec<SqliteLease> {
     panic!("the size cap never stopped a write");
 }
 
+/// Fills what room `fill` left with pending jobs of a scheme no worker
+/// here runs, each the size of a queued delivery, until an accept fails:
+/// which pages a row needs depends on the file's layout, so a full store
+/// is full for both kinds of row. Returns the counts it leaves.
+async fn fill_with_jobs(store: &SqliteStore) -> QueueCounts {
+    for i in 0..100_000 {
+        let id = format!("filler_job_{i:06}");
+        let event = tower_webhook::EventId::new(&id).unwrap();
+        let mut job = delivery(&id, numero_body(&id));
+        job.scheme = "numberotp".into();
+        let key = tower_webhook::IdempotencyKey::new("numberotp", &event);
+        if let Err(error) = store.accept(&key, job).await {
+            assert!(error.to_string().contains("is full"), "{error}");
+            return store.counts().await.unwrap();
+        }
+    }
+    panic!("the size cap never stopped an accept");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_store_answers_503_runs_nothing_and_records_nothing() {
     let dir = TempDir::new();
@@ -250,6 +271,7 @@ async fn a_full_store_answers_503_runs_nothing_and_records_nothing() {
     let inline = Inline::start(store.clone(), LONG).await;
     let queued = queued::start(Worker::builder(store.clone())).await;
     let mut leases = fill(&store).await;
+    let filled = fill_with_jobs(&store).await;
 
     let reply = inline.deliver("evt_full").await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -262,7 +284,7 @@ async fn a_full_store_answers_503_runs_nothing_and_records_nothing() {
     assert!(queued.seen.runs().is_empty());
     assert_eq!(store.status(&key("evt_full")).await.unwrap(), None);
     assert_eq!(store.status(&key("evt_full_q")).await.unwrap(), None);
-    assert_eq!(queued.counts().await, QueueCounts::default());
+    assert_eq!(queued.counts().await, filled, "nothing recorded");
 
     // Room again: the sender's retry goes through.
     for lease in leases.drain(..leases.len() / 2) {

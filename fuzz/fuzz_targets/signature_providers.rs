@@ -1,4 +1,5 @@
-//! The header parsers of the provider schemes of issue 12, one target: the
+//! The header parsers of the providers beyond NumberOTP, Numero and GitHub
+//! (which have targets of their own), one target: the
 //! first byte picks the scheme, the rest is split at `\n` into header
 //! values, dealt round-robin to that scheme's headers (Twilio's last piece
 //! is also the request's query). Invariants: no panic; a refusal is a 401;

@@ -74,6 +74,41 @@ pub struct Options {
     #[arg(long, default_value_t = 0)]
     pub handler_fail_first: u32,
 
+    /// The demo handler aborts the whole process (std::process::abort) on
+    /// the first N attempts of each event, before answering: to watch a
+    /// poisonous delivery reach --max-attempts across restarts and become a
+    /// dead letter ("attempt N did not return") in queued mode.
+    #[arg(long, default_value_t = 0)]
+    pub handler_abort_first: u32,
+
+    /// With --handler-abort-first: abort only on this event id's attempts
+    /// (the others run normally). Default: every event's.
+    #[arg(long)]
+    pub handler_abort_id: Option<String>,
+
+    /// Queued mode: the JSON pointer (RFC 6901, e.g. /data/customer_id)
+    /// into each verified body whose value is the event's order key. Events
+    /// of a scheme with the same key run one at a time in acceptance
+    /// order; a failing one holds back the later ones until it succeeds or
+    /// becomes a dead letter; different keys run in parallel. Default:
+    /// none (unordered). Cost: one more JSON parse per delivery, one index
+    /// probe per accept and finish.
+    #[arg(long, value_parser = json_pointer)]
+    pub order_by: Option<String>,
+
+    /// Queued mode: at most N jobs of one scheme run at once, across every
+    /// receiver sharing the store (besides --workers, this process's
+    /// total). Default: no cap.
+    #[arg(long, value_parser = positive)]
+    pub max_running_per_scheme: Option<usize>,
+
+    /// Queued mode: at most N pending jobs per scheme; past it a delivery
+    /// is answered 503 {"error":"queue_full"} with Retry-After before its
+    /// body is read, and nothing is recorded. Counted by the worker, set
+    /// from the store's count about once a second. Default: unbounded.
+    #[arg(long, value_parser = positive_u64)]
+    pub max_pending: Option<u64>,
+
     /// How many handler runs `GET /events` keeps (the most recent ones).
     #[arg(long, default_value_t = crate::events::DEFAULT_KEEP, value_parser = positive)]
     pub events_keep: usize,
@@ -145,6 +180,16 @@ fn parse_store(text: &str) -> Result<StoreChoice, String> {
     Err(format!(
         "--store {text:?} is not sqlite:PATH, memory or redis://HOST:PORT/"
     ))
+}
+
+fn json_pointer(text: &str) -> Result<String, String> {
+    if text.starts_with('/') {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not a JSON pointer: it starts with /, such as /data/customer_id"
+        ))
+    }
 }
 
 fn positive(text: &str) -> Result<usize, String> {

@@ -29,6 +29,16 @@ pub struct Run {
     pub attempt: u32,
     /// The status the handler answered.
     pub status: u16,
+    /// When the handler started on it, in Unix milliseconds (to see which
+    /// runs overlapped, across replicas too).
+    pub started_ms: u64,
+    /// When it answered, in Unix milliseconds.
+    pub ended_ms: u64,
+}
+
+/// The wall clock in Unix milliseconds.
+pub fn unix_ms() -> u64 {
+    tower_webhook::queue::unix_millis(std::time::SystemTime::now())
 }
 
 struct Log {
@@ -72,8 +82,17 @@ impl EventLog {
         *count
     }
 
-    /// Appends a run (with a copy of `id`) and returns its sequence number.
-    pub fn record(&self, scheme: &'static str, id: &str, attempt: u32, status: u16) -> u64 {
+    /// Appends a run (with a copy of `id`) that started at `started_ms`
+    /// and ends now, and returns its sequence number.
+    pub fn record(
+        &self,
+        scheme: &'static str,
+        id: &str,
+        attempt: u32,
+        status: u16,
+        started_ms: u64,
+    ) -> u64 {
+        let ended_ms = unix_ms();
         let mut log = self.lock();
         let seq = log.next_seq;
         log.next_seq += 1;
@@ -86,6 +105,8 @@ impl EventLog {
             id: Box::from(id),
             attempt,
             status,
+            started_ms,
+            ended_ms,
         });
         seq
     }

@@ -17,7 +17,14 @@
 //!   on disk, then run the handler from a worker (`--workers N`, default 4)
 //!   with retries (`--retry-base-ms`, `--max-attempts`) and dead letters.
 //! * `--handler-delay-ms N` and `--handler-fail-first N` make the demo
-//!   handler slow or failing, to watch queued mode answer first and retry.
+//!   handler slow or failing, to watch queued mode answer first and retry;
+//!   `--handler-abort-first N` makes it abort the process, to watch a
+//!   poisonous delivery become a dead letter after `--max-attempts`
+//!   restarts.
+//! * Flow control, queued: `--order-by /data/customer_id` (one event of a
+//!   key at a time, in acceptance order), `--max-running-per-scheme N`
+//!   (across every receiver on the store), `--max-pending N` (past it, 503
+//!   `queue_full` before the body is read).
 //! * `--help` lists every flag.
 //!
 //! The SQLite store runs with `synchronous=FULL`: a 2xx or 202 is sent only
@@ -38,7 +45,8 @@
 //!   (see `providers.rs`); Standard Webhooks also takes
 //!   `STANDARD_WEBHOOK_PUBLIC_KEY` (`whpk_…`, `v1a`);
 //! * `GET /events`: the most recent handler runs (the last 1000,
-//!   `--events-keep`), each `{"seq","scheme","id","attempt","status"}`, so
+//!   `--events-keep`), each `{"seq","scheme","id","attempt","status",
+//!   "started_ms","ended_ms"}`, so
 //!   you can watch each event run once;
 //! * `GET /queue`: `{"pending":N,"running":N,"dead":N}` (zeros inline);
 //! * `GET /dead-letters`: `[{"key","scheme","id","attempts","last_error",…}]`;
@@ -146,6 +154,17 @@ async fn run(options: Options) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
     let mode = if options.queued { "queued" } else { "inline" };
+    let queued_only = [
+        ("--order-by", options.order_by.is_some()),
+        (
+            "--max-running-per-scheme",
+            options.max_running_per_scheme.is_some(),
+        ),
+        ("--max-pending", options.max_pending.is_some()),
+    ];
+    if let Some((flag, _)) = queued_only.iter().find(|(_, set)| *set && !options.queued) {
+        return Err(format!("{flag} needs --queued"));
+    }
     match choice {
         StoreChoice::Memory if options.queued => {
             let worker = worker(MemoryQueue::new(), &options);
@@ -200,11 +219,17 @@ fn worker<Q: QueueInspect>(queue: Q, options: &Options) -> Worker<Q> {
         max_attempts: options.max_attempts,
         ..RetryPolicy::default()
     };
-    Worker::builder(queue)
+    let mut builder = Worker::builder(queue)
         .concurrency(options.workers)
         .lease(Duration::from_millis(options.lease_ms))
-        .retry(retry)
-        .start()
+        .retry(retry);
+    if let Some(cap) = options.max_running_per_scheme {
+        builder = builder.max_running_per_scheme(cap);
+    }
+    if let Some(max) = options.max_pending {
+        builder = builder.max_pending_per_scheme(max);
+    }
+    builder.start()
 }
 
 /// Mounts every scheme with `wiring`, the admin routes open to whom
@@ -228,6 +253,11 @@ async fn start<W: Wiring + Admin + Flush>(
         demo: Demo {
             delay: Duration::from_millis(options.handler_delay_ms),
             fail_first: options.handler_fail_first,
+            abort_first: options.handler_abort_first,
+            abort_id: options
+                .handler_abort_id
+                .as_deref()
+                .map(std::sync::Arc::from),
             quiet: options.quiet,
         },
     };
@@ -235,6 +265,7 @@ async fn start<W: Wiring + Admin + Flush>(
         max_body_bytes: options.max_body_bytes,
         lease: Duration::from_millis(options.lease_ms),
         body_timeout: Duration::from_millis(options.body_timeout_ms),
+        order_by: options.order_by.clone(),
         state: state.clone(),
     };
     let wiring = &*wiring;

@@ -38,13 +38,18 @@ pub struct AppState {
     pub demo: Demo,
 }
 
-/// How the demo handler behaves (`--handler-delay-ms`, `--handler-fail-first`).
-#[derive(Clone, Copy)]
+/// How the demo handler behaves (`--handler-delay-ms`, `--handler-fail-first`,
+/// `--handler-abort-first`).
+#[derive(Clone)]
 pub struct Demo {
     /// Wait before answering.
     pub delay: Duration,
     /// Answer 500 to the first N attempts of each event.
     pub fail_first: u32,
+    /// Abort the process on the first N attempts of each event.
+    pub abort_first: u32,
+    /// Only this event's attempts abort, when set.
+    pub abort_id: Option<std::sync::Arc<str>>,
     /// No log line per run.
     pub quiet: bool,
 }
@@ -57,6 +62,8 @@ pub struct LayerSettings {
     pub lease: Duration,
     /// The body deadline.
     pub body_timeout: Duration,
+    /// Queued mode: the JSON pointer to each event's order key.
+    pub order_by: Option<String>,
     /// What the demo handler shares, for the jobs a worker runs.
     pub state: AppState,
 }
@@ -101,6 +108,10 @@ where
         .max_body_bytes(settings.max_body_bytes)
         .body_timeout(settings.body_timeout)
         .lease(settings.lease);
+    let builder = match &settings.order_by {
+        Some(pointer) => builder.order_by_pointer(pointer.clone()),
+        None => builder,
+    };
     let layer = wiring
         .wire(builder)
         .build()
@@ -129,15 +140,23 @@ async fn demo_handler<Sc: Builtin>(
     queued_attempt: Option<u32>,
     event: Sc::Event,
 ) -> Response {
-    let demo = state.demo;
+    let demo = state.demo.clone();
+    let started_ms = crate::events::unix_ms();
     let id = Sc::shown_id(&event);
     let attempt = match queued_attempt {
         Some(attempt) => attempt,
         // Inline, each delivery that reaches the handler is an attempt;
         // counted only when the demo fails some on purpose.
-        None if demo.fail_first > 0 => state.log.inline_attempt(scheme, &id),
+        None if demo.fail_first > 0 || demo.abort_first > 0 => {
+            state.log.inline_attempt(scheme, &id)
+        }
         None => 1,
     };
+    let poisoned = demo.abort_id.as_deref().is_none_or(|only| *only == *id);
+    if attempt <= demo.abort_first && poisoned {
+        eprintln!("{scheme} {id} attempt {attempt}: aborting the process (--handler-abort-first)");
+        std::process::abort();
+    }
     if !demo.delay.is_zero() {
         tokio::time::sleep(demo.delay).await;
     }
@@ -147,7 +166,9 @@ async fn demo_handler<Sc: Builtin>(
     } else {
         StatusCode::OK
     };
-    let seq = state.log.record(scheme, &id, attempt, status.as_u16());
+    let seq = state
+        .log
+        .record(scheme, &id, attempt, status.as_u16(), started_ms);
     if !demo.quiet {
         let mut line = format!(
             "#{seq} {scheme} {id} attempt {attempt} → {}",

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
+use super::backlog::Backlog;
 use super::runner::{JobHandler, RunResult, Runner};
 use super::{
     Accept, DEFAULT_DEAD_LETTER_TTL, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueAdmin,
@@ -108,6 +109,8 @@ struct Settings {
     retry: RetryPolicy,
     dead_letter_ttl: Duration,
     idle_poll: Duration,
+    max_running_per_scheme: Option<usize>,
+    max_pending_per_scheme: Option<u64>,
 }
 
 struct Shared<Q: JobQueue> {
@@ -129,6 +132,10 @@ struct Shared<Q: JobQueue> {
     /// queue can count its jobs.
     gauges: QueueGauges,
     read_counts: Option<ReadCounts<Q>>,
+    /// Pending jobs per scheme, for the intake's bound.
+    backlog: Backlog,
+    /// When the backlog was last set from the backend's counts.
+    backlog_synced: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// What [`Worker::shutdown`] found.
@@ -214,6 +221,8 @@ impl<Q: JobQueue> Worker<Q> {
                 retry: RetryPolicy::default(),
                 dead_letter_ttl: DEFAULT_DEAD_LETTER_TTL,
                 idle_poll: DEFAULT_IDLE_POLL,
+                max_running_per_scheme: None,
+                max_pending_per_scheme: None,
             },
             read_counts: None,
         }
@@ -273,6 +282,35 @@ impl<Q: JobQueue> WorkerBuilder<Q> {
         self
     }
 
+    /// At most `cap` jobs of one scheme running at once (at least 1),
+    /// besides the total of [`WorkerBuilder::concurrency`]. The backend
+    /// enforces it when jobs are taken, counting the running jobs of every
+    /// process that shares the queue (SQLite: every process on the file;
+    /// Redis: every replica), so it holds across replicas. Default: none.
+    /// Cost: one count of the scheme's running jobs per take.
+    #[must_use]
+    pub fn max_running_per_scheme(mut self, cap: usize) -> Self {
+        self.settings.max_running_per_scheme = Some(cap.max(1));
+        self
+    }
+
+    /// At most `max` pending jobs per scheme (at least 1): past it, the
+    /// scheme's queued layer answers `503 {"error":"queue_full"}` with
+    /// `Retry-After`, from the headers alone, before the body is read or
+    /// verified, and records nothing (a sender retries later). Default:
+    /// none. Cost: one read lock and one atomic load per delivery; the
+    /// count is kept by this worker (its accepts, takes and retries) and,
+    /// with [`Worker::builder`], set from the backend's count across every
+    /// process about once a second, so other replicas' work shows up within
+    /// that. Deliveries already past the check when the bound is reached
+    /// are still accepted: the bound can be passed by the requests in
+    /// flight at that moment, never by more.
+    #[must_use]
+    pub fn max_pending_per_scheme(mut self, max: u64) -> Self {
+        self.settings.max_pending_per_scheme = Some(max.max(1));
+        self
+    }
+
     /// Longest time one attempt may run before it is stopped and counted
     /// as failed (default [`DEFAULT_ATTEMPT_TIMEOUT`]).
     #[must_use]
@@ -313,6 +351,7 @@ impl<Q: JobQueue> WorkerBuilder<Q> {
     /// Outside a tokio runtime, as `tokio::spawn` does.
     pub fn start(self) -> Worker<Q> {
         let (abort, _) = watch::channel(false);
+        let max_pending = self.settings.max_pending_per_scheme;
         let shared = Arc::new(Shared {
             queue: self.queue,
             permits: Arc::new(Semaphore::new(self.settings.concurrency)),
@@ -325,6 +364,8 @@ impl<Q: JobQueue> WorkerBuilder<Q> {
             aborted: AtomicUsize::new(0),
             gauges: QueueGauges::default(),
             read_counts: self.read_counts,
+            backlog: Backlog::new(max_pending),
+            backlog_synced: std::sync::Mutex::new(None),
         });
         tokio::spawn(take_loop(Arc::clone(&shared)));
         Worker { shared }
@@ -383,15 +424,23 @@ impl<Q: JobQueue> Intake for WorkerIntake<Q> {
     fn accept(&self, key: &IdempotencyKey, delivery: Delivery) -> QueueFuture<Accept> {
         let accepted = self.queue.accept(key, delivery);
         let worker = Weak::clone(&self.worker);
+        let scheme = key.scheme();
         Box::pin(async move {
             let answer = accepted.await?;
             if answer == Accept::Accepted
                 && let Some(shared) = worker.upgrade()
             {
+                shared.backlog.add(scheme, 1);
                 shared.wake.notify_one();
             }
             Ok(answer)
         })
+    }
+
+    fn is_full(&self, scheme: &str) -> bool {
+        self.worker
+            .upgrade()
+            .is_some_and(|shared| shared.backlog.is_full(scheme))
     }
 }
 
@@ -428,11 +477,15 @@ async fn take_loop<Q: JobQueue>(shared: Arc<Shared<Q>>) {
                 schemes,
                 max: free,
                 lease: shared.settings.lease,
+                max_running_per_scheme: shared.settings.max_running_per_scheme,
             };
             match shared.queue.take(request).await {
                 Ok(taken) => {
                     failures = 0;
                     let took = taken.jobs.len();
+                    for job in taken.jobs.iter().filter(|job| !job.interrupted) {
+                        shared.backlog.add(&job.delivery.scheme, -1);
+                    }
                     for job in taken.jobs {
                         let permit = held.split(1).expect("one permit per job taken");
                         tokio::spawn(run_job(Arc::clone(&shared), job, permit));
@@ -461,6 +514,7 @@ async fn take_loop<Q: JobQueue>(shared: Arc<Shared<Q>>) {
                 }
             }
         }
+        sync_backlog(&shared);
         // Every pass follows a change (or the idle poll): refresh the
         // gauges, or come back when they may be.
         if let Some(read) = shared.read_counts
@@ -475,6 +529,37 @@ async fn take_loop<Q: JobQueue>(shared: Arc<Shared<Q>>) {
             _ = shared.queue.wait_for_work(sleep_for) => {}
         }
     }
+}
+
+/// Sets the backlog from the backend's counts (every process's jobs), in
+/// the background, at most once a second; only with a bound and a
+/// [`QueueAdmin`] queue.
+fn sync_backlog<Q: JobQueue>(shared: &Arc<Shared<Q>>) {
+    let Some(read) = shared.read_counts else {
+        return;
+    };
+    if !shared.backlog.is_bounded() {
+        return;
+    }
+    let now = tokio::time::Instant::now();
+    {
+        let mut last = shared
+            .backlog_synced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|at| now.duration_since(at) < Duration::from_secs(1)) {
+            return;
+        }
+        *last = Some(now);
+    }
+    let counts = read(&shared.queue);
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        if let Ok(counts) = counts.await {
+            let pending = counts.into_iter().map(|(scheme, c)| (scheme, c.pending));
+            shared.backlog.set(pending);
+        }
+    });
 }
 
 /// How an attempt ended, from the worker's side.
@@ -498,12 +583,43 @@ async fn run_job<Q: JobQueue>(
         delivery,
         attempt,
         accepted_at,
+        interrupted,
         lease,
     } = job;
     let settings = &shared.settings;
     let scheme = delivery.scheme.clone();
     let tenant = crate::store::admin::tenant_of(&key);
     let span = AttemptSpan::new(tenant, &scheme, &delivery.event_id, attempt);
+    let ordered = delivery.order_key.is_some();
+    // The previous attempt was counted when it was taken; it never came
+    // back (its process died). Past the limit the job is a dead letter
+    // without running again: a handler that kills its process must not
+    // run for ever.
+    let previous = attempt.saturating_sub(1);
+    if interrupted
+        && settings
+            .retry
+            .next_due(previous, accepted_at, SystemTime::now())
+            .is_none()
+    {
+        let outcome = JobOutcome::Dead {
+            error: dead_error(
+                format!("attempt {previous} did not return (lease ran out)"),
+                ordered,
+            ),
+            retain: settings.dead_letter_ttl,
+        };
+        let held = finish(&shared, &key, lease, outcome).await;
+        let result = if held {
+            AttemptResult::DeadLettered
+        } else {
+            AttemptResult::LostLease
+        };
+        attempt_ended(&scheme, result, None);
+        drop(permit);
+        shared.wake.notify_one();
+        return;
+    }
     // When the handler was called, if it was (feature `metrics`).
     let mut handler = None;
     let (ending, done_ttl) = match shared.runner(&delivery.scheme) {
@@ -527,7 +643,7 @@ async fn run_job<Q: JobQueue>(
         Some(due) => (JobOutcome::Retry { due, error }, result),
         None => (
             JobOutcome::Dead {
-                error,
+                error: dead_error(error, ordered),
                 retain: settings.dead_letter_ttl,
             },
             AttemptResult::DeadLettered,
@@ -558,13 +674,17 @@ async fn run_job<Q: JobQueue>(
         Ending::Ran(RunResult::Unrunnable(error)) => {
             handler = None; // the recorded delivery did not parse: no call
             let outcome = JobOutcome::Dead {
-                error,
+                error: dead_error(error, ordered),
                 retain: settings.dead_letter_ttl,
             };
             (outcome, AttemptResult::DeadLettered)
         }
     };
+    let retried = matches!(outcome, JobOutcome::Retry { .. });
     let held = finish(&shared, &key, lease, outcome).await;
+    if held && retried {
+        shared.backlog.add(&scheme, 1);
+    }
     let result = if held {
         result
     } else {
@@ -574,6 +694,16 @@ async fn run_job<Q: JobQueue>(
     attempt_ended(&scheme, result, handler.as_ref());
     drop(permit);
     shared.wake.notify_one();
+}
+
+/// A dead letter's error; one with an order key says that the later jobs
+/// of its key no longer wait for it.
+fn dead_error(error: String, ordered: bool) -> String {
+    if ordered {
+        format!("{error}; later events of its order key were let past it")
+    } else {
+        error
+    }
 }
 
 /// Runs the attempt in its own task (so a panic is caught), renewing the

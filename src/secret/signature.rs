@@ -83,12 +83,6 @@ impl Signature {
         &self.prefix
     }
 
-    /// Whether the signed bytes after the prefix are computed from the body
-    /// ([`Signature::with_content`]) rather than the body itself.
-    pub fn has_content_fn(&self) -> bool {
-        self.content.is_some()
-    }
-
     /// What follows the prefix in the signed bytes: the body itself
     /// (borrowed), or what the content function makes of it; `None` when
     /// the content function refuses the body.

@@ -72,5 +72,22 @@ pub trait IdempotencyStore: Clone + Send + Sync + 'static {
     /// dropped (the client went away) or a panic unwound through it. Nobody
     /// can wait for this, so a store must start the release now (run it, or
     /// spawn it); if it cannot, the lease running out frees the key.
+    ///
+    /// The ordering promise: a call of
+    /// [`abandoned_released`](Self::abandoned_released) made after this one
+    /// returns (on this handle or a clone) resolves only once this release
+    /// has reached the store, or has failed.
     fn release_abandoned(&self, lease: Self::Lease);
+
+    /// Resolves once every [`release_abandoned`](Self::release_abandoned)
+    /// started before this call has reached the store (or failed): what a
+    /// server awaits before it exits, so that the claims of the requests its
+    /// shutdown cut off are free for the senders' retries.
+    ///
+    /// The default resolves at once, which is right for a store whose
+    /// `release_abandoned` applies the release before it returns (the
+    /// memory store); a store that queues or spawns it overrides this.
+    fn abandoned_released(&self) -> impl Future<Output = ()> + Send + 'static {
+        std::future::ready(())
+    }
 }

@@ -10,6 +10,11 @@ use http_body_util::Full;
 
 use super::{IdempotencyKey, StoreError};
 
+/// A queued delivery's order key, handed from the layer's checks to
+/// [`Delivery::verified`] in the request's extensions.
+#[derive(Clone)]
+pub(crate) struct OrderKey(pub(crate) String);
+
 /// A verified delivery: what a worker needs to rebuild the request and run
 /// the handler on it.
 #[derive(Clone)]
@@ -26,6 +31,11 @@ pub struct Delivery {
     pub headers: HeaderMap,
     /// The raw body, exactly the bytes that were verified.
     pub body: Bytes,
+    /// The ordering key the intake computed for the event (see
+    /// [`JobQueue::take`](super::queue::JobQueue::take)): jobs of one scheme
+    /// with the same key run one at a time, in acceptance order. `None`:
+    /// unordered. Backends store it beside the head and the body.
+    pub order_key: Option<String>,
 }
 
 impl fmt::Debug for Delivery {
@@ -37,6 +47,7 @@ impl fmt::Debug for Delivery {
             .field("method", &self.method)
             .field("uri", &self.uri)
             .field("body_len", &self.body.len())
+            .field("order_key", &self.order_key)
             .finish_non_exhaustive()
     }
 }
@@ -44,8 +55,10 @@ impl fmt::Debug for Delivery {
 impl Delivery {
     /// The record of a verified request, as the intake stores it under
     /// `key`: the request head as it arrived and the raw body.
-    pub(crate) fn verified(key: &IdempotencyKey, parts: Parts, body: Bytes) -> Self {
+    /// Its order key, if the layer found one, is in the extensions.
+    pub(crate) fn verified(key: &IdempotencyKey, mut parts: Parts, body: Bytes) -> Self {
         Self {
+            order_key: parts.extensions.remove::<OrderKey>().map(|key| key.0),
             scheme: key.scheme().to_owned(),
             event_id: key.id().as_str().to_owned(),
             method: parts.method,
@@ -83,7 +96,8 @@ impl Delivery {
         out
     }
 
-    /// Rebuilds a delivery from what a backend stored.
+    /// Rebuilds a delivery from what a backend stored, with no order key
+    /// (a backend that stored one sets [`Delivery::order_key`] after).
     ///
     /// # Errors
     ///
@@ -125,6 +139,7 @@ impl Delivery {
             uri,
             headers,
             body,
+            order_key: None,
         })
     }
 
@@ -157,6 +172,7 @@ mod tests {
             uri: "/webhooks/numero?x=1".parse().unwrap(),
             headers,
             body: Bytes::from_static(b"{}"),
+            order_key: None,
         };
         let head = delivery.encode_head();
         let back = Delivery::decode(

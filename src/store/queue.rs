@@ -17,6 +17,7 @@ use super::{IdempotencyKey, IdempotencyStore, StoreError};
 pub use super::admin::{DeadLetter, QueueAdmin, QueueCounts};
 
 pub use super::delivery::Delivery;
+pub(crate) use super::delivery::OrderKey;
 
 /// Default time a dead letter is kept for replay: 30 days.
 pub const DEFAULT_DEAD_LETTER_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -44,6 +45,10 @@ pub struct TakeRequest {
     pub max: usize,
     /// Each job taken is leased for this long.
     pub lease: Duration,
+    /// At most this many jobs of one scheme running at once, across every
+    /// process sharing the queue (running jobs whose lease is live count);
+    /// `None`: no cap beyond `max`.
+    pub max_running_per_scheme: Option<usize>,
 }
 
 /// A job taken by a worker: leased to it until it finishes or the lease
@@ -57,6 +62,11 @@ pub struct Job<L> {
     pub attempt: u32,
     /// When the intake accepted the delivery.
     pub accepted_at: SystemTime,
+    /// Whether the previous attempt (number `attempt - 1`) was taken and
+    /// never finished: its lease ran out, because the process running it
+    /// died (abort, OOM kill, `kill -9`) or hung. That attempt counts: a
+    /// handler that kills its process reaches the attempt limit.
+    pub interrupted: bool,
     /// Proof of this worker's lease: what [`JobQueue::renew`] and
     /// [`JobQueue::finish`] check against.
     pub lease: L,
@@ -68,6 +78,7 @@ impl<L> fmt::Debug for Job<L> {
             .field("key", &self.key)
             .field("attempt", &self.attempt)
             .field("accepted_at", &self.accepted_at)
+            .field("interrupted", &self.interrupted)
             .finish_non_exhaustive()
     }
 }
@@ -127,8 +138,22 @@ pub trait JobQueue: IdempotencyStore {
     fn accept(&self, key: &IdempotencyKey, delivery: Delivery) -> QueueFuture<Accept>;
 
     /// Leases up to `request.max` jobs that are due: pending ones whose time
-    /// has come, and running ones whose lease ran out (their worker died).
-    /// Each taken job's attempt count goes up by one.
+    /// has come, and running ones whose lease ran out (their worker died;
+    /// [`Job::interrupted`] says so). Each taken job's attempt count goes
+    /// up by one, durably (against a process crash) before the answer, so
+    /// an attempt that kills the process is counted.
+    ///
+    /// **Order keys.** A job whose [`Delivery::order_key`] is `Some(k)` is
+    /// due only while it is the oldest live (pending or running) job of
+    /// its scheme with key `k`, by acceptance order: jobs of one key run one
+    /// at a time, in the order they were accepted, and a failing one holds
+    /// back the later ones until it is done or a dead letter. A replayed
+    /// dead letter joins the end of its key's line. Jobs without a key, or
+    /// with different keys, are not held back by each other.
+    ///
+    /// **Caps.** With [`TakeRequest::max_running_per_scheme`], no more
+    /// jobs of a scheme are leased than leave its running jobs (live
+    /// leases, in every process) at the cap.
     fn take(&self, request: TakeRequest) -> QueueFuture<Taken<Self::JobLease>>;
 
     /// Extends the lease on a running job by `lease` from now. `false` when

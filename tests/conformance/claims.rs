@@ -18,6 +18,7 @@ macro_rules! cases {
             a_lease_that_ran_out_is_taken_over,
             a_stale_holder_cannot_complete_or_release_the_newer_claim,
             an_abandoned_claim_frees_its_key,
+            abandoned_released_waits_for_every_abandoned_release,
             done_marks_expire_after_their_ttl,
             schemes_and_tenants_are_separate_namespaces,
             a_renewed_claim_outlives_its_first_lease,
@@ -181,6 +182,26 @@ pub async fn an_abandoned_claim_frees_its_key<B: Backend>() {
     })
     .await;
     assert_eq!(answer(&store, &k).await, "in flight");
+}
+
+/// Once `abandoned_released` resolves, every claim abandoned before it was
+/// called is free: the next claim of each, on another handle, is new (what
+/// a server awaits before it exits).
+pub async fn abandoned_released_waits_for_every_abandoned_release<B: Backend>() {
+    let backend = B::open().await;
+    let store = backend.store().await;
+    let other = backend.store().await;
+    let keys: Vec<_> = (0..20)
+        .map(|n| key(&format!("evt_abandoned_{n}")))
+        .collect();
+    for k in &keys {
+        let lease = new_claim(&store, k, LONG).await;
+        store.release_abandoned(lease);
+    }
+    store.abandoned_released().await;
+    for k in &keys {
+        assert_eq!(answer(&other, k).await, "new", "{k}");
+    }
 }
 
 /// A done mark answers duplicate for its TTL, then the key is new.

@@ -31,6 +31,7 @@ macro_rules! cases {
             concurrent_accepts_of_one_key_make_one_job,
         ]);
         crate::worker::cases!($backend);
+        crate::flow::cases!($backend);
     };
 }
 pub(crate) use cases;
@@ -62,6 +63,7 @@ async fn take_of<Q: QueueAdmin>(
         schemes: Arc::from(vec![Box::from(scheme)]),
         max,
         lease,
+        max_running_per_scheme: None,
     };
     queue.take(request).await.unwrap().jobs
 }

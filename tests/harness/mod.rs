@@ -466,6 +466,7 @@ pub fn numero_delivery(id: &str) -> tower_webhook::queue::Delivery {
         uri: "/numero".parse().unwrap(),
         headers,
         body: Bytes::from(body),
+        order_key: None,
     }
 }
 

@@ -12,7 +12,9 @@ use axum::extract::Extension;
 use axum::routing;
 use http::StatusCode;
 use tower_webhook::numero::Numero;
-use tower_webhook::queue::{Attempt, QueueAdmin, QueueCounts, RetryPolicy, Worker, WorkerBuilder};
+use tower_webhook::queue::{
+    Attempt, JobQueue, QueueAdmin, QueueCounts, RetryPolicy, Worker, WorkerBuilder,
+};
 use tower_webhook::{Scheme, Verified, WebhookLayer};
 
 use super::{self as harness, PATIENCE, Reply, post};
@@ -60,13 +62,13 @@ impl Seen {
     }
 }
 
-pub struct Queued<Q: QueueAdmin> {
+pub struct Queued<Q: JobQueue> {
     pub addr: SocketAddr,
     pub worker: Worker<Q>,
     pub seen: Arc<Seen>,
 }
 
-impl<Q: QueueAdmin> Queued<Q> {
+impl<Q: JobQueue> Queued<Q> {
     pub async fn deliver(&self, body: &str) -> Reply {
         let sig = harness::numero_signature(body.as_bytes());
         post(
@@ -77,10 +79,6 @@ impl<Q: QueueAdmin> Queued<Q> {
         .await
     }
 
-    pub async fn counts(&self) -> QueueCounts {
-        self.worker.counts().await.unwrap()
-    }
-
     /// Waits until `done` says so, or fails after [`PATIENCE`].
     pub async fn wait_until(&self, what: &str, mut done: impl FnMut(&Seen) -> bool) {
         let deadline = Instant::now() + PATIENCE;
@@ -88,6 +86,12 @@ impl<Q: QueueAdmin> Queued<Q> {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+}
+
+impl<Q: QueueAdmin> Queued<Q> {
+    pub async fn counts(&self) -> QueueCounts {
+        self.worker.counts().await.unwrap()
     }
 
     pub async fn wait_counts(&self, want: QueueCounts) {
@@ -117,7 +121,7 @@ pub fn quick_retries(max_attempts: u32) -> RetryPolicy {
 }
 
 /// Starts a queued Numero receiver on `worker`.
-pub async fn start<Q: QueueAdmin>(worker: WorkerBuilder<Q>) -> Queued<Q> {
+pub async fn start<Q: JobQueue>(worker: WorkerBuilder<Q>) -> Queued<Q> {
     start_scheme(worker, Numero, harness::NUMERO_SECRET, "/numero", |event| {
         event.id.to_string()
     })
@@ -126,7 +130,7 @@ pub async fn start<Q: QueueAdmin>(worker: WorkerBuilder<Q>) -> Queued<Q> {
 
 /// Starts a queued receiver for `scheme` at `path` on `worker`, whose
 /// handler follows the [`Script`] and records each run under `id_of`.
-pub async fn start_scheme<Q: QueueAdmin, Sc: Scheme>(
+pub async fn start_scheme<Q: JobQueue, Sc: Scheme>(
     worker: WorkerBuilder<Q>,
     scheme: Sc,
     secret: &str,

@@ -8,8 +8,9 @@
 //! letter calls scan the jobs (O(jobs)), which is fine for the volumes of
 //! a test or a laptop, not for production.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::{Ready, ready};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use super::{
@@ -29,6 +30,21 @@ use crate::store::{IdempotencyKey, IdempotencyStore, StoreError};
 #[derive(Clone, Default)]
 pub struct MemoryQueue {
     store: MemoryStore,
+    /// Per scheme and order key, its live jobs in acceptance order: the
+    /// first is the one that may run, the others are held. Locked before
+    /// any shard, never while one is held.
+    lines: Arc<Mutex<HashMap<LineKey, VecDeque<Digest>>>>,
+}
+
+/// A scheme and an order key.
+type LineKey = (Box<str>, Box<str>);
+
+/// The due time of a job held back behind an earlier one of its order key.
+const HELD: u64 = u64::MAX;
+
+fn line_key(delivery: &Delivery) -> Option<LineKey> {
+    let order = delivery.order_key.as_deref()?;
+    Some((delivery.scheme.as_str().into(), order.into()))
 }
 
 impl std::fmt::Debug for MemoryQueue {
@@ -76,12 +92,19 @@ impl MemoryQueue {
     pub fn with_max_keys(max_keys: usize) -> Self {
         Self {
             store: MemoryStore::with_max_keys(max_keys),
+            lines: Arc::default(),
         }
+    }
+
+    fn lines(&self) -> MutexGuard<'_, HashMap<LineKey, VecDeque<Digest>>> {
+        self.lines.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn accept_now(&self, key: &IdempotencyKey, delivery: Delivery) -> Result<Accept, StoreError> {
         let digest = self.store.digest(key);
         let now = self.store.now_ms();
+        let line = line_key(&delivery);
+        let mut lines = line.as_ref().map(|_| self.lines());
         let mut shard = self.store.shard(digest);
         let fresh = Entry {
             deadline_ms: u64::MAX,
@@ -91,14 +114,20 @@ impl MemoryQueue {
             return Ok(Accept::Duplicate);
         }
         let accepted_ms = unix_now();
+        let mut due_ms = accepted_ms;
+        if let (Some(lines), Some(line)) = (lines.as_mut(), line) {
+            let queued = lines.entry(line).or_default();
+            if !queued.is_empty() {
+                due_ms = HELD;
+            }
+            queued.push_back(digest);
+        }
         let job = Recorded {
             key: key.as_str().into(),
             delivery,
             attempts: 0,
             accepted_ms,
-            state: State::Pending {
-                due_ms: accepted_ms,
-            },
+            state: State::Pending { due_ms },
             last_failure: (String::new(), 0),
         };
         shard.jobs.insert(digest, job);
@@ -107,39 +136,79 @@ impl MemoryQueue {
 
     fn take_now(&self, request: &TakeRequest) -> Taken<MemoryLease> {
         let now = unix_now();
-        let mut due: Vec<(u64, usize, Digest)> = Vec::new();
+        let mut due: Vec<(u64, usize, Digest, usize)> = Vec::new();
         let mut next_due: Option<u64> = None;
+        // Per requested scheme (by index): jobs running on a live lease.
+        let mut running = vec![0usize; request.schemes.len()];
         for index in 0..self.store.shared.shards.len() {
             let shard = self.store.lock(index);
             for (digest, job) in &shard.jobs {
-                let at = match job.state {
-                    State::Pending { due_ms } => due_ms,
-                    State::Running { until_ms } => until_ms,
-                    State::Dead { .. } => continue,
-                };
-                if !request.schemes.iter().any(|s| **s == job.delivery.scheme) {
+                let Some(scheme) = request
+                    .schemes
+                    .iter()
+                    .position(|s| **s == job.delivery.scheme)
+                else {
                     continue;
-                }
+                };
+                let at = match job.state {
+                    State::Pending { due_ms: HELD } | State::Dead { .. } => continue,
+                    State::Pending { due_ms } => due_ms,
+                    State::Running { until_ms } => {
+                        if until_ms > now {
+                            running[scheme] += 1;
+                        }
+                        until_ms
+                    }
+                };
                 if at <= now {
-                    due.push((at, index, *digest));
+                    due.push((at, index, *digest, scheme));
                 } else {
                     next_due = Some(next_due.map_or(at, |n| n.min(at)));
                 }
             }
         }
         due.sort_unstable();
+        let cap = request.max_running_per_scheme.unwrap_or(usize::MAX);
         let mut jobs = Vec::new();
-        for (at, index, digest) in due {
+        for (at, index, digest, scheme) in due {
+            if running[scheme] >= cap {
+                // A place frees when a job ends (which wakes this worker,
+                // if it ran here) or a lease runs out, not at `at`.
+                continue;
+            }
             if jobs.len() == request.max {
                 next_due = Some(next_due.map_or(at, |n| n.min(at)));
                 continue;
             }
             if let Some(job) = self.store.lock(index).take_job(digest, now, request.lease) {
+                running[scheme] += 1;
                 jobs.push(job);
             }
         }
         let next_due = next_due.map(from_unix_millis);
         Taken { jobs, next_due }
+    }
+
+    /// Takes `digest` out of its order line and lets the next job of the
+    /// line run.
+    fn leave_line(&self, line: &LineKey, digest: Digest) {
+        let mut lines = self.lines();
+        let Some(queued) = lines.get_mut(line) else {
+            return;
+        };
+        queued.retain(|d| *d != digest);
+        match queued.front() {
+            None => {
+                lines.remove(line);
+            }
+            Some(&next) => {
+                if let Some(job) = self.store.shard(next).jobs.get_mut(&next)
+                    && matches!(job.state, State::Pending { due_ms: HELD })
+                {
+                    job.state = State::Pending { due_ms: unix_now() };
+                }
+            }
+        }
     }
 
     /// Every live job, with its shard's clock, for the admin calls.
@@ -168,9 +237,9 @@ impl Shard {
         let generation = self.next_generation;
         let entry = self.entries.get_mut(&digest)?;
         let job = self.jobs.get_mut(&digest)?;
-        let at = match job.state {
-            State::Pending { due_ms } => due_ms,
-            State::Running { until_ms } => until_ms,
+        let (at, interrupted) = match job.state {
+            State::Pending { due_ms } => (due_ms, false),
+            State::Running { until_ms } => (until_ms, true),
             State::Dead { .. } => return None,
         };
         if at > now {
@@ -187,6 +256,7 @@ impl Shard {
             delivery: job.delivery.clone(),
             attempt: job.attempts,
             accepted_at: from_unix_millis(job.accepted_ms),
+            interrupted,
             lease: MemoryLease {
                 key: digest,
                 generation,
@@ -205,10 +275,18 @@ impl Shard {
     }
 
     /// Records how the attempt `lease` holds ended; `now` is the store's
-    /// clock. Whether the lease still held.
-    fn finish_job(&mut self, lease: &MemoryLease, outcome: JobOutcome, now: u64) -> bool {
-        let Some((entry, job)) = self.running(lease) else {
-            return false;
+    /// clock. `None` when the lease no longer held; else the order line
+    /// the job left (done or dead), if it had one.
+    fn finish_job(
+        &mut self,
+        lease: &MemoryLease,
+        outcome: JobOutcome,
+        now: u64,
+    ) -> Option<Option<LineKey>> {
+        let (entry, job) = self.running(lease)?;
+        let line = match outcome {
+            JobOutcome::Retry { .. } => None,
+            JobOutcome::Done { .. } | JobOutcome::Dead { .. } => line_key(&job.delivery),
         };
         match outcome {
             JobOutcome::Done { ttl } => {
@@ -240,7 +318,7 @@ impl Shard {
                 job.state = State::Dead { error, failed_ms };
             }
         }
-        true
+        Some(line)
     }
 }
 
@@ -298,7 +376,11 @@ impl JobQueue for MemoryQueue {
 
     fn finish(&self, lease: MemoryLease, outcome: JobOutcome) -> QueueFuture<bool> {
         let now = self.store.now_ms();
-        answered(self.store.shard(lease.key).finish_job(&lease, outcome, now))
+        let finished = self.store.shard(lease.key).finish_job(&lease, outcome, now);
+        if let Some(Some(line)) = &finished {
+            self.leave_line(line, lease.key);
+        }
+        answered(finished.is_some())
     }
 }
 
@@ -345,28 +427,47 @@ impl QueueAdmin for MemoryQueue {
 
     fn replay(&self, key: &str) -> QueueFuture<bool> {
         let now = self.store.now_ms();
+        // The order lines are locked before a shard: find the letter first.
+        let mut found = None;
         for index in 0..self.store.shared.shards.len() {
-            let mut shard = self.store.lock(index);
-            let shard = &mut *shard;
-            for (digest, job) in &mut shard.jobs {
-                if *job.key != *key || !matches!(job.state, State::Dead { .. }) {
-                    continue;
-                }
-                let Some(entry) = shard.entries.get_mut(digest) else {
-                    continue;
-                };
-                if entry.deadline_ms <= now {
-                    return answered(false); // past its retention
-                }
-                *entry = Entry {
-                    deadline_ms: u64::MAX,
-                    generation_and_done: entry.generation() | JOB,
-                };
-                job.state = State::Pending { due_ms: unix_now() };
-                return answered(true);
+            let shard = self.store.lock(index);
+            if let Some((digest, job)) = shard
+                .jobs
+                .iter()
+                .find(|(_, job)| *job.key == *key && matches!(job.state, State::Dead { .. }))
+            {
+                found = Some((index, *digest, line_key(&job.delivery)));
+                break;
             }
         }
-        answered(false)
+        let Some((index, digest, line)) = found else {
+            return answered(false);
+        };
+        let mut lines = line.as_ref().map(|_| self.lines());
+        let mut shard = self.store.lock(index);
+        let shard = &mut *shard;
+        let (Some(job), Some(entry)) =
+            (shard.jobs.get_mut(&digest), shard.entries.get_mut(&digest))
+        else {
+            return answered(false);
+        };
+        if !matches!(job.state, State::Dead { .. }) || entry.deadline_ms <= now {
+            return answered(false); // replayed meanwhile, or past its retention
+        }
+        *entry = Entry {
+            deadline_ms: u64::MAX,
+            generation_and_done: entry.generation() | JOB,
+        };
+        let mut due_ms = unix_now();
+        if let (Some(lines), Some(line)) = (lines.as_mut(), line) {
+            let queued = lines.entry(line).or_default();
+            if !queued.is_empty() {
+                due_ms = HELD;
+            }
+            queued.push_back(digest);
+        }
+        job.state = State::Pending { due_ms };
+        answered(true)
     }
 }
 
@@ -479,6 +580,7 @@ mod tests {
             uri: "/numero".parse().unwrap(),
             headers: http::HeaderMap::new(),
             body: bytes::Bytes::new(),
+            order_key: None,
         }
     }
 
@@ -513,6 +615,7 @@ mod tests {
             schemes: std::sync::Arc::from(vec![Box::from("numero")]),
             max: 1,
             lease: Duration::from_secs(60),
+            max_running_per_scheme: None,
         };
         let job = queue.take(request).await.unwrap().jobs.pop().unwrap();
         let done = JobOutcome::Done {

@@ -148,7 +148,7 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -228,6 +228,40 @@ struct Shared {
     policy_checked: AtomicBool,
     /// Wakes idle queue workers when another replica wrote work.
     wake: wake::Wake,
+    /// Releases of abandoned claims spawned and not yet answered.
+    abandoned: AbandonedReleases,
+}
+
+/// A count of spawned releases in flight, and a wake-up when it reaches
+/// zero: what [`IdempotencyStore::abandoned_released`] waits on.
+#[derive(Default)]
+struct AbandonedReleases {
+    in_flight: AtomicUsize,
+    drained: tokio::sync::Notify,
+}
+
+impl AbandonedReleases {
+    fn started(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn ended(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.drained.notify_waiters();
+        }
+    }
+
+    async fn drained(&self) {
+        loop {
+            // Registered before the check, so an `ended` between the two
+            // is not missed.
+            let drained = self.drained.notified();
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            drained.await;
+        }
+    }
 }
 
 impl fmt::Debug for RedisStore {
@@ -393,6 +427,7 @@ impl RedisStoreBuilder {
                 renew: Script::new(RENEW_LUA),
                 release: Script::new(RELEASE_LUA),
                 policy_checked: AtomicBool::new(false),
+                abandoned: AbandonedReleases::default(),
             }),
         }
     }
@@ -710,6 +745,8 @@ impl RedisStore {
         };
         let key = Arc::clone(&lease.key);
         let release = self.finish_future(lease, None);
+        let shared = Arc::clone(&self.shared);
+        shared.abandoned.started();
         runtime.spawn(async move {
             if let Err(error) = release.await {
                 tracing::warn!(
@@ -718,6 +755,7 @@ impl RedisStore {
                     "could not release an abandoned claim; it frees itself when its lease runs out"
                 );
             }
+            shared.abandoned.ended();
         });
     }
 }
@@ -742,7 +780,9 @@ impl IdempotencyStore for RedisStore {
         let inner = Box::pin(async move {
             let mut conn = store.conn.clone();
             let timeout = store.shared.timeout;
-            let outcome = bounded(timeout, "claim", claim(&mut conn, &key, &value, lease_ms)).await;
+            let outcome = bounded(timeout, "claim", claim(&mut conn, &key, &value, lease_ms))
+                .await
+                .and_then(|answer| answer);
             let fresh = |recorded| RedisLease {
                 key: Arc::clone(&key),
                 value: Arc::clone(&value),
@@ -808,15 +848,22 @@ impl IdempotencyStore for RedisStore {
     fn release_abandoned(&self, lease: RedisLease) {
         self.spawn_release(lease);
     }
+
+    fn abandoned_released(&self) -> impl Future<Output = ()> + Send + 'static {
+        let shared = Arc::clone(&self.shared);
+        async move { shared.abandoned.drained().await }
+    }
 }
 
-/// `SET NX`, then `GET` on conflict. `Ok(None)`: this claim holds the key.
+/// `SET NX`, then `GET` on conflict. `Ok(Ok(None))`: this claim holds the
+/// key; `Ok(Err(_))`: Redis answered, with a value this store did not write
+/// ([`StoreErrorKind::Corrupt`](crate::store::StoreErrorKind::Corrupt)).
 async fn claim(
     conn: &mut ConnectionManager,
     key: &str,
     value: &str,
     lease_ms: u64,
-) -> Result<Option<Claim<RedisLease>>, RedisError> {
+) -> Result<Result<Option<Claim<RedisLease>>, StoreError>, RedisError> {
     // Two rounds: the key may vanish between SET and GET once (released, or
     // its lease or TTL ran out right then), and is then free to take. If
     // it vanishes again, answer "in flight": the sender retries later.
@@ -830,26 +877,23 @@ async fn claim(
             .query_async(conn)
             .await?;
         if set.is_some() {
-            return Ok(None);
+            return Ok(Ok(None));
         }
         let current: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(conn).await?;
         match current.as_deref() {
             None => continue,
-            Some(DONE | DEAD) => return Ok(Some(Claim::Done)),
-            Some(JOB) => return Ok(Some(Claim::InFlight)),
-            Some(v) if v.starts_with(b"p:") => return Ok(Some(Claim::InFlight)),
+            Some(DONE | DEAD) => return Ok(Ok(Some(Claim::Done))),
+            Some(JOB) => return Ok(Ok(Some(Claim::InFlight))),
+            Some(v) if v.starts_with(b"p:") => return Ok(Ok(Some(Claim::InFlight))),
             Some(_) => {
-                return Err(RedisError::from((
-                    redis::ErrorKind::Client,
-                    "unexpected value under an idempotency key",
-                    format!(
-                        "{key}: something else writes under this prefix; give the store its own"
-                    ),
-                )));
+                return Ok(Err(StoreError::corrupt(format!(
+                    "unexpected value under the idempotency key {key}: something else \
+                     writes under this prefix; give the store its own"
+                ))));
             }
         }
     }
-    Ok(Some(Claim::InFlight))
+    Ok(Ok(Some(Claim::InFlight)))
 }
 
 async fn bounded<T>(

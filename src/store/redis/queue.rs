@@ -45,6 +45,8 @@
 //! | `P#q:job:<scheme>:<id>` | hash | `scheme`, `id`, `head` ([`Delivery::encode_head`]), `body` (raw bytes), `attempts`, `accepted` (ms), `state` (`pending`/`running`/`dead`), `token` (while running), `error` (last failure), `failed` (ms, when dead) | never while pending or running; deleted when done; at the same instant as its `dead` key once dead |
 //! | `P#q:pending:<scheme>` | sorted set | pending members, score = due time (ms) | members leave when taken |
 //! | `P#q:leases:<scheme>` | sorted set | running members, score = lease end (ms) | members leave on finish, or when taken again after the lease |
+//! | `P#q:line:<scheme>:<order key>` | list | the live (pending or running) jobs with that order key, in acceptance order; only the first is in `pending` or `leases`, the others are held | members leave when done or dead (the next one then joins `pending`); the key goes with its last member |
+//! | `P#q:held:<scheme>` | string | how many jobs of the scheme are held behind an earlier one of their key (counted as pending) | never |
 //! | `P#q:dead` | sorted set | dead letters, score = failure time: the listing order | trimmed with `dead-until` |
 //! | `P#q:dead-until` | sorted set | dead letters, score = expiry | every accept and finish removes up to 100 expired members from both; reads skip expired ones |
 //! | `P#q:schemes` | set | the scheme names ever accepted (for [`QueueAdmin::counts`] and [`QueueAdmin::counts_by_scheme`]) | never: one member per scheme |
@@ -67,8 +69,12 @@
 //!   other, and no claim exists without its job or job without its claim.
 //! * **take**: for each requested scheme, the members due in `pending`
 //!   (due ≤ now) and in `leases` (lease end ≤ now: their replica died),
-//!   earliest first, up to `max`; each gets a fresh token, one more attempt,
-//!   and a lease end. Returns them with the next due time or lease end.
+//!   earliest first, up to `max` (and, with a cap, up to what leaves the
+//!   scheme's live leases at the cap); each gets a fresh token, one more
+//!   attempt, and a lease end. Returns them with the next due time or
+//!   lease end. A job of an order line is in `pending` only while it is
+//!   the line's first: accept pushes it on the line, finish (done or dead)
+//!   pops it and puts the next one in `pending`, due now.
 //! * **renew** and **finish** act only while the job is running under the
 //!   caller's token; otherwise they answer `false` and change nothing. A
 //!   replica whose lease ran out and whose job was taken over can no longer
@@ -289,7 +295,8 @@ impl JobQueue for RedisStore {
             .arg(&delivery.scheme)
             .arg(&delivery.event_id)
             .arg(delivery.encode_head())
-            .arg(&delivery.body[..]);
+            .arg(&delivery.body[..])
+            .arg(delivery.order_key.as_deref().unwrap_or(""));
         let accepted = self.run_durable_flag("accept", accept, true);
         Box::pin(async move {
             Ok(if accepted.await? {
@@ -304,7 +311,12 @@ impl JobQueue for RedisStore {
         let mut take = self.script(&scripts().take);
         take.arg(request.max)
             .arg(script_ms(request.lease))
-            .arg(new_token());
+            .arg(new_token())
+            .arg(
+                request
+                    .max_running_per_scheme
+                    .map_or(-1, |cap| i64::try_from(cap).unwrap_or(i64::MAX)),
+            );
         for scheme in request.schemes.iter() {
             take.arg(&**scheme);
         }
@@ -482,12 +494,12 @@ fn count(value: &Value) -> Result<u64, StoreError> {
     u64::try_from(int(value)?).map_err(|_| corrupt("a negative count"))
 }
 
-/// `{now, next, then 8 values per job}`, as the take script answers.
+/// `{now, next, then 10 values per job}`, as the take script answers.
 fn parse_taken(
     reply: Vec<Value>,
     received: SystemTime,
 ) -> Result<Taken<RedisJobLease>, StoreError> {
-    const FIELDS: usize = 8;
+    const FIELDS: usize = 10;
     let mut values = reply.into_iter();
     let (Some(now), Some(next)) = (values.next(), values.next()) else {
         return Err(corrupt("a short take reply"));
@@ -513,11 +525,16 @@ fn parse_taken(
         let accepted_ms = int(&field()?)?;
         let head = bytes(field()?)?;
         let body = Bytes::from(bytes(field()?)?);
+        let interrupted = int(&field()?)? == 1;
+        let order_key = text(field()?)?;
+        let mut delivery = Delivery::decode(scheme, event_id, &head, body)?;
+        delivery.order_key = (!order_key.is_empty()).then_some(order_key);
         jobs.push(Job {
             key: member.to_string(),
-            delivery: Delivery::decode(scheme, event_id, &head, body)?,
+            delivery,
             attempt,
             accepted_at: clock.local(accepted_ms),
+            interrupted,
             lease: RedisJobLease { member, token },
         });
     }

@@ -50,11 +50,34 @@ local function claim_key(member) return prefix .. member end
 local function job_key(member) return prefix .. @NS@ .. 'job:' .. member end
 local function pending_key(scheme) return prefix .. @NS@ .. 'pending:' .. scheme end
 local function leases_key(scheme) return prefix .. @NS@ .. 'leases:' .. scheme end
+local function line_key(scheme, order) return prefix .. @NS@ .. 'line:' .. scheme .. ':' .. order end
+local function held_key(scheme) return prefix .. @NS@ .. 'held:' .. scheme end
 local dead_key = prefix .. @NS@ .. 'dead'
 local dead_until_key = prefix .. @NS@ .. 'dead-until'
 local schemes_key = prefix .. @NS@ .. 'schemes'
 local function wake(scheme)
   redis.call('XADD', prefix .. @NS@ .. 'wake', 'MAXLEN', '~', @WAKE_LENGTH@, '*', 's', scheme)
+end
+-- Puts member at the end of its order line: pending due now when the line
+-- was empty, else held (in no index) until the jobs before it leave.
+local function join_line(scheme, order, member, now)
+  if redis.call('RPUSH', line_key(scheme, order), member) == 1 then
+    redis.call('ZADD', pending_key(scheme), now, member)
+  else
+    redis.call('INCR', held_key(scheme))
+  end
+end
+-- Takes member (done or dead) out of its order line; the next one of the
+-- line becomes pending, due now.
+local function leave_line(scheme, order, member, now)
+  local line = line_key(scheme, order)
+  redis.call('LREM', line, 1, member)
+  local next = redis.call('LINDEX', line, 0)
+  if next then
+    redis.call('DECR', held_key(scheme))
+    redis.call('ZADD', pending_key(scheme), now, next)
+    wake(scheme)
+  end
 end
 local function trim_dead(now)
   local gone = redis.call('ZRANGEBYSCORE', dead_until_key, '-inf', now, 'LIMIT', 0, @TRIM_BATCH@)
@@ -67,7 +90,9 @@ end
 
 /// Claims the key and records the job, or answers `0`.
 ///
-/// `ARGV`: prefix, member (`<scheme>:<id>`), scheme, event id, head, body.
+/// `ARGV`: prefix, member (`<scheme>:<id>`), scheme, event id, head, body,
+/// order key (empty: none). A job with an order key joins the end of its
+/// key's line, and is pending only when it is the line's first.
 /// `SET NX` on the idempotency key is the claim: an inline claim
 /// (`p:<token>`), a `done` key, a queued job (`job`) or a dead letter
 /// (`dead`) all make it fail, and then nothing is written. A key freed by an
@@ -81,7 +106,13 @@ local job = job_key(member)
 redis.call('DEL', job)
 redis.call('HSET', job, 'scheme', scheme, 'id', ARGV[4], 'head', ARGV[5], 'body', ARGV[6],
   'attempts', 0, 'accepted', now, 'state', 'pending')
-redis.call('ZADD', pending_key(scheme), now, member)
+local order = ARGV[7]
+if order ~= '' then
+  redis.call('HSET', job, 'order', order)
+  join_line(scheme, order, member, now)
+else
+  redis.call('ZADD', pending_key(scheme), now, member)
+end
 redis.call('SADD', schemes_key, scheme)
 redis.call('ZREM', dead_key, member)
 redis.call('ZREM', dead_until_key, member)
@@ -92,28 +123,42 @@ return 1
 
 /// Leases up to `max` due jobs of the given schemes.
 ///
-/// `ARGV`: prefix, max, lease ms, token base, then the schemes. Due means:
-/// pending with due time ≤ now, or running with lease end ≤ now (its
-/// worker died or lost Redis). Earliest first. Each taken job gets the
-/// token `<base>.<n>`, one more attempt, and a lease end of now + lease.
+/// `ARGV`: prefix, max, lease ms, token base, cap of running jobs per
+/// scheme (`-1`: none), then the schemes. Due means: pending with due
+/// time ≤ now, or running with lease end ≤ now (its worker died or lost
+/// Redis). Earliest first. Each taken job gets the token `<base>.<n>`, one
+/// more attempt, and a lease end of now + lease. A scheme's running jobs
+/// are its live leases (`ZCOUNT` from now on), every replica's; a scheme
+/// at the cap has none taken. Held jobs of an order line are in no index,
+/// so they are never seen here.
 ///
 /// Answers `{now, next, then per job: member, token, scheme, id, attempts,
-/// accepted, head, body}`, where `next` is the earliest due time or lease
-/// end left in the requested schemes' indexes (`-1`: none). A job whose
+/// accepted, head, body, interrupted (1: it was running), order key}`,
+/// where `next` is the earliest due time or lease end left in the
+/// requested schemes' indexes (`-1`: none; a scheme at the cap counts only
+/// its lease ends). A job whose
 /// record is missing (only an evicting Redis loses one) is dropped from the
 /// index, and its key freed so that the sender's retry is accepted again.
 const TAKE: &str = r"
-local max, lease, base = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local max, lease, base, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 local now = now_ms()
 local due = {}
 local indexes = {}
-for i = 5, #ARGV do
+local running = {}
+for i = 6, #ARGV do
   local scheme = ARGV[i]
+  local room = max
+  if cap >= 0 then
+    running[scheme] = redis.call('ZCOUNT', leases_key(scheme), '(' .. now, '+inf')
+    room = math.min(max, cap - running[scheme])
+  end
   for _, index in ipairs({pending_key(scheme), leases_key(scheme)}) do
-    indexes[#indexes + 1] = index
-    local found = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'WITHSCORES', 'LIMIT', 0, max)
-    for j = 1, #found, 2 do
-      due[#due + 1] = {tonumber(found[j + 1]), found[j], index, scheme}
+    if room > 0 or index == leases_key(scheme) then indexes[#indexes + 1] = index end
+    if room > 0 then
+      local found = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'WITHSCORES', 'LIMIT', 0, room)
+      for j = 1, #found, 2 do
+        due[#due + 1] = {tonumber(found[j + 1]), found[j], index, scheme}
+      end
     end
   end
 end
@@ -126,9 +171,11 @@ local taken = 0
 for _, d in ipairs(due) do
   if taken == max then break end
   local member, index, scheme = d[2], d[3], d[4]
+  local capped = cap >= 0 and running[scheme] >= cap
+  if not capped then
   redis.call('ZREM', index, member)
   local job = job_key(member)
-  local f = redis.call('HMGET', job, 'id', 'accepted', 'head', 'body', 'state')
+  local f = redis.call('HMGET', job, 'id', 'accepted', 'head', 'body', 'state', 'order')
   if not f[5] then
     if redis.call('GET', claim_key(member)) == 'job' then redis.call('DEL', claim_key(member)) end
   else
@@ -137,9 +184,14 @@ for _, d in ipairs(due) do
     local attempts = redis.call('HINCRBY', job, 'attempts', 1)
     redis.call('HSET', job, 'state', 'running', 'token', token)
     redis.call('ZADD', leases_key(scheme), now + lease, member)
-    for _, v in ipairs({member, token, scheme, f[1], attempts, tonumber(f[2]) or 0, f[3], f[4]}) do
+    local interrupted = 0
+    if f[5] == 'running' then interrupted = 1 end
+    if running[scheme] then running[scheme] = running[scheme] + 1 end
+    for _, v in ipairs({member, token, scheme, f[1], attempts, tonumber(f[2]) or 0, f[3], f[4],
+        interrupted, f[6] or ''}) do
       out[#out + 1] = v
     end
+  end
   end
 end
 for _, index in ipairs(indexes) do
@@ -156,8 +208,8 @@ return out
 /// otherwise. Used by renew and finish.
 const HOLDER: &str = r"
 local function held(member, token)
-  local f = redis.call('HMGET', job_key(member), 'state', 'token', 'scheme')
-  if f[1] == 'running' and f[2] == token then return f[3] end
+  local f = redis.call('HMGET', job_key(member), 'state', 'token', 'scheme', 'order')
+  if f[1] == 'running' and f[2] == token then return f[3], f[4] end
   return nil
 end
 ";
@@ -184,9 +236,12 @@ return 1
 /// * `dead`: the record stays, with the error and the failure time, and it
 ///   and the key (`dead`) expire at the same instant, now + retention; both
 ///   dead-letter indexes list it until then.
+///
+/// Done or dead, a job with an order key leaves its line, and the next job
+/// of the line becomes pending, due now (with a wake entry).
 const FINISH: &str = r"
 local member, outcome, ms = ARGV[2], ARGV[4], tonumber(ARGV[5])
-local scheme = held(member, ARGV[3])
+local scheme, order = held(member, ARGV[3])
 if not scheme then return 0 end
 local now = now_ms()
 local job = job_key(member)
@@ -209,17 +264,19 @@ else
   redis.call('ZADD', dead_key, now, member)
   redis.call('ZADD', dead_until_key, expires, member)
 end
+if order and outcome ~= 'retry' then leave_line(scheme, order, member, now) end
 trim_dead(now)
 return 1
 ";
 
 /// Puts a dead letter back in the queue, due now. `ARGV`: prefix, member.
 /// `1`, or `0` when there is no live dead letter under the member. The key
-/// and the record lose their expiry: the job is pending like any other.
+/// and the record lose their expiry: the job is pending like any other. One
+/// with an order key joins the end of its line.
 const REPLAY: &str = r"
 local member = ARGV[2]
 local job = job_key(member)
-local f = redis.call('HMGET', job, 'state', 'scheme')
+local f = redis.call('HMGET', job, 'state', 'scheme', 'order')
 if f[1] ~= 'dead' then return 0 end
 local now = now_ms()
 redis.call('PERSIST', job)
@@ -227,19 +284,24 @@ redis.call('HSET', job, 'state', 'pending')
 redis.call('SET', claim_key(member), 'job')
 redis.call('ZREM', dead_key, member)
 redis.call('ZREM', dead_until_key, member)
-redis.call('ZADD', pending_key(f[2]), now, member)
+if f[3] then
+  join_line(f[2], f[3], member, now)
+else
+  redis.call('ZADD', pending_key(f[2]), now, member)
+end
 wake(f[2])
 return 1
 ";
 
-/// Counts pending, running and live dead jobs, across every scheme ever
-/// accepted under the prefix. `ARGV`: prefix. Answers `{pending, running,
-/// dead}`.
+/// Counts pending (held ones of an order line included), running and live
+/// dead jobs, across every scheme ever accepted under the prefix. `ARGV`:
+/// prefix. Answers `{pending, running, dead}`.
 const COUNTS: &str = r"
 local now = now_ms()
 local pending, running = 0, 0
 for _, scheme in ipairs(redis.call('SMEMBERS', schemes_key)) do
   pending = pending + redis.call('ZCARD', pending_key(scheme))
+    + (tonumber(redis.call('GET', held_key(scheme))) or 0)
   running = running + redis.call('ZCARD', leases_key(scheme))
 end
 return {pending, running, redis.call('ZCOUNT', dead_until_key, '(' .. now, '+inf')}
@@ -264,7 +326,9 @@ elseif #schemes > 1 then
 end
 local out = {}
 for _, scheme in ipairs(schemes) do
-  for _, v in ipairs({scheme, redis.call('ZCARD', pending_key(scheme)),
+  local pending = redis.call('ZCARD', pending_key(scheme))
+    + (tonumber(redis.call('GET', held_key(scheme))) or 0)
+  for _, v in ipairs({scheme, pending,
       redis.call('ZCARD', leases_key(scheme)), dead[scheme] or 0}) do
     out[#out + 1] = v
   end

@@ -25,7 +25,16 @@
 //! second, so a commit never waits for one; it keeps the WAL file to about
 //! 64 MiB under sustained writes. Several processes (or stores) may open
 //! one file: writes take SQLite's write lock in turn (waiting up to 5 s for
-//! it).
+//! it). Each `take` is one transaction, so order keys and the per-scheme
+//! cap on running jobs hold across the processes on one file too; a
+//! process sees another's new work at its idle poll (there is no
+//! cross-process wake-up).
+//!
+//! A `take` commits without waiting for the `fsync` (the next durable
+//! commit carries it): the attempt it counts is in the file before the
+//! handler runs, which is what a handler that kills its process needs; a
+//! power cut can lose that count (the job then runs once more than the
+//! limit).
 //!
 //! # Clock
 //!
@@ -154,6 +163,7 @@
 //! ```
 
 use std::fmt;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
@@ -403,6 +413,16 @@ impl IdempotencyStore for SqliteStore {
     fn release_abandoned(&self, lease: SqliteLease) {
         // Queued for the writer thread; nobody waits for the answer.
         let _ = self.shared.commands.send(release_command(lease));
+    }
+
+    /// The writer thread runs its commands in order and answers each after
+    /// its group committed: a command sent now is answered after every
+    /// release queued before it.
+    fn abandoned_released(&self) -> impl Future<Output = ()> + Send + 'static {
+        let answer = self.call(|_| Ok(()));
+        async move {
+            let _ = answer.await;
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use super::identity::OpenedFiles;
 use crate::store::StoreError;
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a write waits for another connection to the same file (another
 /// process, or a second store in this one) before it is a `StoreError`.
@@ -24,7 +24,10 @@ const WAL_LIMIT_BYTES: i64 = super::checkpoint::RESTART_AT_PAGES * 4096;
 /// One row per idempotency key. `expires_ms` is when the key becomes free
 /// (claims, done marks, dead letters; NULL for jobs that must run);
 /// `due_ms` is when a job is next taken (pending: its due time; running:
-/// its lease end; NULL otherwise). Times are Unix milliseconds.
+/// its lease end; NULL otherwise). Times are Unix milliseconds. A job
+/// with an `order_key` is held (`due_ms` at `i64::MAX`) while an earlier
+/// one of its scheme and key, by `seq` (the generation it was accepted
+/// with), is pending or running.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS webhook_keys (
     key         TEXT PRIMARY KEY NOT NULL,
@@ -40,7 +43,9 @@ CREATE TABLE IF NOT EXISTS webhook_keys (
     attempts    INTEGER NOT NULL DEFAULT 0,
     accepted_ms INTEGER,
     last_error  TEXT,
-    failed_ms   INTEGER
+    failed_ms   INTEGER,
+    order_key   TEXT,
+    seq         INTEGER
 );
 CREATE INDEX IF NOT EXISTS webhook_keys_expiry
     ON webhook_keys (expires_ms) WHERE expires_ms IS NOT NULL;
@@ -53,6 +58,19 @@ CREATE TABLE IF NOT EXISTS webhook_meta (
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO webhook_meta (name, value) VALUES ('next_generation', 1);
+";
+
+/// Schema 1 had no order keys: its table gains the two columns. Run before
+/// [`LINES`], whose index needs them.
+const ADD_ORDER_KEYS: &str = "
+ALTER TABLE webhook_keys ADD COLUMN order_key TEXT;
+ALTER TABLE webhook_keys ADD COLUMN seq INTEGER;
+";
+
+/// Each order line's live jobs in acceptance order.
+const LINES: &str = "
+CREATE INDEX IF NOT EXISTS webhook_keys_line
+    ON webhook_keys (scheme, order_key, seq) WHERE order_key IS NOT NULL;
 ";
 
 /// The store's two connections to one file.
@@ -116,10 +134,27 @@ pub(super) fn open(
             "was written by a newer tower-webhook (schema {version}, this one knows {SCHEMA_VERSION})"
         )));
     }
-    conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-    ))
-    .map_err(failed)?;
+    let has_order_keys = |conn: &Connection| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT count(*) FROM pragma_table_info('webhook_keys') WHERE name = 'order_key'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(failed)?;
+    let migrated = conn.execute_batch(SCHEMA).and_then(|()| {
+        if !has_order_keys(&conn)? {
+            conn.execute_batch(ADD_ORDER_KEYS)?;
+        }
+        conn.execute_batch(&format!(
+            "{LINES} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))
+    });
+    if let Err(error) = migrated {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(failed(error));
+    }
     if let Some(bytes) = max_size_bytes {
         let page_size: i64 = conn
             .pragma_query_value(None, "page_size", |row| row.get(0))

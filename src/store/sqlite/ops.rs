@@ -47,7 +47,11 @@ pub(super) struct NewJob {
     pub(super) event_id: String,
     pub(super) head: Vec<u8>,
     pub(super) body: Bytes,
+    pub(super) order_key: Option<String>,
 }
+
+/// The due time of a job held behind an earlier one of its order key.
+const HELD: i64 = i64::MAX;
 
 impl NewJob {
     pub(super) fn new(delivery: &Delivery) -> Self {
@@ -56,6 +60,7 @@ impl NewJob {
             scheme: delivery.scheme.clone(),
             event_id: delivery.event_id.clone(),
             body: delivery.body.clone(),
+            order_key: delivery.order_key.clone(),
         }
     }
 }
@@ -206,7 +211,8 @@ impl<'c> Tx<'c> {
         self.conn
             .prepare_cached(
                 "UPDATE webhook_keys
-                 SET state = 'done', expires_ms = ?3, due_ms = NULL, head = NULL, body = NULL
+                 SET state = 'done', expires_ms = ?3, due_ms = NULL, head = NULL, body = NULL,
+                     order_key = NULL
                  WHERE key = ?1 AND generation = ?2 AND state IN ('claimed', 'running')",
             )?
             .execute(params![&*lease.key, lease.generation, after(self.now, ttl)])?;
@@ -238,34 +244,88 @@ impl<'c> Tx<'c> {
             return Ok(Accept::Duplicate);
         }
         let generation = self.generation();
+        let due = match &job.order_key {
+            Some(order) if self.line_is_busy(&job.scheme, order)? => HELD,
+            _ => self.now,
+        };
         self.conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO webhook_keys
-                 (key, state, generation, due_ms, scheme, event_id, head, body, attempts, accepted_ms)
-                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, 0, ?3)",
+                 (key, state, generation, due_ms, scheme, event_id, head, body, attempts,
+                  accepted_ms, order_key, seq)
+                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?2)",
             )?
             .execute(params![
                 key,
                 generation,
-                self.now,
+                due,
                 job.scheme,
                 job.event_id,
                 job.head,
                 &job.body[..],
+                self.now,
+                job.order_key,
             ])?;
         Ok(Accept::Accepted)
+    }
+
+    /// Whether a job of `scheme` with order key `order` is pending or
+    /// running (one index probe).
+    fn line_is_busy(&self, scheme: &str, order: &str) -> Result<bool> {
+        self.conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM webhook_keys
+                 WHERE scheme = ?1 AND order_key = ?2 AND state IN ('pending', 'running'))",
+            )?
+            .query_row(params![scheme, order], |row| row.get(0))
+    }
+
+    /// Lets the first held job of a line run, once the job before it left
+    /// (done or dead).
+    fn advance_line(&self, scheme: &str, order: &str) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE webhook_keys SET due_ms = ?3
+                 WHERE key = (SELECT key FROM webhook_keys
+                              WHERE scheme = ?1 AND order_key = ?2
+                                AND state IN ('pending', 'running')
+                              ORDER BY seq LIMIT 1)
+                   AND due_ms = ?4",
+            )?
+            .execute(params![scheme, order, self.now, HELD])?;
+        Ok(())
+    }
+
+    /// A scheme's jobs running on a live lease, in every process.
+    fn running(&self, scheme: &str) -> Result<i64> {
+        self.conn
+            .prepare_cached(
+                "SELECT count(*) FROM webhook_keys
+                 WHERE scheme = ?1 AND due_ms > ?2 AND state = 'running'",
+            )?
+            .query_row(params![scheme, self.now], |row| row.get(0))
     }
 
     pub(super) fn take(&mut self, request: &TakeRequest) -> Result<Taken<SqliteLease>> {
         let limit = i64::try_from(request.max).unwrap_or(i64::MAX);
         let mut due: Vec<(i64, String)> = Vec::new();
         let mut next_due: Option<i64> = None;
+        let mut capped: Vec<&str> = Vec::new();
         for scheme in request.schemes.iter() {
+            let mut room = limit;
+            if let Some(cap) = request.max_running_per_scheme {
+                let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+                room = room.min(cap.saturating_sub(self.running(scheme)?));
+                if room <= 0 {
+                    capped.push(scheme);
+                    continue;
+                }
+            }
             let mut select = self.conn.prepare_cached(
                 "SELECT due_ms, key FROM webhook_keys
                  WHERE scheme = ?1 AND due_ms <= ?2 ORDER BY due_ms LIMIT ?3",
             )?;
-            let rows = select.query_map(params![&**scheme, self.now, limit], |row| {
+            let rows = select.query_map(params![&**scheme, self.now, room], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })?;
             for row in rows {
@@ -281,12 +341,18 @@ impl<'c> Tx<'c> {
             }
         }
         for scheme in request.schemes.iter() {
+            // A scheme at its cap frees a place when a job ends (which
+            // wakes this worker, if it ran here) or a lease runs out.
+            let query = if capped.contains(&&**scheme) {
+                "SELECT min(due_ms) FROM webhook_keys
+                 WHERE scheme = ?1 AND due_ms < ?2 AND state = 'running'"
+            } else {
+                "SELECT min(due_ms) FROM webhook_keys WHERE scheme = ?1 AND due_ms < ?2"
+            };
             let first: Option<i64> = self
                 .conn
-                .prepare_cached(
-                    "SELECT min(due_ms) FROM webhook_keys WHERE scheme = ?1 AND due_ms IS NOT NULL",
-                )?
-                .query_row([&**scheme], |row| row.get(0))?;
+                .prepare_cached(query)?
+                .query_row(params![&**scheme, HELD], |row| row.get(0))?;
             next_due = match (next_due, first) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -302,11 +368,20 @@ impl<'c> Tx<'c> {
     /// no longer decodes becomes a dead letter instead, so that it cannot
     /// stall the queue.
     fn lease_job(&mut self, key: String, lease: Duration) -> Result<Option<Job<SqliteLease>>> {
-        type Row = (String, String, Vec<u8>, Vec<u8>, u32, Option<i64>);
-        let (scheme, event_id, head, body, attempts, accepted_ms): Row = self
+        type Row = (
+            String,
+            String,
+            Vec<u8>,
+            Vec<u8>,
+            u32,
+            Option<i64>,
+            String,
+            Option<String>,
+        );
+        let (scheme, event_id, head, body, attempts, accepted_ms, state, order_key): Row = self
             .conn
             .prepare_cached(
-                "SELECT scheme, event_id, head, body, attempts, accepted_ms
+                "SELECT scheme, event_id, head, body, attempts, accepted_ms, state, order_key
                  FROM webhook_keys WHERE key = ?1",
             )?
             .query_row([&key], |row| {
@@ -319,10 +394,16 @@ impl<'c> Tx<'c> {
                     body.unwrap_or_default(),
                     row.get(4)?,
                     row.get(5)?,
+                    row.get(6)?,
+                    row.get(7)?,
                 ))
             })?;
-        let delivery = match Delivery::decode(scheme, event_id, &head, Bytes::from(body)) {
-            Ok(delivery) => delivery,
+        let decoded = Delivery::decode(scheme, event_id, &head, Bytes::from(body));
+        let delivery = match decoded {
+            Ok(mut delivery) => {
+                delivery.order_key = order_key;
+                delivery
+            }
             Err(error) => {
                 self.conn
                     .prepare_cached(
@@ -355,6 +436,7 @@ impl<'c> Tx<'c> {
             delivery,
             attempt,
             accepted_at: self.local(accepted_ms),
+            interrupted: state == "running",
             lease: SqliteLease { key, generation },
         }))
     }
@@ -381,12 +463,28 @@ impl<'c> Tx<'c> {
 
     pub(super) fn finish(&self, lease: &SqliteLease, outcome: &JobOutcome) -> Result<bool> {
         let (key, generation) = (&*lease.key, lease.generation);
+        // Done or dead, a job of an order line lets the next one run.
+        let line: Option<(String, String)> = match outcome {
+            JobOutcome::Retry { .. } => None,
+            JobOutcome::Done { .. } | JobOutcome::Dead { .. } => self
+                .conn
+                .prepare_cached(
+                    "SELECT scheme, order_key FROM webhook_keys
+                     WHERE key = ?1 AND generation = ?2 AND state = 'running'
+                       AND order_key IS NOT NULL",
+                )?
+                .query_row(params![key, generation], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?,
+        };
         let changed = match outcome {
             JobOutcome::Done { ttl } => self
                 .conn
                 .prepare_cached(
                     "UPDATE webhook_keys
-                     SET state = 'done', expires_ms = ?3, due_ms = NULL, head = NULL, body = NULL
+                     SET state = 'done', expires_ms = ?3, due_ms = NULL, head = NULL, body = NULL,
+                     order_key = NULL
                      WHERE key = ?1 AND generation = ?2 AND state = 'running'",
                 )?
                 .execute(params![key, generation, after(self.now, *ttl)])?,
@@ -420,6 +518,11 @@ impl<'c> Tx<'c> {
                     self.now
                 ])?,
         };
+        if changed == 1
+            && let Some((scheme, order)) = line
+        {
+            self.advance_line(&scheme, &order)?;
+        }
         Ok(changed == 1)
     }
 
@@ -501,15 +604,33 @@ impl<'c> Tx<'c> {
         rows.collect()
     }
 
-    pub(super) fn replay(&self, key: &str) -> Result<bool> {
+    /// A live dead letter back to pending, due now; one with an order key
+    /// joins the end of its line (a new `seq`), held if the line is busy.
+    pub(super) fn replay(&mut self, key: &str) -> Result<bool> {
+        let line: Option<(String, Option<String>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT scheme, order_key FROM webhook_keys
+                 WHERE key = ?1 AND state = 'dead' AND expires_ms > ?2",
+            )?
+            .query_row(params![key, self.now], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        let Some((scheme, order)) = line else {
+            return Ok(false);
+        };
+        let due = match &order {
+            Some(order) if self.line_is_busy(&scheme, order)? => HELD,
+            _ => self.now,
+        };
+        let seq = self.generation();
         let changed = self
             .conn
             .prepare_cached(
                 "UPDATE webhook_keys
-                 SET state = 'pending', due_ms = ?2, expires_ms = NULL, failed_ms = NULL
-                 WHERE key = ?1 AND state = 'dead' AND expires_ms > ?2",
+                 SET state = 'pending', due_ms = ?2, expires_ms = NULL, failed_ms = NULL, seq = ?3
+                 WHERE key = ?1 AND state = 'dead'",
             )?
-            .execute(params![key, self.now])?;
+            .execute(params![key, due, seq])?;
         Ok(changed == 1)
     }
 }

@@ -1,4 +1,5 @@
-//! Known answers for the provider schemes of issue 12 and their algorithms.
+//! Known answers for the providers beyond NumberOTP, Numero and GitHub, and
+//! their algorithms (SHA-1, SHA-512, Ed25519).
 //!
 //! Where the provider publishes a vector, it is used as published (the
 //! source is named on each); otherwise the documented recipe is computed

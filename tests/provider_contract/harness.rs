@@ -2,8 +2,8 @@
 //! server on 127.0.0.1 and a real HTTP client: valid, duplicate, tampered,
 //! missing, rotation, concurrency, and for the timestamped schemes the
 //! tolerance window. A scheme plugs in through a [`Provider`] descriptor;
-//! `contract!` runs every check for it. Included by the contract test files
-//! with `#[macro_use] #[path = "contract/harness.rs"] mod harness;`.
+//! `contracts!` runs every check for each listed case and lists the cases'
+//! scheme names ([`case_names`](crate::case_names)).
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -334,6 +334,24 @@ macro_rules! contract {
             async fn concurrent_copies_run_once() {
                 crate::harness::bounded(crate::harness::concurrent_copies($provider)).await;
             }
+        }
+    };
+}
+
+/// Runs the contract for every listed case, and defines `case_names()`:
+/// the scheme name of every case, in the list's order.
+macro_rules! contracts {
+    ($($(#[$cfg:meta])* $module:ident => $provider:expr,)*) => {
+        $($(#[$cfg])* contract!($module, $provider);)*
+
+        /// The scheme name of every case `contracts!` runs.
+        pub fn case_names() -> Vec<&'static str> {
+            let mut names = Vec::new();
+            $(
+                $(#[$cfg])*
+                names.push(tower_webhook::Scheme::name(&crate::harness::Provider::scheme(&$provider)));
+            )*
+            names
         }
     };
 }
