@@ -30,6 +30,7 @@ async fn take_all<Q: JobQueue>(queue: &Q, scheme: &str) -> Vec<Job<Q::JobLease>>
         schemes: Arc::from(vec![Box::from(scheme)]),
         max: 100,
         lease: LONG,
+        max_running_per_scheme: None,
     };
     queue.take(request).await.unwrap().jobs
 }
