@@ -20,7 +20,7 @@ use super::queue::{Delivery, JobQueue, QueueFuture};
 /// handler's error text can be long, and a listing holds many.
 pub const MAX_LISTED_ERROR_BYTES: usize = 512;
 
-/// The most dead letters one [`QueueAdmin::replay_scheme`] call replays.
+/// The most dead letters one [`QueueInspect::replay_scheme`] call replays.
 pub const MAX_REPLAYED_PER_CALL: usize = 1000;
 
 /// How many of the oldest dead letters (of every scheme) the default
