@@ -36,6 +36,16 @@ if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends faketime
 fi
 
+# Chromium and its WebDriver: tests/console_browser.rs drives the console's
+# page in a real headless chromium (and fails, rather than skips, without).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "chromium or chromedriver not found: installing the Debian packages chromium and chromium-driver" >&2
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver
+fi
+
 # Python and the providers' own libraries: tests/provider_libraries.rs signs
 # deliveries with them (and fails, rather than skips, without them).
 if ! command -v python3 >/dev/null 2>&1; then

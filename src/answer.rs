@@ -241,6 +241,7 @@ impl std::error::Error for LayerAnswer {}
 /// Reports a rejection through `tracing` (feature `tracing`); a no-op otherwise.
 #[inline]
 pub(crate) fn trace(scheme: &'static str, rejection: &LayerAnswer) {
+    crate::trace::outcome(rejection.code());
     #[cfg(feature = "tracing")]
     match rejection {
         LayerAnswer::Duplicate | LayerAnswer::Accepted | LayerAnswer::InFlight { .. } => {

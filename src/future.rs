@@ -93,6 +93,8 @@ struct Guard<Sc, St: IdempotencyStore> {
     lease: Option<St::Lease>,
     /// When the inner service was called (feature `metrics`).
     called: Stopwatch,
+    /// The delivery's span (feature `tracing`; empty without).
+    span: crate::trace::DeliverySpan,
 }
 
 impl<Sc, St: IdempotencyStore> Drop for Guard<Sc, St> {
@@ -143,6 +145,7 @@ where
                 rejection: Some(rejection),
             },
             guard: Guard {
+                span: crate::trace::DeliverySpan::new(config.scheme.name()),
                 config,
                 lease: None,
                 called: Stopwatch::default(),
@@ -172,6 +175,7 @@ where
                 }),
             },
             guard: Guard {
+                span: crate::trace::DeliverySpan::new(config.scheme.name()),
                 config,
                 lease: None,
                 called: Stopwatch::default(),
@@ -192,6 +196,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let guard = this.guard;
+        let _entered = guard.span.enter();
         loop {
             let next = match this.state.as_mut().project() {
                 StateProj::Reject { rejection } => {
@@ -295,6 +300,11 @@ where
                     let store = &guard.config.store;
                     let processed = matches!(&result, Ok(r) if r.status().is_success());
                     metrics.handler_answered(processed, &mut guard.called);
+                    crate::trace::outcome(if processed {
+                        "processed"
+                    } else {
+                        "handler_failed"
+                    });
                     let finish = if processed {
                         store.complete(lease, guard.config.done_ttl)
                     } else {
@@ -471,6 +481,7 @@ fn verify_and_parse<S, Sc: Scheme, St>(
     if let Some(entry) = &tenant {
         key = key.with_tenant(entry.tenant.clone());
     }
+    crate::trace::event(key.tenant().map(crate::Tenant::as_str), key.id().as_str());
     if config.intake.is_none() {
         Verified::new(parsed.event, parsed.id).insert_into(&mut parts.extensions);
         if let Some(entry) = tenant {

@@ -169,12 +169,15 @@ mod service;
 #[cfg(feature = "axum")]
 mod extract;
 
+#[cfg(feature = "console")]
+pub mod console;
 pub mod queue;
 pub mod scheme;
 pub mod sign;
 pub mod store;
 pub mod tenant;
 mod text;
+mod trace;
 mod verified;
 
 pub use answer::LayerAnswer;

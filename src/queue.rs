@@ -86,6 +86,10 @@ pub use worker::{
     WorkerBuilder,
 };
 
+/// The operator's further calls (jobs by state, one dead letter in full,
+/// replay of a scheme, discard), defined with the admin contract.
+pub use crate::store::admin::{DeadLetterDetail, JobState, JobSummary, QueueInspect};
+
 /// The queue contract, defined with the other backend contracts in
 /// [`crate::store`].
 pub use crate::store::queue::{

@@ -33,7 +33,7 @@ pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-pub use admin::QueueAdmin;
+pub use admin::{QueueAdmin, QueueInspect};
 pub use claims::{Claim, IdempotencyStore};
 pub use memory::{MemoryQueue, MemoryStore};
 pub use queue::JobQueue;

@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `claims` | an [`IdempotencyStore`](tower_webhook::IdempotencyStore) | `conformance/claims.rs` |
 //! | `queue` | a [`JobQueue`](tower_webhook::queue::JobQueue): its calls, flow control (order keys, caps, interrupted attempts), and a `Worker` over real HTTP | `conformance/queue.rs`, `conformance/flow.rs`, `conformance/worker.rs` |
+//! | `inspect` | a [`QueueInspect`](tower_webhook::queue::QueueInspect): jobs by state, one dead letter in full, discard, replay of a scheme | `conformance/inspect.rs` |
 //! | `persistence` | [`Persistent`]: claims, done marks and jobs survive a reopen | `conformance/persistence.rs` |
 //!
 //! A new backend implements [`Backend`] (and [`Persistent`] if it keeps its
@@ -32,6 +33,8 @@ mod claims;
 mod core_only;
 #[path = "conformance/flow.rs"]
 mod flow;
+#[path = "conformance/inspect.rs"]
+mod inspect;
 #[path = "conformance/persistence.rs"]
 mod persistence;
 #[path = "conformance/queue.rs"]
@@ -44,13 +47,13 @@ use std::time::{Duration, Instant};
 pub use backends::{Backend, Persistent};
 
 conformance!(memory_store, MemoryStoreBackend; claims);
-conformance!(memory_queue, MemoryQueueBackend; claims, queue);
+conformance!(memory_queue, MemoryQueueBackend; claims, queue, inspect);
 #[cfg(feature = "sqlite")]
-conformance!(sqlite, SqliteBackend; claims, queue, persistence);
+conformance!(sqlite, SqliteBackend; claims, queue, inspect, persistence);
 #[cfg(feature = "redis")]
-conformance!(redis, RedisBackend; claims, queue, persistence);
+conformance!(redis, RedisBackend; claims, queue, inspect, persistence);
 #[cfg(feature = "postgres")]
-conformance!(postgres, PostgresBackend; claims, queue, persistence);
+conformance!(postgres, PostgresBackend; claims, queue, inspect, persistence);
 
 /// `conformance!(name, Backend; capability, …)`: a module `name` with the
 /// tests of each listed capability on `backends::Backend`. A capability

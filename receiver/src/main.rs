@@ -121,9 +121,10 @@ use std::time::Duration;
 use axum::Router;
 use clap::Parser;
 use tokio::net::TcpListener;
+use tower_webhook::queue::QueueInspect;
 use tower_webhook::queue::RetryPolicy;
 use tower_webhook::store::SqliteStore;
-use tower_webhook::{MemoryQueue, MemoryStore, QueueAdmin, Worker};
+use tower_webhook::{MemoryQueue, MemoryStore, Worker};
 
 use crate::cli::{Options, StoreChoice};
 use crate::events::EventLog;
@@ -238,7 +239,7 @@ async fn run(options: Options) -> Result<(), String> {
 }
 
 /// A started worker on `queue` with the command line's settings.
-fn worker<Q: QueueAdmin>(queue: Q, options: &Options) -> Worker<Q> {
+fn worker<Q: QueueInspect>(queue: Q, options: &Options) -> Worker<Q> {
     let retry = RetryPolicy {
         base: Duration::from_millis(options.retry_base_ms),
         max_attempts: options.max_attempts,
@@ -299,6 +300,7 @@ async fn start<W: Wiring + Admin + Flush>(
     // sign: unset providers are then not mounted at all.
     let unset = Unset::for_address(listener.local_addr().map_err(|e| e.to_string())?);
     let app = Router::new().merge(routes::admin(access, settings.body_timeout));
+    let app = mount_console(app, wiring, &state.log, settings.body_timeout);
     let app = providers::mount_all(app, unset, wiring, &settings, &base_url)?;
     let flushed = wiring.flushed();
     let limits = Limits::new(
@@ -321,6 +323,39 @@ async fn start<W: Wiring + Admin + Flush>(
     )
     .await;
     Ok(())
+}
+
+/// Mounts the operator console at `/console` when `ADMIN_TOKEN` is set
+/// and the receiver is queued, and says so either way.
+fn mount_console<W: Wiring>(
+    app: Router<AppState>,
+    wiring: &W,
+    log: &EventLog,
+    body_deadline: Duration,
+) -> Router<AppState> {
+    let token = std::env::var(admin::TOKEN_VAR).unwrap_or_default();
+    if token.is_empty() {
+        println!(
+            "console: off; set {} to serve it at /console",
+            admin::TOKEN_VAR
+        );
+        return app;
+    }
+    match wiring.console(&token, log.clone()) {
+        Some(console) => {
+            let bounded = axum::middleware::from_fn_with_state(body_deadline, admin::bound_body);
+            println!(
+                "console: /console (log in with ${}, or send `Authorization: Bearer ${}`)",
+                admin::TOKEN_VAR,
+                admin::TOKEN_VAR
+            );
+            app.nest_service("/console", console.layer(bounded))
+        }
+        None => {
+            println!("console: off; it shows a queue, so it needs --queued");
+            app
+        }
+    }
 }
 
 /// Connects to the Redis at `url`, says what its acknowledgements wait

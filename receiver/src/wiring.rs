@@ -5,10 +5,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use tower_webhook::queue::{DeadLetter, JobHandler, QueueCounts, QueueFuture};
-use tower_webhook::{
-    IdempotencyStore, MemoryStore, QueueAdmin, Scheme, WebhookLayerBuilder, Worker,
-};
+use axum::Router;
+use tower_webhook::console::Console;
+use tower_webhook::queue::{DeadLetter, JobHandler, QueueCounts, QueueFuture, QueueInspect};
+use tower_webhook::{IdempotencyStore, MemoryStore, Scheme, WebhookLayerBuilder, Worker};
+
+use crate::events::EventLog;
 
 /// How a layer is finished: with a store (inline) or a worker (queued).
 pub trait Wiring: Send + Sync + 'static {
@@ -24,6 +26,12 @@ pub trait Wiring: Send + Sync + 'static {
     /// Hands a queued layer's job handler to the worker (inline: nothing
     /// to run later).
     fn handle(&self, handler: JobHandler);
+
+    /// The operator console over the worker, guarded by `token`, showing
+    /// `log`'s handler runs; `None` inline, where there is no queue.
+    fn console(&self, _token: &str, _log: EventLog) -> Option<Router> {
+        None
+    }
 }
 
 /// What the admin routes and the shutdown need, whatever the wiring.
@@ -73,9 +81,9 @@ impl<St: IdempotencyStore> Admin for Inline<St> {
 }
 
 /// Queued mode: a worker runs the handlers.
-pub struct Queued<Q: QueueAdmin>(pub Worker<Q>);
+pub struct Queued<Q: QueueInspect>(pub Worker<Q>);
 
-impl<Q: QueueAdmin> Wiring for Queued<Q> {
+impl<Q: QueueInspect> Wiring for Queued<Q> {
     type Store = Q;
 
     fn wire<Sc: Scheme>(
@@ -88,9 +96,15 @@ impl<Q: QueueAdmin> Wiring for Queued<Q> {
     fn handle(&self, handler: JobHandler) {
         self.0.handle(handler);
     }
+
+    fn console(&self, token: &str, log: EventLog) -> Option<Router> {
+        let runs = move || serde_json::from_slice(&log.to_json()).unwrap_or_default();
+        let console = Console::new(self.0.clone(), token).ok()?.recent_runs(runs);
+        Some(console.router())
+    }
 }
 
-impl<Q: QueueAdmin> Admin for Queued<Q> {
+impl<Q: QueueInspect> Admin for Queued<Q> {
     fn counts(&self) -> QueueFuture<QueueCounts> {
         let worker = self.0.clone();
         Box::pin(async move { worker.counts().await })

@@ -14,11 +14,12 @@ use super::backlog::Backlog;
 use super::runner::{JobHandler, RunResult, Runner};
 use super::{
     Accept, DEFAULT_DEAD_LETTER_TTL, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueAdmin,
-    QueueCounts, QueueFuture, RetryPolicy, TakeRequest,
+    QueueCounts, QueueFuture, QueueInspect, RetryPolicy, TakeRequest,
 };
 use crate::config::Intake;
 use crate::metrics::{AttemptResult, QueueGauges, Stopwatch, attempt_ended};
 use crate::store::{IdempotencyKey, StoreError, StoreErrorKind};
+use crate::trace::AttemptSpan;
 
 /// Default number of handler runs at once: 4.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -183,6 +184,23 @@ impl<Q: QueueAdmin> Worker<Q> {
     pub async fn replay(&self, key: &str) -> Result<bool, StoreError> {
         let replayed = self.shared.queue.replay(key).await?;
         if replayed {
+            self.shared.wake.notify_one();
+        }
+        Ok(replayed)
+    }
+}
+
+impl<Q: QueueInspect> Worker<Q> {
+    /// Replays up to `max` dead letters of `scheme`
+    /// ([`QueueInspect::replay_scheme`]) and wakes the worker; answers how
+    /// many it replayed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the backend cannot answer.
+    pub async fn replay_scheme(&self, scheme: &str, max: usize) -> Result<u64, StoreError> {
+        let replayed = self.shared.queue.replay_scheme(scheme, max).await?;
+        if replayed > 0 {
             self.shared.wake.notify_one();
         }
         Ok(replayed)
@@ -570,6 +588,8 @@ async fn run_job<Q: JobQueue>(
     } = job;
     let settings = &shared.settings;
     let scheme = delivery.scheme.clone();
+    let tenant = crate::store::admin::tenant_of(&key);
+    let span = AttemptSpan::new(tenant, &scheme, &delivery.event_id, attempt);
     let ordered = delivery.order_key.is_some();
     // The previous attempt was counted when it was taken; it never came
     // back (its process died). Past the limit the job is a dead letter
@@ -619,7 +639,8 @@ async fn run_job<Q: JobQueue>(
             handler = Some(Stopwatch::start());
             let mut lent = http::Extensions::new();
             shared.queue.lend_job_to_handler(&lease, &mut lent);
-            let ending = attend(&shared, runner.run(delivery, attempt, lent), &lease).await;
+            let run = span.instrument(runner.run(delivery, attempt, lent));
+            let ending = attend(&shared, run, &lease).await;
             (ending, done_ttl)
         }
     };
@@ -636,6 +657,7 @@ async fn run_job<Q: JobQueue>(
     };
     let (outcome, result) = match ending {
         Ending::LostLease => {
+            span.ended("lost_lease");
             attempt_ended(&scheme, AttemptResult::LostLease, handler.as_ref());
             warn_lost(&key);
             drop(permit);
@@ -685,6 +707,7 @@ async fn run_job<Q: JobQueue>(
     } else {
         AttemptResult::LostLease
     };
+    span.ended(attempt_outcome(&result));
     attempt_ended(&scheme, result, handler.as_ref());
     drop(permit);
     shared.wake.notify_one();
@@ -797,6 +820,18 @@ async fn finish<Q: JobQueue>(
                 return Finished::Recorded(true);
             }
         }
+    }
+}
+
+/// The `outcome` an attempt's span records.
+fn attempt_outcome(result: &AttemptResult) -> &'static str {
+    match result {
+        AttemptResult::Succeeded => "succeeded",
+        AttemptResult::Failed => "failed",
+        AttemptResult::TimedOut => "timed_out",
+        AttemptResult::DeadLettered => "dead_lettered",
+        AttemptResult::LostLease => "lost_lease",
+        AttemptResult::Aborted => "aborted",
     }
 }
 

@@ -5,7 +5,7 @@
 //! (`IdempotencyStore::release_abandoned`); the store's
 //! `abandoned_released` resolves once every such release has reached it.
 
-use tower_webhook::{IdempotencyStore, QueueAdmin};
+use tower_webhook::IdempotencyStore;
 
 use super::Waiting;
 use crate::wiring::{Inline, Queued};
@@ -28,7 +28,7 @@ impl<St: IdempotencyStore> Flush for Inline<St> {
     }
 }
 
-impl<Q: QueueAdmin> Flush for Queued<Q> {
+impl<Q: tower_webhook::queue::QueueInspect> Flush for Queued<Q> {
     /// Queued requests hold no claim while they wait: a job is accepted in
     /// one transaction, and the worker's own shutdown handles running jobs.
     fn flushed(&self) -> Waiting {

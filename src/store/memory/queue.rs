@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use super::{Completed, DONE, Digest, Entry, JOB, MemoryLease, MemoryStore, Shard, millis};
+use crate::store::admin::{DeadLetterDetail, JobState, JobSummary, QueueInspect};
 use crate::store::queue::{
     Accept, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueAdmin, QueueCounts, QueueFuture,
     TakeRequest, Taken, from_unix_millis, unix_millis,
@@ -61,6 +62,8 @@ pub(super) struct Recorded {
     attempts: u32,
     accepted_ms: u64,
     state: State,
+    /// Why the last attempt failed, and when it ended (Unix ms; 0: none).
+    last_failure: (String, u64),
 }
 
 /// Times in milliseconds since the Unix epoch, as the queue contract
@@ -123,6 +126,7 @@ impl MemoryQueue {
             attempts: 0,
             accepted_ms,
             state: State::Pending { due_ms },
+            last_failure: (String::new(), 0),
         };
         shard.jobs.insert(digest, job);
         Ok(Accept::Accepted)
@@ -296,20 +300,20 @@ impl Shard {
                     key: lease.key,
                 });
             }
-            JobOutcome::Retry { due, .. } => {
+            JobOutcome::Retry { due, error } => {
                 job.state = State::Pending {
                     due_ms: unix_millis(due),
                 };
+                job.last_failure = (error, unix_now());
             }
             JobOutcome::Dead { error, retain } => {
                 *entry = Entry {
                     deadline_ms: now.saturating_add(millis(retain)),
                     generation_and_done: lease.generation | DONE | JOB,
                 };
-                job.state = State::Dead {
-                    error,
-                    failed_ms: unix_now(),
-                };
+                let failed_ms = unix_now();
+                job.last_failure = (error.clone(), failed_ms);
+                job.state = State::Dead { error, failed_ms };
             }
         }
         Some(line)
@@ -462,6 +466,82 @@ impl QueueAdmin for MemoryQueue {
         }
         job.state = State::Pending { due_ms };
         answered(true)
+    }
+}
+
+impl Recorded {
+    fn state(&self) -> JobState {
+        match self.state {
+            State::Pending { .. } => JobState::Pending,
+            State::Running { .. } => JobState::Running,
+            State::Dead { .. } => JobState::Dead,
+        }
+    }
+
+    fn summary(&self) -> JobSummary {
+        JobSummary::new(
+            self.key.to_string(),
+            self.state(),
+            self.delivery.scheme.clone(),
+            self.delivery.event_id.clone(),
+            self.attempts,
+            self.last_failure.0.clone(),
+            self.accepted_ms,
+            self.last_failure.1,
+        )
+    }
+}
+
+impl QueueInspect for MemoryQueue {
+    fn jobs(&self, state: JobState, limit: usize) -> QueueFuture<Vec<JobSummary>> {
+        let mut listed = Vec::new();
+        self.each_job(|job| {
+            if job.state() == state {
+                let leaves_at = match job.state {
+                    State::Pending { due_ms } => due_ms,
+                    State::Running { until_ms } => until_ms,
+                    State::Dead { failed_ms, .. } => failed_ms,
+                };
+                listed.push((leaves_at, job.summary()));
+            }
+        });
+        listed.sort_by(|a, b| (a.0, &a.1.key).cmp(&(b.0, &b.1.key)));
+        let listed = listed.into_iter().take(limit).map(|(_, job)| job).collect();
+        answered(listed)
+    }
+
+    fn dead_letter(&self, key: &str) -> QueueFuture<Option<DeadLetterDetail>> {
+        let mut found = None;
+        self.each_job(|job| {
+            if found.is_none() && *job.key == *key && job.state() == JobState::Dead {
+                found = Some(DeadLetterDetail {
+                    summary: job.summary(),
+                    delivery: job.delivery.clone(),
+                });
+            }
+        });
+        answered(found)
+    }
+
+    fn discard(&self, key: &str) -> QueueFuture<bool> {
+        let now = self.store.now_ms();
+        for index in 0..self.store.shared.shards.len() {
+            let mut shard = self.store.lock(index);
+            let found = shard.jobs.iter().find_map(|(digest, job)| {
+                (*job.key == *key && matches!(job.state, State::Dead { .. })).then_some(*digest)
+            });
+            let Some(digest) = found else { continue };
+            let live = shard
+                .entries
+                .get(&digest)
+                .is_some_and(|e| e.deadline_ms > now);
+            // A dead letter's entry is never in the completion queue, so it
+            // goes with its job and nothing else refers to it.
+            shard.jobs.remove(&digest);
+            shard.entries.remove(&digest);
+            return answered(live);
+        }
+        answered(false)
     }
 }
 

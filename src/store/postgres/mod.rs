@@ -139,6 +139,7 @@ use crate::store::queue::{
     TakeRequest, Taken,
 };
 
+mod inspect;
 mod intake;
 mod migrations;
 mod ops;

@@ -140,7 +140,8 @@ impl Sql {
             ),
             retry: format!(
                 "UPDATE {s}.keys SET state = 'pending',
-                     due_at = now() + $3 * interval '1 millisecond', last_error = $4
+                     due_at = now() + $3 * interval '1 millisecond', last_error = $4,
+                     failed_at = now()
                  WHERE {lease} AND state = 'running'"
             ),
             dead: format!(

@@ -165,6 +165,7 @@ use redis::{FromRedisValue, Script, ScriptInvocation, Value};
 
 use super::scripts::{MAX_MS, scripts};
 use super::{RedisStore, bounded, new_token};
+use crate::store::admin::{DeadLetterDetail, JobState, JobSummary, QueueInspect};
 use crate::store::queue::{
     Accept, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueAdmin, QueueCounts, QueueFuture,
     TakeRequest, Taken,
@@ -389,6 +390,79 @@ impl QueueAdmin for RedisStore {
         replay.arg(key);
         self.run_durable_flag("replay a dead letter", replay, false)
     }
+}
+
+impl QueueInspect for RedisStore {
+    fn jobs(&self, state: JobState, limit: usize) -> QueueFuture<Vec<JobSummary>> {
+        if limit == 0 {
+            return Box::pin(std::future::ready(Ok(Vec::new())));
+        }
+        let mut list = self.script(&scripts().jobs);
+        list.arg(match state {
+            JobState::Pending => "pending",
+            JobState::Running => "running",
+            JobState::Dead => "dead",
+        })
+        .arg(limit);
+        let reply = self.run::<Vec<Value>>("list jobs", list);
+        Box::pin(async move {
+            let reply = reply.await?;
+            if !reply.len().is_multiple_of(7) {
+                return Err(corrupt("jobs of the wrong length"));
+            }
+            let mut jobs = Vec::with_capacity(reply.len() / 7);
+            let mut fields = reply.into_iter();
+            while let Some(member) = fields.next() {
+                jobs.push(summary(state, member, &mut fields)?);
+            }
+            Ok(jobs)
+        })
+    }
+
+    fn dead_letter(&self, key: &str) -> QueueFuture<Option<DeadLetterDetail>> {
+        let mut read = self.script(&scripts().dead_letter);
+        read.arg(key);
+        let reply = self.run::<Vec<Value>>("read a dead letter", read);
+        Box::pin(async move {
+            let mut fields = reply.await?.into_iter();
+            let Some(member) = fields.next() else {
+                return Ok(None);
+            };
+            let summary = summary(JobState::Dead, member, &mut fields)?;
+            let mut field = || fields.next().ok_or_else(|| corrupt("a short dead letter"));
+            let head = bytes(field()?)?;
+            let body = Bytes::from(bytes(field()?)?);
+            let delivery =
+                Delivery::decode(summary.scheme.clone(), summary.id.clone(), &head, body)?;
+            Ok(Some(DeadLetterDetail { summary, delivery }))
+        })
+    }
+
+    fn discard(&self, key: &str) -> QueueFuture<bool> {
+        let mut discard = self.script(&scripts().discard);
+        discard.arg(key);
+        self.run_durable_flag("discard a dead letter", discard, false)
+    }
+}
+
+/// A job's summary from `member` and the 6 values after it: scheme, id,
+/// attempts, error, accepted, failed.
+fn summary(
+    state: JobState,
+    member: Value,
+    fields: &mut impl Iterator<Item = Value>,
+) -> Result<JobSummary, StoreError> {
+    let mut field = || fields.next().ok_or_else(|| corrupt("a short job"));
+    Ok(JobSummary::new(
+        text(member)?,
+        state,
+        text(field()?)?,
+        text(field()?)?,
+        u32::try_from(int(&field()?)?).unwrap_or(u32::MAX),
+        text(field()?)?,
+        count(&field()?)?,
+        count(&field()?)?,
+    ))
 }
 
 /// A reply that is not what the scripts return.

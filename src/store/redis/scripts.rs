@@ -250,7 +250,7 @@ if outcome == 'done' then
   redis.call('DEL', job)
   redis.call('SET', claim_key(member), 'done', 'PX', ARGV[5])
 elseif outcome == 'retry' then
-  redis.call('HSET', job, 'state', 'pending', 'error', ARGV[6])
+  redis.call('HSET', job, 'state', 'pending', 'error', ARGV[6], 'failed', now)
   redis.call('HDEL', job, 'token')
   redis.call('ZADD', pending_key(scheme), now + ms, member)
   if ms == 0 then wake(scheme) end
@@ -366,6 +366,81 @@ end
 return out
 ";
 
+/// Lists up to `limit` jobs in one state, in the order they leave it
+/// (pending by due time, running by lease end, dead by failure time; ties
+/// by member). `ARGV`: prefix, state (`pending`, `running`, `dead`),
+/// limit. Answers, per job: member, scheme, id, attempts, error, accepted,
+/// failed (0: none).
+const JOBS: &str = r"
+local state, limit = ARGV[2], tonumber(ARGV[3])
+local now = now_ms()
+local found = {}
+if state == 'dead' then
+  local offset = 0
+  while #found < limit do
+    local listed = redis.call('ZRANGE', dead_key, offset, offset + limit - 1, 'WITHSCORES')
+    if #listed == 0 then break end
+    offset = offset + #listed / 2
+    for i = 1, #listed, 2 do
+      local expires = redis.call('ZSCORE', dead_until_key, listed[i])
+      if #found < limit and expires and tonumber(expires) > now then
+        found[#found + 1] = {tonumber(listed[i + 1]), listed[i]}
+      end
+    end
+  end
+else
+  for _, scheme in ipairs(redis.call('SMEMBERS', schemes_key)) do
+    local index = state == 'pending' and pending_key(scheme) or leases_key(scheme)
+    local listed = redis.call('ZRANGE', index, 0, limit - 1, 'WITHSCORES')
+    for i = 1, #listed, 2 do
+      found[#found + 1] = {tonumber(listed[i + 1]), listed[i]}
+    end
+  end
+  table.sort(found, function(a, b)
+    if a[1] ~= b[1] then return a[1] < b[1] end
+    return a[2] < b[2]
+  end)
+end
+local out = {}
+for i = 1, math.min(#found, limit) do
+  local member = found[i][2]
+  local f = redis.call('HMGET', job_key(member), 'scheme', 'id', 'attempts', 'error',
+    'accepted', 'failed')
+  for _, v in ipairs({member, f[1] or '', f[2] or '', tonumber(f[3]) or 0, f[4] or '',
+      tonumber(f[5]) or 0, tonumber(f[6]) or 0}) do
+    out[#out + 1] = v
+  end
+end
+return out
+";
+
+/// One live dead letter in full. `ARGV`: prefix, member. Answers `{}` when
+/// there is none, else member, scheme, id, attempts, error, accepted,
+/// failed, head, body.
+const DEAD_LETTER: &str = r"
+local member = ARGV[2]
+local expires = redis.call('ZSCORE', dead_until_key, member)
+if not expires or tonumber(expires) <= now_ms() then return {} end
+local f = redis.call('HMGET', job_key(member), 'scheme', 'id', 'attempts', 'error', 'accepted',
+  'failed', 'head', 'body', 'state')
+if f[9] ~= 'dead' then return {} end
+return {member, f[1], f[2], tonumber(f[3]) or 0, f[4] or '', tonumber(f[5]) or 0,
+  tonumber(f[6]) or 0, f[7] or '', f[8] or ''}
+";
+
+/// Removes a live dead letter and frees its key. `ARGV`: prefix, member.
+/// `1`, or `0` when there is none.
+const DISCARD: &str = r"
+local member = ARGV[2]
+local job = job_key(member)
+if redis.call('HGET', job, 'state') ~= 'dead' then return 0 end
+redis.call('DEL', job)
+redis.call('DEL', claim_key(member))
+redis.call('ZREM', dead_key, member)
+redis.call('ZREM', dead_until_key, member)
+return 1
+";
+
 /// The queue's scripts, loaded once (`EVALSHA`, with `EVAL` and a reload
 /// after a Redis restart).
 pub(super) struct Scripts {
@@ -377,6 +452,9 @@ pub(super) struct Scripts {
     pub(super) counts: Script,
     pub(super) counts_by_scheme: Script,
     pub(super) dead_letters: Script,
+    pub(super) jobs: Script,
+    pub(super) dead_letter: Script,
+    pub(super) discard: Script,
 }
 
 /// One script's source: the prelude, its constants filled in, then `parts`.
@@ -401,6 +479,9 @@ pub(super) fn scripts() -> &'static Scripts {
             counts: script(&[COUNTS]),
             counts_by_scheme: script(&[COUNTS_BY_SCHEME]),
             dead_letters: script(&[DEAD_LETTERS]),
+            jobs: script(&[JOBS]),
+            dead_letter: script(&[DEAD_LETTER]),
+            discard: script(&[DISCARD]),
         }
     });
     &SCRIPTS
@@ -422,6 +503,9 @@ mod tests {
             COUNTS,
             COUNTS_BY_SCHEME,
             DEAD_LETTERS,
+            JOBS,
+            DEAD_LETTER,
+            DISCARD,
         ] {
             let code = source(&[HOLDER, body]);
             assert!(!code.contains('@'), "{code}");

@@ -171,6 +171,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
+use crate::store::admin::{DeadLetterDetail, JobState, JobSummary, QueueInspect};
 use crate::store::queue::{
     Accept, DeadLetter, Delivery, JobOutcome, JobQueue, QueueAdmin, QueueCounts, QueueFuture,
     TakeRequest, Taken,
@@ -464,5 +465,34 @@ impl QueueAdmin for SqliteStore {
     fn replay(&self, key: &str) -> QueueFuture<bool> {
         let key = key.to_owned();
         Box::pin(self.call(move |tx| tx.replay(&key)))
+    }
+}
+
+impl QueueInspect for SqliteStore {
+    fn jobs(&self, state: JobState, limit: usize) -> QueueFuture<Vec<JobSummary>> {
+        Box::pin(self.call_lazy(move |tx| tx.jobs(state, limit)))
+    }
+
+    fn dead_letter(&self, key: &str) -> QueueFuture<Option<DeadLetterDetail>> {
+        let key = key.to_owned();
+        let row = self.call_lazy(move |tx| tx.dead_letter(&key));
+        Box::pin(async move {
+            let Some(row) = row.await? else {
+                return Ok(None);
+            };
+            let summary = row.summary;
+            let delivery = Delivery::decode(
+                summary.scheme.clone(),
+                summary.id.clone(),
+                &row.head,
+                row.body.into(),
+            )?;
+            Ok(Some(DeadLetterDetail { summary, delivery }))
+        })
+    }
+
+    fn discard(&self, key: &str) -> QueueFuture<bool> {
+        let key = key.to_owned();
+        Box::pin(self.call(move |tx| tx.discard(&key)))
     }
 }

@@ -15,6 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{KeyState, SqliteLease};
 use crate::store::Claim;
+use crate::store::admin::{JobState, JobSummary};
 use crate::store::queue::{
     Accept, DEFAULT_DEAD_LETTER_TTL, DeadLetter, Delivery, Job, JobOutcome, QueueCounts,
     TakeRequest, Taken, from_unix_millis, unix_millis,
@@ -490,10 +491,17 @@ impl<'c> Tx<'c> {
             JobOutcome::Retry { due, error } => self
                 .conn
                 .prepare_cached(
-                    "UPDATE webhook_keys SET state = 'pending', due_ms = ?3, last_error = ?4
+                    "UPDATE webhook_keys
+                     SET state = 'pending', due_ms = ?3, last_error = ?4, failed_ms = ?5
                      WHERE key = ?1 AND generation = ?2 AND state = 'running'",
                 )?
-                .execute(params![key, generation, self.store_ms(*due), error])?,
+                .execute(params![
+                    key,
+                    generation,
+                    self.store_ms(*due),
+                    error,
+                    self.now
+                ])?,
             JobOutcome::Dead { error, retain } => self
                 .conn
                 .prepare_cached(
@@ -623,6 +631,80 @@ impl<'c> Tx<'c> {
                  WHERE key = ?1 AND state = 'dead'",
             )?
             .execute(params![key, due, seq])?;
+        Ok(changed == 1)
+    }
+}
+
+/// A dead letter as its row holds it: the summary, and the delivery's
+/// parts still to decode.
+pub(super) struct DeadRow {
+    pub(super) summary: JobSummary,
+    pub(super) head: Vec<u8>,
+    pub(super) body: Vec<u8>,
+}
+
+fn state_sql(state: JobState) -> &'static str {
+    match state {
+        JobState::Pending => "pending",
+        JobState::Running => "running",
+        JobState::Dead => "dead",
+    }
+}
+
+impl Tx<'_> {
+    fn summary(&self, row: &rusqlite::Row<'_>, state: JobState) -> Result<JobSummary> {
+        Ok(JobSummary::new(
+            row.get(0)?,
+            state,
+            row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+            row.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            row.get(3)?,
+            row.get::<_, Option<String>>(4)?.unwrap_or_default(),
+            self.local_ms(row.get(5)?),
+            row.get::<_, Option<i64>>(6)?
+                .map_or(0, |ms| self.local_ms(Some(ms))),
+        ))
+    }
+
+    pub(super) fn jobs(&self, state: JobState, limit: usize) -> Result<Vec<JobSummary>> {
+        // Pending and running rows leave their state at `due_ms`, dead
+        // letters are ordered by failure, as their index has them.
+        let mut select = self.conn.prepare_cached(
+            "SELECT key, scheme, event_id, attempts, last_error, accepted_ms, failed_ms
+             FROM webhook_keys WHERE state = ?1 AND (state != 'dead' OR expires_ms > ?2)
+             ORDER BY CASE WHEN state = 'dead' THEN failed_ms ELSE due_ms END, key LIMIT ?3",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = select.query_map(params![state_sql(state), self.now, limit], |row| {
+            self.summary(row, state)
+        })?;
+        rows.collect()
+    }
+
+    pub(super) fn dead_letter(&self, key: &str) -> Result<Option<DeadRow>> {
+        self.conn
+            .prepare_cached(
+                "SELECT key, scheme, event_id, attempts, last_error, accepted_ms, failed_ms,
+                        head, body
+                 FROM webhook_keys WHERE key = ?1 AND state = 'dead' AND expires_ms > ?2",
+            )?
+            .query_row(params![key, self.now], |row| {
+                Ok(DeadRow {
+                    summary: self.summary(row, JobState::Dead)?,
+                    head: row.get::<_, Option<Vec<u8>>>(7)?.unwrap_or_default(),
+                    body: row.get::<_, Option<Vec<u8>>>(8)?.unwrap_or_default(),
+                })
+            })
+            .optional()
+    }
+
+    pub(super) fn discard(&self, key: &str) -> Result<bool> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM webhook_keys WHERE key = ?1 AND state = 'dead' AND expires_ms > ?2",
+            )?
+            .execute(params![key, self.now])?;
         Ok(changed == 1)
     }
 }
