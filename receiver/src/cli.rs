@@ -238,7 +238,7 @@ mod tests {
             Ok(StoreChoice::Sqlite("rel.db".into()))
         );
         assert!(parse_store("sqlite:").is_err());
-        assert!(parse_store("postgres://x").is_err());
+        assert!(parse_store("mysql://x").is_err());
         assert_eq!(
             parse_store("redis://127.0.0.1:6379/"),
             Ok(StoreChoice::Redis("redis://127.0.0.1:6379/".into()))
