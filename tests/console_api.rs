@@ -9,9 +9,7 @@ mod harness;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt as _, Full};
+use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use tower_webhook::console::Console;
 use tower_webhook::queue::{QueueCounts, QueueInspect, Worker};
@@ -22,23 +20,7 @@ const TOKEN: &str = "console-api-token-0123456789";
 const BEARER: &str = "Bearer console-api-token-0123456789";
 
 async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: &str) -> harness::Reply {
-    let mut request = Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap();
-    let response = tokio::time::timeout(harness::PATIENCE, harness::client().request(request))
-        .await
-        .expect("an answer in time")
-        .unwrap();
-    let (parts, body) = response.into_parts();
-    harness::Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
+    harness::send(method, url, headers, body.to_owned()).await
 }
 
 fn json_of(reply: &harness::Reply) -> Value {

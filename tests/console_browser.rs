@@ -21,10 +21,8 @@ mod receiver_process;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use fantoccini::{Client, Locator};
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt as _, Full};
+use http::{Method, StatusCode};
 use receiver_process::ReceiverProcess;
 
 const TOKEN: &str = "console-token-0123456789abcdef";
@@ -57,23 +55,7 @@ const ROUTES: [(Method, &str, &str); 11] = [
 ];
 
 async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: &str) -> harness::Reply {
-    let mut request = Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap();
-    let response = tokio::time::timeout(harness::PATIENCE, harness::client().request(request))
-        .await
-        .expect("an answer in time")
-        .unwrap();
-    let (parts, body) = response.into_parts();
-    harness::Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
+    harness::send(method, url, headers, body.to_owned()).await
 }
 
 fn start_receiver(db: &str, fail_first: &str) -> ReceiverProcess {

@@ -303,7 +303,27 @@ pub async fn post_with(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Reply {
-    let mut request = Request::post(url);
+    send_with(client, http::Method::POST, url, headers, body).await
+}
+
+/// Sends `method url` with `headers` and `body`; the reply in full.
+pub async fn send(
+    method: http::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
+    send_with(&client(), method, url, headers, body).await
+}
+
+pub async fn send_with(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    method: http::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
+    let mut request = Request::builder().method(method).uri(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
