@@ -407,7 +407,11 @@ where
                             // lease runs out.
                             Err(error) => store_failed("renew a claim", &error),
                         }
-                        match Instant::now().checked_add(every) {
+                        // Counted from when this renewal was sent, not
+                        // answered: the store extended the lease from a
+                        // moment after the send, so a slow answer must not
+                        // push the next renewal later.
+                        match timer.deadline().checked_add(every) {
                             Some(at) => timer.as_mut().reset(at),
                             None => {
                                 self.set(Self::Off);

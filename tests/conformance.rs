@@ -91,7 +91,7 @@ use tests;
 /// Every case ends within this, or fails.
 pub const TEST_LIMIT: Duration = Duration::from_secs(60);
 /// A lease or TTL that a case lets run out.
-pub const SHORT: Duration = Duration::from_millis(300);
+pub const SHORT: Duration = Duration::from_millis(700);
 /// A lease or TTL that never runs out within a case.
 pub const LONG: Duration = Duration::from_secs(3600);
 /// Every wait for an outcome ends by itself within this.

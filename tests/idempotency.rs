@@ -332,7 +332,7 @@ async fn done_expires_after_its_ttl_and_a_lease_after_its_lease() {
 /// have run out is still 409 in flight, and the handler runs once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handler_slower_than_its_lease_keeps_its_claim() {
-    let lease = Duration::from_millis(600);
+    let lease = Duration::from_millis(1500);
     let r = start_with(Settings {
         lease,
         ..Settings::default()

@@ -50,7 +50,7 @@ async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut(
 async fn a_handler_slower_than_its_lease_keeps_its_claim() {
     let dir = TempDir::new();
     let store = SqliteStore::open(dir.join("store.db")).unwrap();
-    let lease = Duration::from_millis(600);
+    let lease = Duration::from_millis(1500);
     let inline = Arc::new(Inline::start_slow(store.clone(), LONG, lease, lease * 5).await);
     let first = {
         let inline = Arc::clone(&inline);

@@ -235,7 +235,7 @@ pub async fn finish_retry_makes_the_job_pending_again_due_later<B: Backend<Store
     let queue = backend.store().await;
     assert_eq!(accept(&queue, "evt_retry").await, Accept::Accepted);
     let job = take_one(&queue, "evt_retry", LONG).await;
-    let due = SystemTime::now() + Duration::from_millis(800);
+    let due = SystemTime::now() + Duration::from_secs(2);
     let retry = JobOutcome::Retry {
         due,
         error: "500 Internal Server Error".into(),
