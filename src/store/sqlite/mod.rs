@@ -496,3 +496,6 @@ impl QueueInspect for SqliteStore {
         Box::pin(self.call(move |tx| tx.discard(key.as_str())))
     }
 }
+
+#[cfg(test)]
+mod tests;
