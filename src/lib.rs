@@ -196,7 +196,10 @@ pub use secret::{
     SecretError, SecretSet, Signature, TAG_LEN, Tag,
 };
 pub use service::Webhook;
-pub use store::{Claim, IdempotencyKey, IdempotencyStore, MemoryStore, StoreError, StoreErrorKind};
+pub use store::{
+    Claim, IdempotencyKey, IdempotencyStore, JobKey, JobKeyError, MemoryStore, StoreError,
+    StoreErrorKind,
+};
 pub use tenant::{Tenant, TenantError, TenantFrom, TenantSecrets};
 pub use text::Text;
 pub use verified::Verified;

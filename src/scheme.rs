@@ -125,6 +125,9 @@ pub trait Scheme: Send + Sync + 'static {
     type Event: Clone + Send + Sync + 'static;
 
     /// Short lower-case name; namespaces idempotency keys and labels logs.
+    /// It holds no `/`, `:`, whitespace or control character, so a key's
+    /// text parses back ([`JobKey`](crate::JobKey)); the built-in and
+    /// custom schemes use `a-z`, `0-9`, `-` and `_`.
     fn name(&self) -> &'static str;
 
     /// Turns a secret, as the provider shows it, into HMAC key bytes.

@@ -24,6 +24,7 @@ use std::sync::OnceLock;
 pub mod admin;
 mod claims;
 mod delivery;
+mod job_key;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -35,6 +36,7 @@ pub mod sqlite;
 
 pub use admin::{QueueAdmin, QueueInspect};
 pub use claims::{Claim, IdempotencyStore};
+pub use job_key::{JobKey, JobKeyError};
 pub use memory::{MemoryQueue, MemoryStore};
 pub use queue::JobQueue;
 
@@ -59,6 +61,9 @@ pub use self::sqlite::{SqliteStore, SqliteStoreBuilder, Synchronous};
 /// into the body); the text is only put together, once, when a store asks
 /// for it ([`IdempotencyKey::as_str`]; Redis and SQLite do, the memory store
 /// keys on a digest of the parts instead).
+///
+/// What a backend reads back, and what the operator's calls take, is the
+/// owned, parsed form of the same text: a [`JobKey`].
 #[derive(Clone)]
 pub struct IdempotencyKey {
     scheme: &'static str,

@@ -104,19 +104,7 @@ impl Tenant {
     ///
     /// [`TenantError::InvalidTenant`] when it breaks them.
     pub fn new(id: &str) -> Result<Self, TenantError> {
-        let reason = if id.is_empty() {
-            Some("is empty")
-        } else if id.len() > MAX_TENANT_LEN {
-            Some("is longer than 64 bytes")
-        } else if !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
-            Some("holds a character other than A-Z, a-z, 0-9, '-', '_' or '.'")
-        } else {
-            None
-        };
-        match reason {
+        match broken_rule(id) {
             Some(reason) => Err(TenantError::InvalidTenant {
                 tenant: id.chars().take(MAX_TENANT_LEN).collect(),
                 reason,
@@ -128,6 +116,23 @@ impl Tenant {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Which rule of the [module docs](self) `id` breaks, in a few words;
+/// `None` when it is a tenant id.
+pub(crate) fn broken_rule(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        Some("is empty")
+    } else if id.len() > MAX_TENANT_LEN {
+        Some("is longer than 64 bytes")
+    } else if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        Some("holds a character other than A-Z, a-z, 0-9, '-', '_' or '.'")
+    } else {
+        None
     }
 }
 

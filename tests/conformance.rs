@@ -108,8 +108,9 @@ pub async fn past_short() {
     tokio::time::sleep(SHORT * 2).await;
 }
 
-/// The key of the Numero event `id`.
-pub use harness::{numero_delivery as delivery, numero_key as key};
+/// The key of the Numero event `id`, as the layer builds it (`key`) and as
+/// a backend lists it (`job_key`).
+pub use harness::{numero_delivery as delivery, numero_job_key as job_key, numero_key as key};
 
 /// Polls `check` every 10 ms until it holds, or fails after [`PATIENCE`].
 pub async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {

@@ -242,6 +242,22 @@ async fn the_api_on<Q: QueueInspect>(queue: Q) {
         post("/api/replay", json!({"nokey":1})).await.status,
         StatusCode::BAD_REQUEST
     );
+
+    // Text that is not a key names no dead letter: the same 404 as a key
+    // with none under it.
+    for not_a_key in ["nothing", "numero:", ":evt_a", "numero/bad tenant:evt_a"] {
+        let no_dead_letter = json!({"error": "no_dead_letter"});
+        let query = format!("/api/dead-letter?key={}", not_a_key.replace(' ', "%20"));
+        let answers = [
+            get(&query).await,
+            post("/api/replay", json!({ "key": not_a_key })).await,
+            post("/api/discard", json!({ "key": not_a_key })).await,
+        ];
+        for answer in answers {
+            assert_eq!(answer.status, StatusCode::NOT_FOUND, "{not_a_key:?}");
+            assert_eq!(json_of(&answer), no_dead_letter, "{not_a_key:?}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

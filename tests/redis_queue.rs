@@ -17,16 +17,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use harness::queued::{self, Queued, quick_retries};
-use harness::{PATIENCE, numero_body};
+use harness::{PATIENCE, numero_body, numero_job_key as job_key};
 use http::{StatusCode, header};
 use receiver_process::{ReceiverProcess, run_to_end};
 use redis_server::RedisServer;
 use tokio::time::{sleep, timeout};
-use tower_webhook::RedisStore;
 use tower_webhook::queue::{
-    JobOutcome, JobQueue, QueueAdmin, QueueCounts, TakeRequest, Worker, WorkerBuilder,
+    JobOutcome, JobQueue, JobState, QueueAdmin, QueueCounts, QueueInspect, TakeRequest, Worker,
+    WorkerBuilder,
 };
-use tower_webhook::store::redis::Durability;
+use tower_webhook::store::redis::{DEFAULT_PREFIX, Durability};
+use tower_webhook::{RedisStore, StoreErrorKind};
 
 /// Every test ends within this, or fails.
 const TEST_LIMIT: Duration = Duration::from_secs(90);
@@ -380,8 +381,11 @@ async fn a_dead_letter_is_replayed_and_run_by_the_other_replica() {
 
         a.worker.shutdown(PATIENCE).await;
         b.seen.script.lock().unwrap().fail_first = 0;
-        assert!(b.worker.replay("numero:evt_poison").await.unwrap());
-        assert!(!b.worker.replay("numero:evt_poison").await.unwrap(), "once");
+        assert!(b.worker.replay(&job_key("evt_poison")).await.unwrap());
+        assert!(
+            !b.worker.replay(&job_key("evt_poison")).await.unwrap(),
+            "once"
+        );
         b.wait_until("the replayed run", |s| s.successes() == 1)
             .await;
         assert_eq!(b.seen.runs().last().unwrap().attempt, 4);
@@ -420,6 +424,42 @@ async fn idle_workers_on_other_replicas_wake_without_polling() {
         }
         b.wait_until("B's run after the restart", |s| s.successes() == 2)
             .await;
+    })
+    .await;
+}
+
+/// A dead letter whose member is not an idempotency key (written by
+/// something else under the prefix) fails the listings as corrupt data,
+/// rather than being listed under a key no call can name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_that_is_not_a_key_is_corrupt_not_listed() {
+    within_limit(async {
+        let server = RedisServer::start();
+        let store = connect(&server).await;
+        let ns = format!("{DEFAULT_PREFIX}#q:");
+        for command in [
+            vec!["ZADD", &format!("{ns}dead"), "1", "not a key"],
+            vec![
+                "ZADD",
+                &format!("{ns}dead-until"),
+                "99999999999999",
+                "not a key",
+            ],
+            vec![
+                "HSET",
+                &format!("{ns}job:not a key"),
+                "state",
+                "dead",
+                "scheme",
+                "numero",
+            ],
+        ] {
+            server.command(&command).unwrap();
+        }
+        let listed = store.jobs(JobState::Dead, 10).await.unwrap_err();
+        assert_eq!(listed.kind(), StoreErrorKind::Corrupt, "{listed}");
+        let letters = store.dead_letters(10).await.unwrap_err();
+        assert_eq!(letters.kind(), StoreErrorKind::Corrupt, "{letters}");
     })
     .await;
 }

@@ -21,7 +21,9 @@ use serde_json::json;
 use tower::{Layer, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_webhook::queue::Attempt;
-use tower_webhook::{Builtin, DEFAULT_RETRY_AFTER, LayerAnswer, VerifiedEvent, WebhookLayer};
+use tower_webhook::{
+    Builtin, DEFAULT_RETRY_AFTER, JobKey, LayerAnswer, VerifiedEvent, WebhookLayer,
+};
 
 use crate::admin::Access;
 use crate::effect::Effect;
@@ -234,8 +236,9 @@ struct ReplayRequest {
 }
 
 /// `POST /dead-letters/replay` `{"key":"…"}`: 202 when queued again, 404
-/// when there is no such dead letter, `{"error":"invalid_json"}` (with
-/// axum's status for it) when the body is not such an object.
+/// when there is no such dead letter (text that is not a key names none),
+/// `{"error":"invalid_json"}` (with axum's status for it) when the body is
+/// not such an object.
 async fn replay(
     State(state): State<AppState>,
     request: Result<Json<ReplayRequest>, JsonRejection>,
@@ -247,13 +250,16 @@ async fn replay(
             return (rejection.status(), body).into_response();
         }
     };
-    match state.admin.replay(request.key).await {
+    let no_dead_letter = || {
+        let body = Json(json!({ "error": "no_dead_letter" }));
+        (StatusCode::NOT_FOUND, body).into_response()
+    };
+    let Ok(key) = request.key.parse::<JobKey>() else {
+        return no_dead_letter();
+    };
+    match state.admin.replay(key).await {
         Ok(true) => (StatusCode::ACCEPTED, Json(json!({ "status": "queued" }))).into_response(),
-        Ok(false) => (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": "no_dead_letter" })),
-        )
-            .into_response(),
+        Ok(false) => no_dead_letter(),
         Err(error) => unavailable("POST /dead-letters/replay", &error),
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use tower_webhook::console::Console;
 use tower_webhook::queue::{DeadLetter, JobHandler, QueueCounts, QueueFuture, QueueInspect};
-use tower_webhook::{IdempotencyStore, MemoryStore, Scheme, WebhookLayerBuilder, Worker};
+use tower_webhook::{IdempotencyStore, JobKey, MemoryStore, Scheme, WebhookLayerBuilder, Worker};
 
 use crate::events::EventLog;
 
@@ -41,7 +41,7 @@ pub trait Admin: Send + Sync + 'static {
     /// `GET /dead-letters`.
     fn dead_letters(&self) -> QueueFuture<Vec<DeadLetter>>;
     /// `POST /dead-letters/replay`.
-    fn replay(&self, key: String) -> QueueFuture<bool>;
+    fn replay(&self, key: JobKey) -> QueueFuture<bool>;
     /// Lets running jobs finish within `grace`.
     fn shutdown(&self, grace: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
@@ -72,7 +72,7 @@ impl<St: IdempotencyStore> Admin for Inline<St> {
     fn dead_letters(&self) -> QueueFuture<Vec<DeadLetter>> {
         Box::pin(async { Ok(Vec::new()) })
     }
-    fn replay(&self, _key: String) -> QueueFuture<bool> {
+    fn replay(&self, _key: JobKey) -> QueueFuture<bool> {
         Box::pin(async { Ok(false) })
     }
     fn shutdown(&self, _grace: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
@@ -113,7 +113,7 @@ impl<Q: QueueInspect> Admin for Queued<Q> {
         let worker = self.0.clone();
         Box::pin(async move { worker.dead_letters(DEAD_LETTERS_LISTED).await })
     }
-    fn replay(&self, key: String) -> QueueFuture<bool> {
+    fn replay(&self, key: JobKey) -> QueueFuture<bool> {
         let worker = self.0.clone();
         Box::pin(async move { worker.replay(&key).await })
     }

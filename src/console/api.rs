@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::RecentRuns;
 use crate::queue::{JobState, QueueInspect, Worker};
-use crate::store::StoreError;
+use crate::store::{JobKey, StoreError};
 
 /// Listed when a request names no `limit`.
 const DEFAULT_LIMIT: usize = 100;
@@ -128,6 +128,12 @@ pub(super) struct KeyQuery {
     key: String,
 }
 
+/// `404 {"error":"no_dead_letter"}`: what a key that names none answers,
+/// text that is not a key included (no dead letter can be under it).
+fn no_dead_letter() -> Response {
+    error(StatusCode::NOT_FOUND, "no_dead_letter")
+}
+
 /// Recorded headers whose values are credentials, not evidence.
 fn is_secret_header(name: &str) -> bool {
     matches!(
@@ -143,9 +149,12 @@ pub(super) async fn dead_letter<Q: QueueInspect>(
     State(shared): St<Q>,
     Query(KeyQuery { key }): Query<KeyQuery>,
 ) -> Response {
+    let Ok(key) = key.parse::<JobKey>() else {
+        return no_dead_letter();
+    };
     let detail = match shared.worker.queue().dead_letter(&key).await {
         Ok(Some(detail)) => detail,
-        Ok(None) => return error(StatusCode::NOT_FOUND, "no_dead_letter"),
+        Ok(None) => return no_dead_letter(),
         Err(error) => return unavailable("dead letter", &error),
     };
     let delivery = &detail.delivery;
@@ -192,11 +201,14 @@ pub(super) async fn replay<Q: QueueInspect>(
     let Ok(Json(KeyBody { key })) = body else {
         return error(StatusCode::BAD_REQUEST, "invalid_json");
     };
+    let Ok(key) = key.parse::<JobKey>() else {
+        return no_dead_letter();
+    };
     match shared.worker.replay(&key).await {
         Ok(true) => {
             no_store((StatusCode::ACCEPTED, Json(json!({ "status": "queued" }))).into_response())
         }
-        Ok(false) => error(StatusCode::NOT_FOUND, "no_dead_letter"),
+        Ok(false) => no_dead_letter(),
         Err(error) => unavailable("replay", &error),
     }
 }
@@ -230,9 +242,12 @@ pub(super) async fn discard<Q: QueueInspect>(
     let Ok(Json(KeyBody { key })) = body else {
         return error(StatusCode::BAD_REQUEST, "invalid_json");
     };
+    let Ok(key) = key.parse::<JobKey>() else {
+        return no_dead_letter();
+    };
     match shared.worker.queue().discard(&key).await {
         Ok(true) => ok(json!({ "status": "discarded" })),
-        Ok(false) => error(StatusCode::NOT_FOUND, "no_dead_letter"),
+        Ok(false) => no_dead_letter(),
         Err(error) => unavailable("discard", &error),
     }
 }

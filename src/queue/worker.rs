@@ -18,7 +18,7 @@ use super::{
 };
 use crate::config::Intake;
 use crate::metrics::{AttemptResult, QueueGauges, Stopwatch, attempt_ended};
-use crate::store::{IdempotencyKey, StoreError, StoreErrorKind};
+use crate::store::{IdempotencyKey, JobKey, StoreError, StoreErrorKind};
 use crate::trace::AttemptSpan;
 
 /// Default number of handler runs at once: 4.
@@ -181,7 +181,7 @@ impl<Q: QueueAdmin> Worker<Q> {
     /// # Errors
     ///
     /// [`StoreError`] when the backend cannot answer.
-    pub async fn replay(&self, key: &str) -> Result<bool, StoreError> {
+    pub async fn replay(&self, key: &JobKey) -> Result<bool, StoreError> {
         let replayed = self.shared.queue.replay(key).await?;
         if replayed {
             self.shared.wake.notify_one();
@@ -588,7 +588,7 @@ async fn run_job<Q: JobQueue>(
     } = job;
     let settings = &shared.settings;
     let scheme = delivery.scheme.clone();
-    let tenant = crate::store::admin::tenant_of(&key);
+    let tenant = key.tenant();
     let span = AttemptSpan::new(tenant, &scheme, &delivery.event_id, attempt);
     let ordered = delivery.order_key.is_some();
     // The previous attempt was counted when it was taken; it never came
@@ -611,7 +611,7 @@ async fn run_job<Q: JobQueue>(
         };
         // Dead, not done: nothing lent is committed, so no rollback.
         let held = matches!(
-            finish(&shared, &key, lease, outcome).await,
+            finish(&shared, key.as_str(), lease, outcome).await,
             Finished::Recorded(true)
         );
         let result = if held {
@@ -659,7 +659,7 @@ async fn run_job<Q: JobQueue>(
         Ending::LostLease => {
             span.ended("lost_lease");
             attempt_ended(&scheme, AttemptResult::LostLease, handler.as_ref());
-            warn_lost(&key);
+            warn_lost(key.as_str());
             drop(permit);
             shared.wake.notify_one();
             return;
@@ -687,13 +687,14 @@ async fn run_job<Q: JobQueue>(
         }
     };
     let retried = matches!(outcome, JobOutcome::Retry { .. });
-    let (held, retried, result) = match finish(&shared, &key, lease.clone(), outcome).await {
+    let (held, retried, result) = match finish(&shared, key.as_str(), lease.clone(), outcome).await
+    {
         Finished::Recorded(held) => (held, retried, result),
         // The handler's writes were undone with the done mark: run again.
         Finished::RolledBack(error) => {
             let (outcome, result) = failed(error, AttemptResult::Failed);
             let retried = matches!(outcome, JobOutcome::Retry { .. });
-            match finish(&shared, &key, lease, outcome).await {
+            match finish(&shared, key.as_str(), lease, outcome).await {
                 Finished::Recorded(held) => (held, retried, result),
                 Finished::RolledBack(_) => (true, false, result),
             }

@@ -14,6 +14,7 @@
 //! [`Worker::dead_letters`]: crate::queue::Worker::dead_letters
 //! [`Worker::replay`]: crate::queue::Worker::replay
 
+use super::JobKey;
 use super::queue::{Delivery, JobQueue, QueueFuture};
 
 /// The longest [`JobSummary::last_error`] a backend lists, in bytes: a
@@ -43,7 +44,7 @@ pub struct QueueCounts {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeadLetter {
     /// The idempotency key; [`Worker::replay`](crate::queue::Worker::replay) takes it.
-    pub key: String,
+    pub key: JobKey,
     /// The scheme's name.
     pub scheme: String,
     /// The event id.
@@ -79,7 +80,7 @@ pub trait QueueAdmin: JobQueue {
 
     /// Puts the dead letter under `key` back in the queue, due now, with its
     /// attempts so far. `false` when there is no dead letter under `key`.
-    fn replay(&self, key: &str) -> QueueFuture<bool>;
+    fn replay(&self, key: &JobKey) -> QueueFuture<bool>;
 }
 
 /// The state of a listed job.
@@ -98,13 +99,14 @@ pub enum JobState {
 /// got and why it failed last, without its delivery.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct JobSummary {
-    /// The idempotency key's text; [`QueueAdmin::replay`] takes it.
-    pub key: String,
+    /// The idempotency key; [`QueueAdmin::replay`] takes it.
+    pub key: JobKey,
     /// The job's state.
     pub state: JobState,
     /// The scheme's name.
     pub scheme: String,
-    /// The tenant, for a layer with per-tenant secrets (read from the key).
+    /// The tenant, for a layer with per-tenant secrets (read from the key,
+    /// [`JobKey::tenant`]).
     pub tenant: Option<String>,
     /// The event id.
     pub id: String,
@@ -126,7 +128,7 @@ impl JobSummary {
     /// and `last_error` is cut to [`MAX_LISTED_ERROR_BYTES`].
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        key: String,
+        key: JobKey,
         state: JobState,
         scheme: String,
         id: String,
@@ -136,7 +138,7 @@ impl JobSummary {
         last_attempt_at_ms: u64,
     ) -> Self {
         Self {
-            tenant: tenant_of(&key).map(str::to_owned),
+            tenant: key.tenant().map(str::to_owned),
             key,
             state,
             scheme,
@@ -147,14 +149,6 @@ impl JobSummary {
             last_attempt_at_ms,
         }
     }
-}
-
-/// The tenant in a key's text, `<scheme>/<tenant>:<id>`: the namespace
-/// before the first `:` holds a `/` exactly when there is one (see
-/// [`IdempotencyKey`](crate::IdempotencyKey)).
-pub fn tenant_of(key: &str) -> Option<&str> {
-    let namespace = key.split_once(':')?.0;
-    namespace.split_once('/').map(|(_, tenant)| tenant)
 }
 
 /// `error` cut to at most [`MAX_LISTED_ERROR_BYTES`] on a character
@@ -194,12 +188,12 @@ pub trait QueueInspect: QueueAdmin {
 
     /// The dead letter under `key` in full; `None` when there is none (or
     /// it is past its retention).
-    fn dead_letter(&self, key: &str) -> QueueFuture<Option<DeadLetterDetail>>;
+    fn dead_letter(&self, key: &JobKey) -> QueueFuture<Option<DeadLetterDetail>>;
 
     /// Removes the dead letter under `key`, as if its retention had ended:
     /// not listed, not replayable, and its key free, so a new copy of the
     /// event is accepted. `false` when there is none.
-    fn discard(&self, key: &str) -> QueueFuture<bool>;
+    fn discard(&self, key: &JobKey) -> QueueFuture<bool>;
 
     /// Replays up to `max` (at most [`MAX_REPLAYED_PER_CALL`]) dead letters
     /// of `scheme`, oldest failure first, as [`QueueAdmin::replay`]

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{IdempotencyKey, IdempotencyStore, StoreError};
+use super::{IdempotencyKey, IdempotencyStore, JobKey, StoreError};
 
 pub use super::admin::{DeadLetter, QueueAdmin, QueueCounts};
 
@@ -54,8 +54,9 @@ pub struct TakeRequest {
 /// A job taken by a worker: leased to it until it finishes or the lease
 /// runs out.
 pub struct Job<L> {
-    /// The idempotency key (`<scheme>:<event id>`), as text.
-    pub key: String,
+    /// The idempotency key (`<scheme>:<event id>`, or
+    /// `<scheme>/<tenant>:<event id>`).
+    pub key: JobKey,
     /// The recorded delivery.
     pub delivery: Delivery,
     /// This attempt's number, 1-based (attempts so far, this one included).

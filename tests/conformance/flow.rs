@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tower_webhook::queue::{Job, JobOutcome, JobQueue, QueueAdmin, QueueCounts, TakeRequest};
 
-use crate::{Backend, LONG, SHORT, delivery, key, past_short};
+use crate::{Backend, LONG, SHORT, delivery, job_key, key, past_short};
 
 macro_rules! cases {
     ($backend:ty) => {
@@ -157,7 +157,7 @@ pub async fn a_replayed_dead_letter_joins_the_end_of_its_line<B: Backend<Store: 
     finish(&queue, &mut buried, "evt_buried", dead()).await;
     let mut after = take_capped(&queue, LONG, None).await;
     assert_eq!(ids(&after), ["evt_after"]);
-    assert!(queue.replay("numero:evt_buried").await.unwrap());
+    assert!(queue.replay(&job_key("evt_buried")).await.unwrap());
     assert!(
         take_capped(&queue, LONG, None).await.is_empty(),
         "behind evt_after"

@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 use tower_webhook::queue::{
     Accept, Job, JobOutcome, JobQueue, JobState, QueueAdmin, QueueCounts, QueueInspect, TakeRequest,
 };
-use tower_webhook::{EventId, IdempotencyKey, Tenant};
+use tower_webhook::{EventId, IdempotencyKey, JobKey, Tenant};
 
-use crate::{Backend, LONG, delivery, key};
+use crate::{Backend, LONG, delivery, job_key, key};
 
 macro_rules! cases {
     ($backend:ty) => {
@@ -143,7 +143,11 @@ pub async fn a_dead_letter_is_read_in_full_with_its_delivery<B: Backend<Store: Q
     let queue = backend.store().await;
     bury(&queue, "numero", &["evt_full"], "handler answered 500").await;
     let admin = backend.store().await;
-    let letter = admin.dead_letter("numero:evt_full").await.unwrap().unwrap();
+    let letter = admin
+        .dead_letter(&job_key("evt_full"))
+        .await
+        .unwrap()
+        .unwrap();
     let recorded = delivery("evt_full");
     assert_eq!(letter.summary.key, "numero:evt_full");
     assert_eq!(letter.summary.state, JobState::Dead);
@@ -152,11 +156,17 @@ pub async fn a_dead_letter_is_read_in_full_with_its_delivery<B: Backend<Store: Q
     assert_eq!(letter.delivery.uri, recorded.uri);
     assert_eq!(letter.delivery.headers, recorded.headers);
     assert_eq!(letter.delivery.body, recorded.body);
-    assert!(admin.dead_letter("numero:nothing").await.unwrap().is_none());
-    assert!(admin.replay("numero:evt_full").await.unwrap());
     assert!(
         admin
-            .dead_letter("numero:evt_full")
+            .dead_letter(&job_key("nothing"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(admin.replay(&job_key("evt_full")).await.unwrap());
+    assert!(
+        admin
+            .dead_letter(&job_key("evt_full"))
             .await
             .unwrap()
             .is_none(),
@@ -171,9 +181,12 @@ pub async fn a_discarded_dead_letter_is_gone_and_its_key_free<B: Backend<Store: 
     let backend = B::open().await;
     let queue = backend.store().await;
     bury(&queue, "numero", &["evt_dropped", "evt_kept"], "gave up").await;
-    assert!(queue.discard("numero:evt_dropped").await.unwrap());
-    assert!(!queue.discard("numero:evt_dropped").await.unwrap(), "once");
-    let listed: Vec<String> = queue
+    assert!(queue.discard(&job_key("evt_dropped")).await.unwrap());
+    assert!(
+        !queue.discard(&job_key("evt_dropped")).await.unwrap(),
+        "once"
+    );
+    let listed: Vec<JobKey> = queue
         .dead_letters(10)
         .await
         .unwrap()
@@ -184,12 +197,12 @@ pub async fn a_discarded_dead_letter_is_gone_and_its_key_free<B: Backend<Store: 
     assert_eq!(queue.counts().await.unwrap().dead, 1);
     assert!(
         queue
-            .dead_letter("numero:evt_dropped")
+            .dead_letter(&job_key("evt_dropped"))
             .await
             .unwrap()
             .is_none()
     );
-    assert!(!queue.replay("numero:evt_dropped").await.unwrap());
+    assert!(!queue.replay(&job_key("evt_dropped")).await.unwrap());
     assert_eq!(
         queue
             .accept(&key("evt_dropped"), delivery("evt_dropped"))
@@ -199,7 +212,7 @@ pub async fn a_discarded_dead_letter_is_gone_and_its_key_free<B: Backend<Store: 
         "its key is free"
     );
     assert!(
-        !queue.discard("numero:evt_dropped").await.unwrap(),
+        !queue.discard(&job_key("evt_dropped")).await.unwrap(),
         "pending"
     );
     assert_eq!(
@@ -222,7 +235,7 @@ pub async fn replay_scheme_replays_that_schemes_dead_letters_up_to_max<
     bury(&queue, "numero", &["evt_1", "evt_2", "evt_3"], "gave up").await;
     bury(&queue, "github", &["evt_gh"], "gave up").await;
     assert_eq!(queue.replay_scheme("numero", 2).await.unwrap(), 2);
-    let left: Vec<String> = queue
+    let left: Vec<JobKey> = queue
         .jobs(JobState::Dead, 10)
         .await
         .unwrap()
@@ -252,5 +265,6 @@ pub async fn a_tenants_job_is_listed_with_its_tenant<B: Backend<Store: QueueInsp
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].tenant.as_deref(), Some("acme"));
     assert_eq!(listed[0].key, "numero/acme:evt_t");
+    assert_eq!(listed[0].key.tenant(), Some("acme"));
     assert_eq!(listed[0].id, "evt_t");
 }

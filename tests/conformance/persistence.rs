@@ -15,7 +15,7 @@ use crate::claims::new_claim;
 use crate::harness::inline::Inline;
 use crate::harness::numero_body;
 use crate::harness::queued::start;
-use crate::{LONG, Persistent, delivery, key};
+use crate::{LONG, Persistent, delivery, job_key, key};
 
 macro_rules! cases {
     ($backend:ty) => {
@@ -166,7 +166,7 @@ pub async fn done_jobs_and_dead_letters_survive_a_reopen<B: Persistent<Store: Qu
         (letters[0].key.as_str(), letters[0].attempts),
         ("numero:evt_dead", 1)
     );
-    assert!(store.replay("numero:evt_dead").await.unwrap());
+    assert!(store.replay(&job_key("evt_dead")).await.unwrap());
     let mut taken = store.take(request).await.unwrap().jobs;
     assert_eq!(taken.len(), 1);
     let job = taken.remove(0);

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant, SystemTime};
 use tower_webhook::queue::{
     Accept, Job, JobOutcome, JobQueue, QueueAdmin, QueueCounts, TakeRequest,
 };
-use tower_webhook::{Claim, IdempotencyStore};
+use tower_webhook::{Claim, IdempotencyStore, JobKey};
 
 use crate::claims::new_claim;
-use crate::{Backend, LONG, PATIENCE, SHORT, delivery, key, past_short};
+use crate::{Backend, LONG, PATIENCE, SHORT, delivery, job_key, key, past_short};
 
 macro_rules! cases {
     ($backend:ty) => {
@@ -73,7 +73,7 @@ async fn take_one<Q: QueueAdmin>(queue: &Q, id: &str, lease: Duration) -> Job<Q:
     let mut jobs = take(queue, 10, lease).await;
     assert_eq!(jobs.len(), 1, "one due job: {jobs:?}");
     let job = jobs.remove(0);
-    assert_eq!(job.key, format!("numero:{id}"));
+    assert_eq!(job.key, format!("numero:{id}").as_str());
     job
 }
 
@@ -155,7 +155,7 @@ pub async fn take_leases_due_jobs_of_the_asked_schemes<B: Backend<Store: QueueAd
     keys.sort_unstable();
     assert_eq!(keys, ["numero:evt_a", "numero:evt_b", "numero:evt_c"]);
     for job in first.iter().chain(&rest) {
-        let id = job.key.strip_prefix("numero:").unwrap();
+        let id = job.key.event_id();
         let recorded = delivery(id);
         assert_eq!(job.attempt, 1, "{job:?}");
         assert_eq!(job.delivery.scheme, recorded.scheme);
@@ -296,10 +296,10 @@ pub async fn finish_dead_keeps_a_dead_letter_until_replayed<B: Backend<Store: Qu
     assert!(take(&queue, 10, LONG).await.is_empty());
 
     let admin = backend.store().await;
-    assert!(!admin.replay("numero:nothing-here").await.unwrap());
-    assert!(admin.replay("numero:evt_dead").await.unwrap());
+    assert!(!admin.replay(&job_key("nothing-here")).await.unwrap());
+    assert!(admin.replay(&job_key("evt_dead")).await.unwrap());
     assert!(
-        !admin.replay("numero:evt_dead").await.unwrap(),
+        !admin.replay(&job_key("evt_dead")).await.unwrap(),
         "replayed once"
     );
     assert_eq!(queue.counts().await.unwrap(), counts(1, 0, 0));
@@ -319,13 +319,13 @@ pub async fn dead_letters_are_listed_oldest_first<B: Backend<Store: QueueAdmin>>
     for id in ids {
         assert_eq!(accept(&queue, id).await, Accept::Accepted);
     }
-    let mut jobs: HashMap<String, Job<_>> = take(&queue, 10, LONG)
+    let mut jobs: HashMap<JobKey, Job<_>> = take(&queue, 10, LONG)
         .await
         .into_iter()
         .map(|job| (job.key.clone(), job))
         .collect();
     for id in ids {
-        let job = jobs.remove(&format!("numero:{id}")).unwrap();
+        let job = jobs.remove(format!("numero:{id}").as_str()).unwrap();
         assert!(queue.finish(job.lease, dead(LONG)).await.unwrap());
         // Failure times are kept in milliseconds.
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -353,7 +353,7 @@ pub async fn dead_letters_expire_after_their_retention<B: Backend<Store: QueueAd
     past_short().await;
     assert!(queue.dead_letters(10).await.unwrap().is_empty());
     assert_eq!(queue.counts().await.unwrap(), counts(0, 0, 0));
-    assert!(!queue.replay("numero:evt_gone").await.unwrap());
+    assert!(!queue.replay(&job_key("evt_gone")).await.unwrap());
     assert_eq!(accept(&queue, "evt_gone").await, Accept::Accepted);
 }
 

@@ -11,9 +11,9 @@ use http::StatusCode;
 use tower_webhook::linear::Linear;
 use tower_webhook::queue::{Accept, JobQueue, QueueAdmin, QueueCounts, Worker};
 
-use crate::Backend;
 use crate::harness::queued::{Run, Script, post_copies, quick_retries, start, start_scheme};
 use crate::harness::{PATIENCE, numero_body, post};
+use crate::{Backend, job_key};
 
 macro_rules! cases {
     ($backend:ty) => {
@@ -168,7 +168,7 @@ pub async fn dead_letters_are_kept_and_replayed<B: Backend<Store: QueueAdmin>>()
 
     r.seen.script.lock().unwrap().fail_first = 0;
     assert!(replay_from.replay(&letters[0].key).await.unwrap());
-    assert!(!replay_from.replay("numero:nothing-here").await.unwrap());
+    assert!(!replay_from.replay(&job_key("nothing-here")).await.unwrap());
     r.wait_until("the replayed run", |s| s.successes() == 1)
         .await;
     let last = r.seen.runs().last().cloned().unwrap();

@@ -25,7 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tower_webhook::numberotp::{NumberOtp, NumberOtpEvent};
 use tower_webhook::numero::{Numero, NumeroEvent};
-use tower_webhook::{EventId, IdempotencyKey, MemoryStore, VerifiedEvent, WebhookLayer};
+use tower_webhook::{EventId, IdempotencyKey, JobKey, MemoryStore, VerifiedEvent, WebhookLayer};
 
 pub const NUMERO_SECRET: &str = "whsec_abcdefghijklmnopqrstuvwxyz123456789";
 pub const NUMBEROTP_SECRET: &str = "notp_whk_5f2b9c0e7a";
@@ -465,6 +465,11 @@ impl http_body::Body for Frames {
 /// The idempotency key of the Numero event `id`.
 pub fn numero_key(id: &str) -> IdempotencyKey {
     IdempotencyKey::new("numero", &EventId::new(id).unwrap())
+}
+
+/// The same key as a backend lists it and the operator's calls take it.
+pub fn numero_job_key(id: &str) -> JobKey {
+    JobKey::from(&numero_key(id))
 }
 
 /// A signed Numero delivery of the event `id`, as the intake records it.

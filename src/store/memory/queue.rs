@@ -19,7 +19,7 @@ use crate::store::queue::{
     Accept, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueAdmin, QueueCounts, QueueFuture,
     TakeRequest, Taken, from_unix_millis, unix_millis,
 };
-use crate::store::{IdempotencyKey, IdempotencyStore, StoreError};
+use crate::store::{IdempotencyKey, IdempotencyStore, JobKey, StoreError};
 
 /// Queued mode (and inline claims) in memory, bounded like a
 /// [`MemoryStore`]: pending, running and dead jobs count towards the bound
@@ -56,8 +56,8 @@ impl std::fmt::Debug for MemoryQueue {
 
 /// A job as its shard records it, beside its key's entry.
 pub(super) struct Recorded {
-    /// The key's text, as [`Job::key`] and [`DeadLetter::key`] give it.
-    key: Box<str>,
+    /// The key, as [`Job::key`] and [`DeadLetter::key`] give it.
+    key: JobKey,
     delivery: Delivery,
     attempts: u32,
     accepted_ms: u64,
@@ -121,7 +121,7 @@ impl MemoryQueue {
             queued.push_back(digest);
         }
         let job = Recorded {
-            key: key.as_str().into(),
+            key: JobKey::from(key),
             delivery,
             attempts: 0,
             accepted_ms,
@@ -250,7 +250,7 @@ impl Shard {
             until_ms: now.saturating_add(millis(lease)),
         };
         Some(Job {
-            key: job.key.to_string(),
+            key: job.key.clone(),
             delivery: job.delivery.clone(),
             attempt: job.attempts,
             accepted_at: from_unix_millis(job.accepted_ms),
@@ -408,7 +408,7 @@ impl QueueAdmin for MemoryQueue {
         self.each_job(|job| {
             if let State::Dead { error, failed_ms } = &job.state {
                 letters.push(DeadLetter {
-                    key: job.key.to_string(),
+                    key: job.key.clone(),
                     scheme: job.delivery.scheme.clone(),
                     id: job.delivery.event_id.clone(),
                     attempts: job.attempts,
@@ -423,7 +423,7 @@ impl QueueAdmin for MemoryQueue {
         answered(letters)
     }
 
-    fn replay(&self, key: &str) -> QueueFuture<bool> {
+    fn replay(&self, key: &JobKey) -> QueueFuture<bool> {
         let now = self.store.now_ms();
         // The order lines are locked before a shard: find the letter first.
         let mut found = None;
@@ -432,7 +432,7 @@ impl QueueAdmin for MemoryQueue {
             if let Some((digest, job)) = shard
                 .jobs
                 .iter()
-                .find(|(_, job)| *job.key == *key && matches!(job.state, State::Dead { .. }))
+                .find(|(_, job)| job.key == *key && matches!(job.state, State::Dead { .. }))
             {
                 found = Some((index, *digest, line_key(&job.delivery)));
                 break;
@@ -480,7 +480,7 @@ impl Recorded {
 
     fn summary(&self) -> JobSummary {
         JobSummary::new(
-            self.key.to_string(),
+            self.key.clone(),
             self.state(),
             self.delivery.scheme.clone(),
             self.delivery.event_id.clone(),
@@ -510,10 +510,10 @@ impl QueueInspect for MemoryQueue {
         answered(listed)
     }
 
-    fn dead_letter(&self, key: &str) -> QueueFuture<Option<DeadLetterDetail>> {
+    fn dead_letter(&self, key: &JobKey) -> QueueFuture<Option<DeadLetterDetail>> {
         let mut found = None;
         self.each_job(|job| {
-            if found.is_none() && *job.key == *key && job.state() == JobState::Dead {
+            if found.is_none() && job.key == *key && job.state() == JobState::Dead {
                 found = Some(DeadLetterDetail {
                     summary: job.summary(),
                     delivery: job.delivery.clone(),
@@ -523,12 +523,12 @@ impl QueueInspect for MemoryQueue {
         answered(found)
     }
 
-    fn discard(&self, key: &str) -> QueueFuture<bool> {
+    fn discard(&self, key: &JobKey) -> QueueFuture<bool> {
         let now = self.store.now_ms();
         for index in 0..self.store.shared.shards.len() {
             let mut shard = self.store.lock(index);
             let found = shard.jobs.iter().find_map(|(digest, job)| {
-                (*job.key == *key && matches!(job.state, State::Dead { .. })).then_some(*digest)
+                (job.key == *key && matches!(job.state, State::Dead { .. })).then_some(*digest)
             });
             let Some(digest) = found else { continue };
             let live = shard

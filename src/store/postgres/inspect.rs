@@ -9,7 +9,8 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use super::PostgresStore;
-use super::ops::failed;
+use super::ops::{failed, job_key};
+use crate::store::JobKey;
 use crate::store::admin::{DeadLetterDetail, JobState, JobSummary, QueueInspect};
 use crate::store::queue::{Delivery, QueueFuture};
 
@@ -38,7 +39,7 @@ fn summary_of(row: &PgRow) -> Result<JobSummary, sqlx::Error> {
         Ok(u64::try_from(row.try_get::<i64, _>(i)?).unwrap_or(0))
     };
     Ok(JobSummary::new(
-        row.try_get(0)?,
+        job_key(row, 0)?,
         state,
         row.try_get(2)?,
         row.try_get(3)?,
@@ -70,8 +71,8 @@ impl QueueInspect for PostgresStore {
         })
     }
 
-    fn dead_letter(&self, key: &str) -> QueueFuture<Option<DeadLetterDetail>> {
-        let (shared, key) = (Arc::clone(&self.shared), key.to_owned());
+    fn dead_letter(&self, key: &JobKey) -> QueueFuture<Option<DeadLetterDetail>> {
+        let (shared, key) = (Arc::clone(&self.shared), key.clone());
         Box::pin(async move {
             let (filter, _) = filter_and_order(JobState::Dead);
             let query = format!(
@@ -79,7 +80,7 @@ impl QueueInspect for PostgresStore {
                 s = shared.sql.schema()
             );
             let row = sqlx::query(&query)
-                .bind(&key)
+                .bind(key.as_str())
                 .fetch_optional(&shared.pool)
                 .await
                 .map_err(|e| failed("read a dead letter", e))?;
@@ -106,8 +107,8 @@ impl QueueInspect for PostgresStore {
         })
     }
 
-    fn discard(&self, key: &str) -> QueueFuture<bool> {
-        let (shared, key) = (Arc::clone(&self.shared), key.to_owned());
+    fn discard(&self, key: &JobKey) -> QueueFuture<bool> {
+        let (shared, key) = (Arc::clone(&self.shared), key.clone());
         Box::pin(async move {
             let (filter, _) = filter_and_order(JobState::Dead);
             let query = format!(
@@ -115,7 +116,7 @@ impl QueueInspect for PostgresStore {
                 s = shared.sql.schema()
             );
             let deleted = sqlx::query(&query)
-                .bind(&key)
+                .bind(key.as_str())
                 .execute(&shared.pool)
                 .await
                 .map_err(|e| failed("discard a dead letter", e))?;

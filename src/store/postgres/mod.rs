@@ -133,7 +133,7 @@ use std::time::{Duration, SystemTime};
 use sqlx::{PgPool, Row};
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
-use super::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
+use super::{Claim, IdempotencyKey, IdempotencyStore, JobKey, StoreError};
 use crate::store::queue::{
     Accept, DeadLetter, Delivery, JobOutcome, JobQueue, QueueAdmin, QueueCounts, QueueFuture,
     TakeRequest, Taken,
@@ -498,11 +498,11 @@ impl QueueAdmin for PostgresStore {
         Box::pin(async move { ops::dead_letters(&shared.pool, &shared.sql, limit).await })
     }
 
-    fn replay(&self, key: &str) -> QueueFuture<bool> {
-        let (shared, key) = (Arc::clone(&self.shared), key.to_owned());
+    fn replay(&self, key: &JobKey) -> QueueFuture<bool> {
+        let (shared, key) = (Arc::clone(&self.shared), key.clone());
         Box::pin(async move {
             let replayed = sqlx::query(&shared.sql.replay)
-                .bind(&key)
+                .bind(key.as_str())
                 .bind(&shared.sql.channel)
                 .fetch_optional(&shared.pool)
                 .await

@@ -9,10 +9,10 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::sql::{Sql, millis};
 use super::transaction::{PostgresLease, Settle};
-use crate::store::StoreError;
 use crate::store::queue::{
     DEFAULT_DEAD_LETTER_TTL, DeadLetter, Delivery, Job, QueueCounts, TakeRequest, Taken,
 };
+use crate::store::{JobKey, StoreError};
 
 /// A `StoreError` for a failed statement.
 pub(super) fn failed(what: &str, error: sqlx::Error) -> StoreError {
@@ -23,6 +23,14 @@ pub(super) fn failed(what: &str, error: sqlx::Error) -> StoreError {
         _ => StoreError::unavailable(message),
     }
     .with_source(error)
+}
+
+/// The key in column `index`; text that is not a key is a decode error,
+/// so [`failed`] reports it as corrupt.
+pub(super) fn job_key(row: &PgRow, index: usize) -> Result<JobKey, sqlx::Error> {
+    let text: &str = row.try_get(index)?;
+    text.parse()
+        .map_err(|error| sqlx::Error::Decode(Box::new(error)))
 }
 
 /// Runs `update` (`$1` key, `$2` generation, `$3` milliseconds, `$4` text)
@@ -199,7 +207,7 @@ async fn take_rows(
 /// The job a taken row holds, and why its delivery did not decode if it
 /// did not (the job then carries an empty delivery).
 fn job_of(row: &PgRow) -> Result<(Job<PostgresLease>, Option<String>), sqlx::Error> {
-    let key: String = row.try_get(0)?;
+    let job_key = job_key(row, 0)?;
     let generation: i64 = row.try_get(1)?;
     let attempts: i32 = row.try_get(2)?;
     let scheme: Option<String> = row.try_get(3)?;
@@ -229,8 +237,8 @@ fn job_of(row: &PgRow) -> Result<(Job<PostgresLease>, Option<String>), sqlx::Err
         .and_then(|ms| u64::try_from(ms).ok())
         .unwrap_or(0);
     let job = Job {
-        lease: PostgresLease::new(key.clone(), generation),
-        key,
+        lease: PostgresLease::new(job_key.as_str().to_owned(), generation),
+        key: job_key,
         delivery,
         attempt: u32::try_from(attempts).unwrap_or(0),
         accepted_at: SystemTime::UNIX_EPOCH + Duration::from_millis(accepted_ms),
@@ -281,7 +289,7 @@ pub(super) async fn dead_letters(
     rows.iter()
         .map(|row| {
             Ok(DeadLetter {
-                key: row.try_get(0)?,
+                key: job_key(row, 0)?,
                 scheme: row.try_get(1)?,
                 id: row.try_get(2)?,
                 attempts: u32::try_from(row.try_get::<i32, _>(3)?).unwrap_or(0),

@@ -170,7 +170,7 @@ use crate::store::queue::{
     Accept, DeadLetter, Delivery, Job, JobOutcome, JobQueue, QueueAdmin, QueueCounts, QueueFuture,
     TakeRequest, Taken,
 };
-use crate::store::{IdempotencyKey, StoreError};
+use crate::store::{IdempotencyKey, JobKey, StoreError};
 
 /// Proof of a worker's lease on one job of a [`RedisStore`]: the job's key
 /// and the token the take gave it.
@@ -385,9 +385,9 @@ impl QueueAdmin for RedisStore {
         Box::pin(async move { parse_dead_letters(reply.await?) })
     }
 
-    fn replay(&self, key: &str) -> QueueFuture<bool> {
+    fn replay(&self, key: &JobKey) -> QueueFuture<bool> {
         let mut replay = self.script(&scripts().replay);
-        replay.arg(key);
+        replay.arg(key.as_str());
         self.run_durable_flag("replay a dead letter", replay, false)
     }
 }
@@ -419,9 +419,9 @@ impl QueueInspect for RedisStore {
         })
     }
 
-    fn dead_letter(&self, key: &str) -> QueueFuture<Option<DeadLetterDetail>> {
+    fn dead_letter(&self, key: &JobKey) -> QueueFuture<Option<DeadLetterDetail>> {
         let mut read = self.script(&scripts().dead_letter);
-        read.arg(key);
+        read.arg(key.as_str());
         let reply = self.run::<Vec<Value>>("read a dead letter", read);
         Box::pin(async move {
             let mut fields = reply.await?.into_iter();
@@ -438,9 +438,9 @@ impl QueueInspect for RedisStore {
         })
     }
 
-    fn discard(&self, key: &str) -> QueueFuture<bool> {
+    fn discard(&self, key: &JobKey) -> QueueFuture<bool> {
         let mut discard = self.script(&scripts().discard);
-        discard.arg(key);
+        discard.arg(key.as_str());
         self.run_durable_flag("discard a dead letter", discard, false)
     }
 }
@@ -454,7 +454,7 @@ fn summary(
 ) -> Result<JobSummary, StoreError> {
     let mut field = || fields.next().ok_or_else(|| corrupt("a short job"));
     Ok(JobSummary::new(
-        text(member)?,
+        job_key(member)?,
         state,
         text(field()?)?,
         text(field()?)?,
@@ -490,6 +490,17 @@ fn text(value: Value) -> Result<String, StoreError> {
     String::from_utf8(bytes(value)?).map_err(|_| corrupt("text that is not UTF-8"))
 }
 
+fn job_key(value: Value) -> Result<JobKey, StoreError> {
+    parse_key(&text(value)?)
+}
+
+/// A job's member is its key's text; anything else was not written here.
+fn parse_key(member: &str) -> Result<JobKey, StoreError> {
+    member
+        .parse()
+        .map_err(|error| corrupt(&format!("a member that is {error}")))
+}
+
 fn count(value: &Value) -> Result<u64, StoreError> {
     u64::try_from(int(value)?).map_err(|_| corrupt("a negative count"))
 }
@@ -517,7 +528,9 @@ fn parse_taken(
     let mut fields = rest.into_iter();
     while let Some(member) = fields.next() {
         let mut field = || fields.next().ok_or_else(|| corrupt("a short job"));
-        let member: Arc<str> = Arc::from(text(member)?);
+        let member = text(member)?;
+        let key = parse_key(&member)?;
+        let member: Arc<str> = Arc::from(member);
         let token: Arc<str> = Arc::from(text(field()?)?);
         let scheme = text(field()?)?;
         let event_id = text(field()?)?;
@@ -530,7 +543,7 @@ fn parse_taken(
         let mut delivery = Delivery::decode(scheme, event_id, &head, body)?;
         delivery.order_key = (!order_key.is_empty()).then_some(order_key);
         jobs.push(Job {
-            key: member.to_string(),
+            key,
             delivery,
             attempt,
             accepted_at: clock.local(accepted_ms),
@@ -584,7 +597,7 @@ fn parse_dead_letters(reply: Vec<Value>) -> Result<Vec<DeadLetter>, StoreError> 
     while let Some(key) = fields.next() {
         let mut field = || fields.next().ok_or_else(|| corrupt("a short dead letter"));
         letters.push(DeadLetter {
-            key: text(key)?,
+            key: job_key(key)?,
             scheme: text(field()?)?,
             id: text(field()?)?,
             attempts: u32::try_from(int(&field()?)?).unwrap_or(u32::MAX),

@@ -170,7 +170,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::{Claim, IdempotencyKey, IdempotencyStore, StoreError};
+use super::{Claim, IdempotencyKey, IdempotencyStore, JobKey, StoreError};
 use crate::store::admin::{DeadLetterDetail, JobState, JobSummary, QueueInspect};
 use crate::store::queue::{
     Accept, DeadLetter, Delivery, JobOutcome, JobQueue, QueueAdmin, QueueCounts, QueueFuture,
@@ -462,9 +462,9 @@ impl QueueAdmin for SqliteStore {
         Box::pin(self.call_lazy(move |tx| tx.dead_letters(limit)))
     }
 
-    fn replay(&self, key: &str) -> QueueFuture<bool> {
-        let key = key.to_owned();
-        Box::pin(self.call(move |tx| tx.replay(&key)))
+    fn replay(&self, key: &JobKey) -> QueueFuture<bool> {
+        let key = key.clone();
+        Box::pin(self.call(move |tx| tx.replay(key.as_str())))
     }
 }
 
@@ -473,9 +473,9 @@ impl QueueInspect for SqliteStore {
         Box::pin(self.call_lazy(move |tx| tx.jobs(state, limit)))
     }
 
-    fn dead_letter(&self, key: &str) -> QueueFuture<Option<DeadLetterDetail>> {
-        let key = key.to_owned();
-        let row = self.call_lazy(move |tx| tx.dead_letter(&key));
+    fn dead_letter(&self, key: &JobKey) -> QueueFuture<Option<DeadLetterDetail>> {
+        let key = key.clone();
+        let row = self.call_lazy(move |tx| tx.dead_letter(key.as_str()));
         Box::pin(async move {
             let Some(row) = row.await? else {
                 return Ok(None);
@@ -491,8 +491,11 @@ impl QueueInspect for SqliteStore {
         })
     }
 
-    fn discard(&self, key: &str) -> QueueFuture<bool> {
-        let key = key.to_owned();
-        Box::pin(self.call(move |tx| tx.discard(&key)))
+    fn discard(&self, key: &JobKey) -> QueueFuture<bool> {
+        let key = key.clone();
+        Box::pin(self.call(move |tx| tx.discard(key.as_str())))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,14 +14,31 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{KeyState, SqliteLease};
-use crate::store::Claim;
 use crate::store::admin::{JobState, JobSummary};
 use crate::store::queue::{
     Accept, DEFAULT_DEAD_LETTER_TTL, DeadLetter, Delivery, Job, JobOutcome, QueueCounts,
     TakeRequest, Taken, from_unix_millis, unix_millis,
 };
+use crate::store::{Claim, JobKey};
 
 type Result<T> = rusqlite::Result<T>;
+
+/// The key in column `index`; text that is not a key fails the call as
+/// [`StoreErrorKind::Corrupt`](crate::store::StoreErrorKind::Corrupt).
+fn job_key(row: &rusqlite::Row<'_>, index: usize) -> Result<JobKey> {
+    let text: String = row.get(index)?;
+    parse_key(&text, index)
+}
+
+fn parse_key(text: &str, index: usize) -> Result<JobKey> {
+    text.parse().map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            Box::new(error),
+        )
+    })
+}
 
 /// One group's view of the database: its connection, its clock, and the
 /// lease generations it hands out.
@@ -368,6 +385,7 @@ impl<'c> Tx<'c> {
     /// no longer decodes becomes a dead letter instead, so that it cannot
     /// stall the queue.
     fn lease_job(&mut self, key: String, lease: Duration) -> Result<Option<Job<SqliteLease>>> {
+        let job_key = parse_key(&key, 0)?;
         type Row = (
             String,
             String,
@@ -432,7 +450,7 @@ impl<'c> Tx<'c> {
             .execute(params![&key, generation, attempt, after(self.now, lease)])?;
         let key: Arc<str> = Arc::from(key);
         Ok(Some(Job {
-            key: key.to_string(),
+            key: job_key,
             delivery,
             attempt,
             accepted_at: self.local(accepted_ms),
@@ -592,7 +610,7 @@ impl<'c> Tx<'c> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = select.query_map(params![self.now, limit], |row| {
             Ok(DeadLetter {
-                key: row.get(0)?,
+                key: job_key(row, 0)?,
                 scheme: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
                 id: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
                 attempts: row.get(3)?,
@@ -654,7 +672,7 @@ fn state_sql(state: JobState) -> &'static str {
 impl Tx<'_> {
     fn summary(&self, row: &rusqlite::Row<'_>, state: JobState) -> Result<JobSummary> {
         Ok(JobSummary::new(
-            row.get(0)?,
+            job_key(row, 0)?,
             state,
             row.get::<_, Option<String>>(1)?.unwrap_or_default(),
             row.get::<_, Option<String>>(2)?.unwrap_or_default(),

@@ -190,8 +190,7 @@ impl Writer {
     /// failed command. A failed commit fails every command of the group, and
     /// so does a commit that went into a file no longer at the store's path.
     fn run_group(&mut self, mut group: Vec<Box<dyn Command>>) {
-        // Errors as text: each caller gets its own `StoreError`.
-        let mut failed: Vec<Option<String>> = group.iter().map(|_| None).collect();
+        let mut failed: Vec<Option<StoreError>> = group.iter().map(|_| None).collect();
         let committed = 'attempt: loop {
             if let Some(lost) = &self.lost {
                 break Err(lost.clone());
@@ -212,7 +211,7 @@ impl Writer {
                     continue;
                 }
                 if let Err(error) = self.run_one(command.as_mut(), &mut tx) {
-                    *failure = Some(self.error(&error));
+                    *failure = Some(self.command_error(&error));
                     if self.conn.is_autocommit() {
                         continue 'attempt;
                     }
@@ -225,7 +224,7 @@ impl Writer {
         };
         for (command, failure) in group.into_iter().zip(failed) {
             let outcome = match (failure, &committed) {
-                (Some(error), _) => Err(StoreError::unavailable(error)),
+                (Some(error), _) => Err(error),
                 (None, Ok(())) => Ok(()),
                 (None, Err(error)) => Err(StoreError::unavailable(error.clone())),
             };
@@ -309,6 +308,19 @@ impl Writer {
                 format!("the SQLite store at {path} is full (its size cap or the disk): {error}")
             }
             _ => format!("the SQLite store at {path} failed: {error}"),
+        }
+    }
+
+    /// The error a failed command answers: a value this crate did not
+    /// write (a key that does not parse) is corrupt data; anything else
+    /// means the store is unavailable.
+    fn command_error(&self, error: &rusqlite::Error) -> StoreError {
+        match error {
+            rusqlite::Error::FromSqlConversionFailure(..) => {
+                let path = self.path.display();
+                StoreError::corrupt(format!("the SQLite store at {path} holds {error}"))
+            }
+            _ => StoreError::unavailable(self.error(error)),
         }
     }
 
