@@ -4,7 +4,7 @@
 //! keep at-least-once semantics).
 
 use axum::extract::FromRequestParts;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::request::Parts;
 
 /// The effect the demo handler writes, through the delivery's transaction
@@ -20,6 +20,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Effect {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
         #[cfg(feature = "postgres")]
         {
+            use axum::response::IntoResponse;
             use tower_webhook::store::postgres::{TakeTransactionError, TakeTransactionRejection};
             match tower_webhook::DeliveryTransaction::take(&parts.extensions).await {
                 Ok(tx) => Ok(Self { tx: Some(tx) }),
