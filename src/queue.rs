@@ -61,6 +61,10 @@
 //! * **Concurrency cap per scheme**:
 //!   [`WorkerBuilder::max_running_per_scheme`], counted in the backend over
 //!   every process's live leases. Default: none. Cost: one count per take.
+//! * **Concurrency cap per tenant**:
+//!   [`WorkerBuilder::max_running_per_tenant`], the same over each tenant's
+//!   jobs of every scheme. Default: none. Cost: one pass over the running
+//!   jobs per take.
 //! * **Backpressure**: [`WorkerBuilder::max_pending_per_scheme`]; past it
 //!   the layer answers `503 queue_full` with `Retry-After` from the headers
 //!   alone. Default: unbounded. Cost: one atomic load per delivery.

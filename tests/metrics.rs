@@ -441,12 +441,7 @@ async fn counts_by_scheme_follow_the_jobs<Q: QueueAdmin>(queue: Q) {
             .await
             .unwrap();
     }
-    let take = |scheme: &str| TakeRequest {
-        schemes: Arc::from(vec![Box::from(scheme)]),
-        max: 1,
-        lease: Duration::from_secs(3600),
-        max_running_per_scheme: None,
-    };
+    let take = |scheme: &str| TakeRequest::new(Arc::from(vec![Box::from(scheme)]), 1, Duration::from_secs(3600));
     let running = queue.take(take("numero")).await.unwrap();
     assert_eq!(running.jobs.len(), 1);
     let mut github = queue.take(take("github")).await.unwrap();
@@ -523,12 +518,7 @@ async fn counts_by_scheme_on_redis() {
     counts_by_scheme_follow_the_jobs(store.clone()).await;
     // Redis remembers every scheme it accepted: stripe, its one job done,
     // is still listed, at zeros.
-    let request = TakeRequest {
-        schemes: Arc::from(vec![Box::from("stripe")]),
-        max: 1,
-        lease: Duration::from_secs(3600),
-        max_running_per_scheme: None,
-    };
+    let request = TakeRequest::new(Arc::from(vec![Box::from("stripe")]), 1, Duration::from_secs(3600));
     let stripe = queue_job(store.take(request).await.unwrap().jobs);
     let done = JobOutcome::Done {
         ttl: Duration::from_secs(3600),
@@ -553,12 +543,7 @@ async fn counts_by_scheme_on_redis() {
         .accept(&key("numero", "x1"), delivery("numero", "x1"))
         .await
         .unwrap();
-    let request = TakeRequest {
-        schemes: Arc::from(vec![Box::from("numero")]),
-        max: 1,
-        lease: Duration::from_secs(3600),
-        max_running_per_scheme: None,
-    };
+    let request = TakeRequest::new(Arc::from(vec![Box::from("numero")]), 1, Duration::from_secs(3600));
     let lease = queue_job(single.take(request).await.unwrap().jobs);
     let dead = JobOutcome::Dead {
         error: "handler answered 500".into(),

@@ -225,12 +225,7 @@ async fn a_dead_replicas_job_is_taken_over_and_its_lease_is_void() {
         );
         let lease = Duration::from_millis(800);
         let taken = a_store
-            .take(TakeRequest {
-                schemes: numero_schemes(),
-                max: 10,
-                lease,
-                max_running_per_scheme: None,
-            })
+            .take(TakeRequest::new(numero_schemes(), 10, lease))
             .await
             .unwrap();
         assert_eq!(taken.jobs.len(), 1);

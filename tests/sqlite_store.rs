@@ -170,12 +170,7 @@ async fn new_claim(store: &SqliteStore, id: &str, lease: Duration) -> SqliteLeas
 }
 
 async fn take_one(store: &SqliteStore, lease: Duration) -> SqliteLease {
-    let request = TakeRequest {
-        schemes: std::sync::Arc::from(vec![Box::from("numero")]),
-        max: 1,
-        lease,
-        max_running_per_scheme: None,
-    };
+    let request = TakeRequest::new(std::sync::Arc::from(vec![Box::from("numero")]), 1, lease);
     let mut taken = store.take(request).await.unwrap();
     assert_eq!(taken.jobs.len(), 1, "one due job");
     taken.jobs.remove(0).lease

@@ -110,6 +110,7 @@ struct Settings {
     dead_letter_ttl: Duration,
     idle_poll: Duration,
     max_running_per_scheme: Option<usize>,
+    max_running_per_tenant: Option<usize>,
     max_pending_per_scheme: Option<u64>,
 }
 
@@ -222,6 +223,7 @@ impl<Q: JobQueue> Worker<Q> {
                 dead_letter_ttl: DEFAULT_DEAD_LETTER_TTL,
                 idle_poll: DEFAULT_IDLE_POLL,
                 max_running_per_scheme: None,
+                max_running_per_tenant: None,
                 max_pending_per_scheme: None,
             },
             read_counts: None,
@@ -291,6 +293,21 @@ impl<Q: JobQueue> WorkerBuilder<Q> {
     #[must_use]
     pub fn max_running_per_scheme(mut self, cap: usize) -> Self {
         self.settings.max_running_per_scheme = Some(cap.max(1));
+        self
+    }
+
+    /// At most `cap` jobs of one tenant ([per-tenant secrets](crate::tenant))
+    /// running at once (at least 1), over all its schemes, besides the
+    /// other caps; jobs without a tenant are not counted. Like
+    /// [`WorkerBuilder::max_running_per_scheme`] it is enforced by the
+    /// backend when jobs are taken, counting every process's running jobs,
+    /// so one busy tenant cannot hold every place while others wait.
+    /// Default: none. Cost: one pass over the running jobs per take (the
+    /// memory store: over its jobs), and on Postgres capped takes run one
+    /// at a time under an advisory lock.
+    #[must_use]
+    pub fn max_running_per_tenant(mut self, cap: usize) -> Self {
+        self.settings.max_running_per_tenant = Some(cap.max(1));
         self
     }
 
@@ -473,12 +490,9 @@ async fn take_loop<Q: JobQueue>(shared: Arc<Shared<Q>>) {
         };
         if let Some(mut held) = held {
             let free = held.num_permits();
-            let request = TakeRequest {
-                schemes,
-                max: free,
-                lease: shared.settings.lease,
-                max_running_per_scheme: shared.settings.max_running_per_scheme,
-            };
+            let mut request = TakeRequest::new(schemes, free, shared.settings.lease);
+            request.max_running_per_scheme = shared.settings.max_running_per_scheme;
+            request.max_running_per_tenant = shared.settings.max_running_per_tenant;
             match shared.queue.take(request).await {
                 Ok(taken) => {
                     failures = 0;

@@ -36,8 +36,10 @@ pub enum Accept {
     Duplicate,
 }
 
-/// What [`JobQueue::take`] is asked for.
+/// What [`JobQueue::take`] is asked for: built with [`TakeRequest::new`]
+/// (no caps), its caps set on the fields.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TakeRequest {
     /// Only jobs of these schemes (the worker can run no others).
     pub schemes: Arc<[Box<str>]>,
@@ -49,6 +51,29 @@ pub struct TakeRequest {
     /// process sharing the queue (running jobs whose lease is live count);
     /// `None`: no cap beyond `max`.
     pub max_running_per_scheme: Option<usize>,
+    /// At most this many jobs of one tenant running at once, counted over
+    /// every scheme (not only the requested ones) and every process sharing
+    /// the queue; jobs without a tenant are not counted. `None`: no cap.
+    pub max_running_per_tenant: Option<usize>,
+}
+
+impl TakeRequest {
+    /// Up to `max` due jobs of `schemes`, each leased for `lease`, with no
+    /// cap beyond `max`.
+    pub fn new(schemes: Arc<[Box<str>]>, max: usize, lease: Duration) -> Self {
+        Self {
+            schemes,
+            max,
+            lease,
+            max_running_per_scheme: None,
+            max_running_per_tenant: None,
+        }
+    }
+
+    /// Whether either running-jobs cap is set.
+    pub fn is_capped(&self) -> bool {
+        self.max_running_per_scheme.is_some() || self.max_running_per_tenant.is_some()
+    }
 }
 
 /// A job taken by a worker: leased to it until it finishes or the lease
@@ -154,7 +179,12 @@ pub trait JobQueue: IdempotencyStore {
     ///
     /// **Caps.** With [`TakeRequest::max_running_per_scheme`], no more
     /// jobs of a scheme are leased than leave its running jobs (live
-    /// leases, in every process) at the cap.
+    /// leases, in every process) at the cap; with
+    /// [`TakeRequest::max_running_per_tenant`], the same for each tenant,
+    /// over all its schemes. A job held back by a cap is not due: it makes
+    /// [`Taken::next_due`] no sooner than the lease end that frees a
+    /// place. A batch may come back short of `max` when it fills a cap's
+    /// last places; the caller takes again.
     fn take(&self, request: TakeRequest) -> QueueFuture<Taken<Self::JobLease>>;
 
     /// Extends the lease on a running job by `lease` from now. `false` when

@@ -1,12 +1,16 @@
 //! Flow control on the [`JobQueue`] calls: order keys (one job of a key
 //! at a time, in acceptance order, a failing one holding back the later
-//! ones), the per-scheme cap on running jobs across handles, and the
+//! ones), the per-scheme and per-tenant caps on running jobs across
+//! handles, and the
 //! attempt that did not return.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tower_webhook::queue::{Job, JobOutcome, JobQueue, QueueAdmin, QueueCounts, TakeRequest};
+use tower_webhook::queue::{
+    Accept, Job, JobOutcome, JobQueue, QueueAdmin, QueueCounts, TakeRequest,
+};
+use tower_webhook::{EventId, IdempotencyKey, Tenant};
 
 use crate::{Backend, LONG, SHORT, delivery, job_key, key, past_short};
 
@@ -18,6 +22,7 @@ macro_rules! cases {
             a_replayed_dead_letter_joins_the_end_of_its_line,
             a_job_whose_lease_ran_out_is_taken_as_interrupted,
             the_cap_per_scheme_holds_across_handles,
+            the_cap_per_tenant_holds_across_schemes_and_handles,
         ]);
     };
 }
@@ -34,13 +39,32 @@ async fn take_capped<Q: JobQueue>(
     lease: Duration,
     cap: Option<usize>,
 ) -> Vec<Job<Q::JobLease>> {
-    let request = TakeRequest {
-        schemes: Arc::from(vec![Box::from("numero")]),
-        max: 10,
-        lease,
-        max_running_per_scheme: cap,
-    };
+    let mut request = TakeRequest::new(Arc::from(vec![Box::from("numero")]), 10, lease);
+    request.max_running_per_scheme = cap;
     queue.take(request).await.unwrap().jobs
+}
+
+/// Records the job of `scheme`'s event `id` for `tenant`.
+async fn accept_for_tenant<Q: JobQueue>(queue: &Q, scheme: &'static str, tenant: &str, id: &str) {
+    let mut recorded = delivery(id);
+    recorded.scheme = scheme.to_owned();
+    let key = IdempotencyKey::new(scheme, &EventId::new(id).unwrap())
+        .with_tenant(Tenant::new(tenant).unwrap());
+    let accepted = queue.accept(&key, recorded).await.unwrap();
+    assert_eq!(accepted, Accept::Accepted);
+}
+
+/// Takes due jobs of both schemes, at most `cap` per tenant.
+async fn take_per_tenant<Q: JobQueue>(queue: &Q, cap: Option<usize>) -> Vec<Job<Q::JobLease>> {
+    let schemes = Arc::from(vec![Box::from("numero"), Box::from("numberotp")]);
+    let mut request = TakeRequest::new(schemes, 10, LONG);
+    request.max_running_per_tenant = cap;
+    queue.take(request).await.unwrap().jobs
+}
+
+/// How many of `jobs` are `tenant`'s.
+fn of_tenant<L>(jobs: &[Job<L>], tenant: &str) -> usize {
+    jobs.iter().filter(|j| j.key.tenant() == Some(tenant)).count()
 }
 
 /// The event ids of `jobs`, sorted.
@@ -205,4 +229,38 @@ pub async fn the_cap_per_scheme_holds_across_handles<B: Backend<Store: QueueAdmi
     finish(&queue, &mut running, &id, done()).await;
     assert_eq!(take_capped(&other, LONG, Some(2)).await.len(), 1);
     assert_eq!(take_capped(&other, LONG, None).await.len(), 1, "no cap");
+}
+
+/// With a cap of 1 per tenant, `acme`'s three jobs (over two schemes) run
+/// one at a time across two handles, while `globex`'s job and a job with
+/// no tenant are not held back by them.
+pub async fn the_cap_per_tenant_holds_across_schemes_and_handles<
+    B: Backend<Store: QueueAdmin>,
+>() {
+    let backend = B::open().await;
+    let queue = backend.store().await;
+    let other = backend.store().await;
+    accept_for_tenant(&queue, "numero", "acme", "evt_a1").await;
+    accept_for_tenant(&queue, "numberotp", "acme", "evt_a2").await;
+    accept_for_tenant(&queue, "numero", "acme", "evt_a3").await;
+    accept_for_tenant(&queue, "numero", "globex", "evt_g1").await;
+    accept_keyed(&queue, "evt_n1", None).await;
+
+    let mut running = take_per_tenant(&queue, Some(1)).await;
+    assert_eq!(running.len(), 3, "one of acme, globex's, the untenanted: {running:?}");
+    assert_eq!(of_tenant(&running, "acme"), 1, "{running:?}");
+    assert_eq!(of_tenant(&running, "globex"), 1, "{running:?}");
+    assert!(
+        take_per_tenant(&other, Some(1)).await.is_empty(),
+        "acme is at its cap in the other handle, over both schemes"
+    );
+
+    let acme = running.iter().find(|j| j.key.tenant() == Some("acme"));
+    let id = acme.unwrap().delivery.event_id.clone();
+    finish(&queue, &mut running, &id, done()).await;
+    let next = take_per_tenant(&other, Some(1)).await;
+    assert_eq!((next.len(), of_tenant(&next, "acme")), (1, 1), "{next:?}");
+    assert!(take_per_tenant(&other, Some(1)).await.is_empty(), "at the cap again");
+    let uncapped = take_per_tenant(&other, None).await;
+    assert_eq!(of_tenant(&uncapped, "acme"), 1, "no cap: {uncapped:?}");
 }

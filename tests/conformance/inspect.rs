@@ -26,12 +26,7 @@ macro_rules! cases {
 pub(crate) use cases;
 
 async fn take_all<Q: JobQueue>(queue: &Q, scheme: &str) -> Vec<Job<Q::JobLease>> {
-    let request = TakeRequest {
-        schemes: Arc::from(vec![Box::from(scheme)]),
-        max: 100,
-        lease: LONG,
-        max_running_per_scheme: None,
-    };
+    let request = TakeRequest::new(Arc::from(vec![Box::from(scheme)]), 100, LONG);
     queue.take(request).await.unwrap().jobs
 }
 

@@ -126,12 +126,7 @@ pub async fn done_jobs_and_dead_letters_survive_a_reopen<B: Persistent<Store: Qu
             Accept::Accepted
         );
     }
-    let request = TakeRequest {
-        schemes: std::sync::Arc::from(vec![Box::from("numero")]),
-        max: 10,
-        lease: LONG,
-        max_running_per_scheme: None,
-    };
+    let request = TakeRequest::new(std::sync::Arc::from(vec![Box::from("numero")]), 10, LONG);
     for job in store.take(request.clone()).await.unwrap().jobs {
         let outcome = if job.key == "numero:evt_done" {
             JobOutcome::Done { ttl: LONG }

@@ -59,12 +59,7 @@ async fn take_of<Q: QueueAdmin>(
     max: usize,
     lease: Duration,
 ) -> Vec<Job<Q::JobLease>> {
-    let request = TakeRequest {
-        schemes: Arc::from(vec![Box::from(scheme)]),
-        max,
-        lease,
-        max_running_per_scheme: None,
-    };
+    let request = TakeRequest::new(Arc::from(vec![Box::from(scheme)]), max, lease);
     queue.take(request).await.unwrap().jobs
 }
 

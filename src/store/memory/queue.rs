@@ -134,13 +134,23 @@ impl MemoryQueue {
 
     fn take_now(&self, request: &TakeRequest) -> Taken<MemoryLease> {
         let now = unix_now();
-        let mut due: Vec<(u64, usize, Digest, usize)> = Vec::new();
+        // Due jobs: (due or lease end, shard, digest, scheme index, tenant).
+        let mut due: Vec<(u64, usize, Digest, usize, Option<Box<str>>)> = Vec::new();
         let mut next_due: Option<u64> = None;
-        // Per requested scheme (by index): jobs running on a live lease.
+        let mut soonest = |at: u64| next_due = Some(next_due.map_or(at, |n: u64| n.min(at)));
+        // Jobs running on a live lease: per requested scheme (by index),
+        // and per tenant over every scheme (only with a tenant cap).
         let mut running = vec![0usize; request.schemes.len()];
+        let mut running_by_tenant: HashMap<Box<str>, usize> = HashMap::new();
+        let count_tenants = request.max_running_per_tenant.is_some();
         for index in 0..self.store.shared.shards.len() {
             let shard = self.store.lock(index);
             for (digest, job) in &shard.jobs {
+                let live_lease = matches!(job.state, State::Running { until_ms } if until_ms > now);
+                let tenant = job.key.tenant().filter(|_| count_tenants);
+                if live_lease && let Some(tenant) = tenant {
+                    *running_by_tenant.entry(tenant.into()).or_default() += 1;
+                }
                 let Some(scheme) = request
                     .schemes
                     .iter()
@@ -151,35 +161,40 @@ impl MemoryQueue {
                 let at = match job.state {
                     State::Pending { due_ms: HELD } | State::Dead { .. } => continue,
                     State::Pending { due_ms } => due_ms,
-                    State::Running { until_ms } => {
-                        if until_ms > now {
-                            running[scheme] += 1;
-                        }
-                        until_ms
-                    }
+                    State::Running { until_ms } => until_ms,
                 };
+                if live_lease {
+                    running[scheme] += 1;
+                }
                 if at <= now {
-                    due.push((at, index, *digest, scheme));
+                    due.push((at, index, *digest, scheme, tenant.map(Box::from)));
                 } else {
-                    next_due = Some(next_due.map_or(at, |n| n.min(at)));
+                    soonest(at);
                 }
             }
         }
         due.sort_unstable();
-        let cap = request.max_running_per_scheme.unwrap_or(usize::MAX);
+        let scheme_cap = request.max_running_per_scheme.unwrap_or(usize::MAX);
+        let tenant_cap = request.max_running_per_tenant.unwrap_or(usize::MAX);
         let mut jobs = Vec::new();
-        for (at, index, digest, scheme) in due {
-            if running[scheme] >= cap {
+        for (at, index, digest, scheme, tenant) in due {
+            let tenant_running = tenant.map(|t| running_by_tenant.entry(t).or_default());
+            if running[scheme] >= scheme_cap
+                || tenant_running.as_ref().is_some_and(|n| **n >= tenant_cap)
+            {
                 // A place frees when a job ends (which wakes this worker,
                 // if it ran here) or a lease runs out, not at `at`.
                 continue;
             }
             if jobs.len() == request.max {
-                next_due = Some(next_due.map_or(at, |n| n.min(at)));
+                soonest(at);
                 continue;
             }
             if let Some(job) = self.store.lock(index).take_job(digest, now, request.lease) {
                 running[scheme] += 1;
+                if let Some(n) = tenant_running {
+                    *n += 1;
+                }
                 jobs.push(job);
             }
         }
@@ -609,12 +624,7 @@ mod tests {
     async fn a_done_job_is_evicted_like_a_done_claim() {
         let queue = MemoryQueue::with_max_keys(1);
         queue.accept(&key("a"), delivery("a")).await.unwrap();
-        let request = TakeRequest {
-            schemes: std::sync::Arc::from(vec![Box::from("numero")]),
-            max: 1,
-            lease: Duration::from_secs(60),
-            max_running_per_scheme: None,
-        };
+        let request = TakeRequest::new(std::sync::Arc::from(vec![Box::from("numero")]), 1, Duration::from_secs(60));
         let job = queue.take(request).await.unwrap().jobs.pop().unwrap();
         let done = JobOutcome::Done {
             ttl: Duration::from_secs(3600),

@@ -16,10 +16,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{KeyState, SqliteLease};
 use crate::store::admin::{JobState, JobSummary};
 use crate::store::queue::{
-    Accept, DEFAULT_DEAD_LETTER_TTL, DeadLetter, Delivery, Job, JobOutcome, QueueCounts,
-    TakeRequest, Taken, from_unix_millis, unix_millis,
+    Accept, DeadLetter, Delivery, JobOutcome, QueueCounts, from_unix_millis, unix_millis,
 };
 use crate::store::{Claim, JobKey};
+
+mod take;
 
 type Result<T> = rusqlite::Result<T>;
 
@@ -311,152 +312,6 @@ impl<'c> Tx<'c> {
             )?
             .execute(params![scheme, order, self.now, HELD])?;
         Ok(())
-    }
-
-    /// A scheme's jobs running on a live lease, in every process.
-    fn running(&self, scheme: &str) -> Result<i64> {
-        self.conn
-            .prepare_cached(
-                "SELECT count(*) FROM webhook_keys
-                 WHERE scheme = ?1 AND due_ms > ?2 AND state = 'running'",
-            )?
-            .query_row(params![scheme, self.now], |row| row.get(0))
-    }
-
-    pub(super) fn take(&mut self, request: &TakeRequest) -> Result<Taken<SqliteLease>> {
-        let limit = i64::try_from(request.max).unwrap_or(i64::MAX);
-        let mut due: Vec<(i64, String)> = Vec::new();
-        let mut next_due: Option<i64> = None;
-        let mut capped: Vec<&str> = Vec::new();
-        for scheme in request.schemes.iter() {
-            let mut room = limit;
-            if let Some(cap) = request.max_running_per_scheme {
-                let cap = i64::try_from(cap).unwrap_or(i64::MAX);
-                room = room.min(cap.saturating_sub(self.running(scheme)?));
-                if room <= 0 {
-                    capped.push(scheme);
-                    continue;
-                }
-            }
-            let mut select = self.conn.prepare_cached(
-                "SELECT due_ms, key FROM webhook_keys
-                 WHERE scheme = ?1 AND due_ms <= ?2 ORDER BY due_ms LIMIT ?3",
-            )?;
-            let rows = select.query_map(params![&**scheme, self.now, room], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })?;
-            for row in rows {
-                due.push(row?);
-            }
-        }
-        due.sort_unstable();
-        due.truncate(request.max);
-        let mut jobs = Vec::with_capacity(due.len());
-        for (_, key) in due {
-            if let Some(job) = self.lease_job(key, request.lease)? {
-                jobs.push(job);
-            }
-        }
-        for scheme in request.schemes.iter() {
-            // A scheme at its cap frees a place when a job ends (which
-            // wakes this worker, if it ran here) or a lease runs out.
-            let query = if capped.contains(&&**scheme) {
-                "SELECT min(due_ms) FROM webhook_keys
-                 WHERE scheme = ?1 AND due_ms < ?2 AND state = 'running'"
-            } else {
-                "SELECT min(due_ms) FROM webhook_keys WHERE scheme = ?1 AND due_ms < ?2"
-            };
-            let first: Option<i64> = self
-                .conn
-                .prepare_cached(query)?
-                .query_row(params![&**scheme, HELD], |row| row.get(0))?;
-            next_due = match (next_due, first) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        }
-        Ok(Taken {
-            jobs,
-            next_due: next_due.map(|ms| self.local(Some(ms))),
-        })
-    }
-
-    /// Leases the due job under `key` to the caller. A row whose delivery
-    /// no longer decodes becomes a dead letter instead, so that it cannot
-    /// stall the queue.
-    fn lease_job(&mut self, key: String, lease: Duration) -> Result<Option<Job<SqliteLease>>> {
-        let job_key = parse_key(&key, 0)?;
-        type Row = (
-            String,
-            String,
-            Vec<u8>,
-            Vec<u8>,
-            u32,
-            Option<i64>,
-            String,
-            Option<String>,
-        );
-        let (scheme, event_id, head, body, attempts, accepted_ms, state, order_key): Row = self
-            .conn
-            .prepare_cached(
-                "SELECT scheme, event_id, head, body, attempts, accepted_ms, state, order_key
-                 FROM webhook_keys WHERE key = ?1",
-            )?
-            .query_row([&key], |row| {
-                let head: Option<Vec<u8>> = row.get(2)?;
-                let body: Option<Vec<u8>> = row.get(3)?;
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    head.unwrap_or_default(),
-                    body.unwrap_or_default(),
-                    row.get(4)?,
-                    row.get(5)?,
-                    row.get(6)?,
-                    row.get(7)?,
-                ))
-            })?;
-        let decoded = Delivery::decode(scheme, event_id, &head, Bytes::from(body));
-        let delivery = match decoded {
-            Ok(mut delivery) => {
-                delivery.order_key = order_key;
-                delivery
-            }
-            Err(error) => {
-                self.conn
-                    .prepare_cached(
-                        "UPDATE webhook_keys
-                         SET state = 'dead', due_ms = NULL, expires_ms = ?2, last_error = ?3,
-                             failed_ms = ?4
-                         WHERE key = ?1",
-                    )?
-                    .execute(params![
-                        key,
-                        after(self.now, DEFAULT_DEAD_LETTER_TTL),
-                        error.to_string(),
-                        self.now,
-                    ])?;
-                return Ok(None);
-            }
-        };
-        let generation = self.generation();
-        let attempt = attempts.saturating_add(1);
-        self.conn
-            .prepare_cached(
-                "UPDATE webhook_keys
-                 SET state = 'running', generation = ?2, attempts = ?3, due_ms = ?4
-                 WHERE key = ?1",
-            )?
-            .execute(params![&key, generation, attempt, after(self.now, lease)])?;
-        let key: Arc<str> = Arc::from(key);
-        Ok(Some(Job {
-            key: job_key,
-            delivery,
-            attempt,
-            accepted_at: self.local(accepted_ms),
-            interrupted: state == "running",
-            lease: SqliteLease { key, generation },
-        }))
     }
 
     pub(super) fn renew(&self, lease: &SqliteLease, lease_for: Duration) -> Result<bool> {
