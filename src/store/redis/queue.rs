@@ -284,6 +284,11 @@ impl RedisStore {
     }
 }
 
+/// A running-jobs cap as the take script reads it: `-1` for none.
+fn script_cap(cap: Option<usize>) -> i64 {
+    cap.map_or(-1, |cap| i64::try_from(cap).unwrap_or(i64::MAX))
+}
+
 impl JobQueue for RedisStore {
     type JobLease = RedisJobLease;
 
@@ -312,11 +317,8 @@ impl JobQueue for RedisStore {
         take.arg(request.max)
             .arg(script_ms(request.lease))
             .arg(new_token())
-            .arg(
-                request
-                    .max_running_per_scheme
-                    .map_or(-1, |cap| i64::try_from(cap).unwrap_or(i64::MAX)),
-            );
+            .arg(script_cap(request.max_running_per_scheme))
+            .arg(script_cap(request.max_running_per_tenant));
         for scheme in request.schemes.iter() {
             take.arg(&**scheme);
         }

@@ -35,6 +35,10 @@ pub(super) const MAX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 /// How many wake entries the stream keeps (approximately: `XADD MAXLEN ~`).
 const WAKE_LENGTH: u32 = 100;
 
+/// How many due entries of one index `take` looks at, at most, past jobs
+/// of tenants at their cap.
+const TENANT_SCAN: u32 = 1000;
+
 /// How many expired dead letters one write removes from the indexes.
 const TRIM_BATCH: u32 = 100;
 
@@ -124,28 +128,66 @@ return 1
 /// Leases up to `max` due jobs of the given schemes.
 ///
 /// `ARGV`: prefix, max, lease ms, token base, cap of running jobs per
-/// scheme (`-1`: none), then the schemes. Due means: pending with due
-/// time ≤ now, or running with lease end ≤ now (its worker died or lost
-/// Redis). Earliest first. Each taken job gets the token `<base>.<n>`, one
-/// more attempt, and a lease end of now + lease. A scheme's running jobs
-/// are its live leases (`ZCOUNT` from now on), every replica's; a scheme
-/// at the cap has none taken. Held jobs of an order line are in no index,
-/// so they are never seen here.
+/// scheme, cap of running jobs per tenant (each `-1`: none), then the
+/// schemes. Due means: pending with due time ≤ now, or running with lease
+/// end ≤ now (its worker died or lost Redis). Earliest first. Each taken
+/// job gets the token `<base>.<n>`, one more attempt, and a lease end of
+/// now + lease. Running jobs are live leases (`ZCOUNT` from now on), every
+/// replica's: a scheme at its cap has none taken; with a tenant cap, each
+/// tenant's (the member's text between its namespace's `/` and its first
+/// `:`) are counted over the leases of every scheme ever accepted, and a
+/// due job of a tenant at its cap is passed over (at most
+/// [`TENANT_SCAN`] entries of an index are looked at). Held jobs of an
+/// order line are in no index, so they are never seen here.
 ///
 /// Answers `{now, next, then per job: member, token, scheme, id, attempts,
 /// accepted, head, body, interrupted (1: it was running), order key}`,
 /// where `next` is the earliest due time or lease end left in the
-/// requested schemes' indexes (`-1`: none; a scheme at the cap counts only
-/// its lease ends). A job whose
+/// requested schemes' indexes (`-1`: none), counting for a scheme at its
+/// cap only its lease ends and, with a tenant cap, no job passed over for
+/// its tenant. A job whose
 /// record is missing (only an evicting Redis loses one) is dropped from the
 /// index, and its key freed so that the sender's retry is accepted again.
 const TAKE: &str = r"
-local max, lease, base, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local max, lease, base = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local cap, tenant_cap = tonumber(ARGV[5]), tonumber(ARGV[6])
 local now = now_ms()
+local function tenant_of(member) return string.match(member, '^[^:/]*/([^:]*):') end
+local by_tenant = {}
+local function tenant_full(member)
+  local tenant = tenant_of(member)
+  return tenant ~= nil and (by_tenant[tenant] or 0) >= tenant_cap
+end
+if tenant_cap >= 0 then
+  for _, scheme in ipairs(redis.call('SMEMBERS', schemes_key)) do
+    for _, member in ipairs(redis.call('ZRANGEBYSCORE', leases_key(scheme), '(' .. now, '+inf')) do
+      local tenant = tenant_of(member)
+      if tenant then by_tenant[tenant] = (by_tenant[tenant] or 0) + 1 end
+    end
+  end
+end
 local due = {}
 local indexes = {}
+local later = {}
+local left_due = false
+-- Adds up to room due entries of index to due; with a tenant cap, pages
+-- past the entries of tenants at their cap.
+local function gather(index, scheme, room)
+  local offset, found_due = 0, 0
+  repeat
+    local found = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'WITHSCORES', 'LIMIT', offset, room)
+    for j = 1, #found, 2 do
+      if tenant_cap < 0 or not tenant_full(found[j]) then
+        found_due = found_due + 1
+        due[#due + 1] = {tonumber(found[j + 1]), found[j], index, scheme}
+      end
+    end
+    offset = offset + #found / 2
+  until tenant_cap < 0 or found_due >= room or #found < 2 * room or offset >= @TENANT_SCAN@
+  if tenant_cap >= 0 and offset >= @TENANT_SCAN@ then left_due = true end
+end
 local running = {}
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   local scheme = ARGV[i]
   local room = max
   if cap >= 0 then
@@ -153,13 +195,12 @@ for i = 6, #ARGV do
     room = math.min(max, cap - running[scheme])
   end
   for _, index in ipairs({pending_key(scheme), leases_key(scheme)}) do
-    if room > 0 or index == leases_key(scheme) then indexes[#indexes + 1] = index end
-    if room > 0 then
-      local found = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'WITHSCORES', 'LIMIT', 0, room)
-      for j = 1, #found, 2 do
-        due[#due + 1] = {tonumber(found[j + 1]), found[j], index, scheme}
-      end
+    if tenant_cap >= 0 then
+      if room > 0 or index == leases_key(scheme) then later[#later + 1] = index end
+    elseif room > 0 or index == leases_key(scheme) then
+      indexes[#indexes + 1] = index
     end
+    if room > 0 then gather(index, scheme, room) end
   end
 end
 table.sort(due, function(a, b)
@@ -169,10 +210,11 @@ end)
 local out = {now, -1}
 local taken = 0
 for _, d in ipairs(due) do
-  if taken == max then break end
   local member, index, scheme = d[2], d[3], d[4]
-  local capped = cap >= 0 and running[scheme] >= cap
-  if not capped then
+  local capped = (cap >= 0 and running[scheme] >= cap) or (tenant_cap >= 0 and tenant_full(member))
+  if taken == max and not capped then
+    left_due = true
+  elseif not capped then
   redis.call('ZREM', index, member)
   local job = job_key(member)
   local f = redis.call('HMGET', job, 'id', 'accepted', 'head', 'body', 'state', 'order')
@@ -187,6 +229,8 @@ for _, d in ipairs(due) do
     local interrupted = 0
     if f[5] == 'running' then interrupted = 1 end
     if running[scheme] then running[scheme] = running[scheme] + 1 end
+    local tenant = tenant_of(member)
+    if tenant then by_tenant[tenant] = (by_tenant[tenant] or 0) + 1 end
     for _, v in ipairs({member, token, scheme, f[1], attempts, tonumber(f[2]) or 0, f[3], f[4],
         interrupted, f[6] or ''}) do
       out[#out + 1] = v
@@ -194,13 +238,18 @@ for _, d in ipairs(due) do
   end
   end
 end
+local function sooner(at)
+  if out[2] == -1 or at < out[2] then out[2] = at end
+end
 for _, index in ipairs(indexes) do
   local first = redis.call('ZRANGE', index, 0, 0, 'WITHSCORES')
-  if first[2] then
-    local at = tonumber(first[2])
-    if out[2] == -1 or at < out[2] then out[2] = at end
-  end
+  if first[2] then sooner(tonumber(first[2])) end
 end
+for _, index in ipairs(later) do
+  local first = redis.call('ZRANGEBYSCORE', index, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if first[2] then sooner(tonumber(first[2])) end
+end
+if left_due then sooner(now) end
 return out
 ";
 
@@ -459,11 +508,11 @@ pub(super) struct Scripts {
 
 /// One script's source: the prelude, its constants filled in, then `parts`.
 fn source(parts: &[&str]) -> String {
-    let prelude = PRELUDE
+    format!("{PRELUDE}{}", parts.concat())
         .replace("@NS@", &format!("'{NAMESPACE}'"))
         .replace("@WAKE_LENGTH@", &WAKE_LENGTH.to_string())
-        .replace("@TRIM_BATCH@", &TRIM_BATCH.to_string());
-    format!("{prelude}{}", parts.concat())
+        .replace("@TRIM_BATCH@", &TRIM_BATCH.to_string())
+        .replace("@TENANT_SCAN@", &TENANT_SCAN.to_string())
 }
 
 /// The scripts, built on first use.
