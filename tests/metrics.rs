@@ -441,7 +441,13 @@ async fn counts_by_scheme_follow_the_jobs<Q: QueueAdmin>(queue: Q) {
             .await
             .unwrap();
     }
-    let take = |scheme: &str| TakeRequest::new(Arc::from(vec![Box::from(scheme)]), 1, Duration::from_secs(3600));
+    let take = |scheme: &str| {
+        TakeRequest::new(
+            Arc::from(vec![Box::from(scheme)]),
+            1,
+            Duration::from_secs(3600),
+        )
+    };
     let running = queue.take(take("numero")).await.unwrap();
     assert_eq!(running.jobs.len(), 1);
     let mut github = queue.take(take("github")).await.unwrap();
@@ -518,7 +524,11 @@ async fn counts_by_scheme_on_redis() {
     counts_by_scheme_follow_the_jobs(store.clone()).await;
     // Redis remembers every scheme it accepted: stripe, its one job done,
     // is still listed, at zeros.
-    let request = TakeRequest::new(Arc::from(vec![Box::from("stripe")]), 1, Duration::from_secs(3600));
+    let request = TakeRequest::new(
+        Arc::from(vec![Box::from("stripe")]),
+        1,
+        Duration::from_secs(3600),
+    );
     let stripe = queue_job(store.take(request).await.unwrap().jobs);
     let done = JobOutcome::Done {
         ttl: Duration::from_secs(3600),
@@ -543,7 +553,11 @@ async fn counts_by_scheme_on_redis() {
         .accept(&key("numero", "x1"), delivery("numero", "x1"))
         .await
         .unwrap();
-    let request = TakeRequest::new(Arc::from(vec![Box::from("numero")]), 1, Duration::from_secs(3600));
+    let request = TakeRequest::new(
+        Arc::from(vec![Box::from("numero")]),
+        1,
+        Duration::from_secs(3600),
+    );
     let lease = queue_job(single.take(request).await.unwrap().jobs);
     let dead = JobOutcome::Dead {
         error: "handler answered 500".into(),

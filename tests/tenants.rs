@@ -7,10 +7,11 @@ mod harness;
 
 use std::sync::{Arc, Mutex};
 
-use axum::routing::post;
+use axum::routing::{MethodRouter, post};
 use axum::{Extension, Router};
 use http::{HeaderName, StatusCode};
 use tower_webhook::numero::{Numero, NumeroEvent};
+use tower_webhook::queue::{MemoryQueue, Worker};
 use tower_webhook::{Tenant, TenantError, TenantFrom, TenantSecrets, VerifiedEvent, WebhookLayer};
 
 use harness::{Reply, numero_body, post as post_to, raw, serve};
@@ -234,19 +235,30 @@ fn a_layer_refuses_fixed_secrets_with_tenants_and_another_scheme_s_map() {
     ));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queued_deliveries_keep_their_tenant() {
-    use tower_webhook::queue::{MemoryQueue, Worker};
+/// A queued layer on the path route (`/webhooks/{tenant}/numero`) for
+/// acme and globex, whose jobs `worker` runs with `route`.
+async fn serve_queued(worker: &Worker<MemoryQueue>, route: MethodRouter, seen: Seen) -> Server {
     let tenants = TenantSecrets::new(Numero);
     tenants
         .replace([("acme", [ACME]), ("globex", [GLOBEX])])
         .unwrap();
-    let worker = Worker::builder(MemoryQueue::new()).start();
     let layer = WebhookLayer::builder(Numero)
         .tenants(TenantFrom::path_segment(1), tenants.clone())
-        .queued(&worker)
+        .queued(worker)
         .build()
         .unwrap();
+    worker.handle(layer.job_handler(route.clone()));
+    let app = Router::new().route("/webhooks/{tenant}/numero", route.route_layer(layer));
+    Server {
+        addr: serve(app).await,
+        seen,
+        tenants,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_deliveries_keep_their_tenant() {
+    let worker = Worker::builder(MemoryQueue::new()).start();
     let seen = Seen::default();
     let record = seen.clone();
     let handler = move |tenant: Option<Extension<Tenant>>,
@@ -259,16 +271,7 @@ async fn queued_deliveries_keep_their_tenant() {
             StatusCode::OK
         }
     };
-    worker.handle(layer.job_handler(post(handler.clone())));
-    let app = Router::new().route(
-        "/webhooks/{tenant}/numero",
-        post(handler).route_layer(layer),
-    );
-    let server = Server {
-        addr: serve(app).await,
-        seen,
-        tenants,
-    };
+    let server = serve_queued(&worker, post(handler), seen).await;
     let body = numero_body("evt_q");
     for (tenant, secret) in [("acme", ACME), ("globex", GLOBEX)] {
         let reply = server.deliver(true, tenant, secret, &body).await;
@@ -285,5 +288,67 @@ async fn queued_deliveries_keep_their_tenant() {
     assert_eq!(seen, [want("acme"), want("globex")]);
     let reply = server.deliver(true, "acme", ACME, &body).await;
     assert_eq!(reply.text(), r#"{"status":"duplicate"}"#);
+    worker.shutdown(std::time::Duration::from_secs(1)).await;
+}
+
+/// With `max_running_per_tenant(1)` and four workers, each tenant's jobs
+/// run one at a time while the two tenants' jobs run beside each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_cap_runs_one_job_of_a_tenant_at_a_time() {
+    use std::collections::HashMap;
+    let worker = Worker::builder(MemoryQueue::new())
+        .concurrency(4)
+        .max_running_per_tenant(1)
+        .start();
+    // Per tenant: (running now, most running at once); and overall.
+    type Running = Arc<Mutex<(HashMap<String, (usize, usize)>, usize, usize)>>;
+    let running = Running::default();
+    let seen = Seen::default();
+    let (record, track) = (seen.clone(), running.clone());
+    let handler = move |Extension(tenant): Extension<Tenant>,
+                        VerifiedEvent(event): VerifiedEvent<NumeroEvent>| {
+        let (record, track) = (record.clone(), track.clone());
+        async move {
+            let tenant = tenant.as_str().to_owned();
+            {
+                let mut guard = track.lock().unwrap();
+                let (per_tenant, now, most) = &mut *guard;
+                let (mine, my_most) = per_tenant.entry(tenant.clone()).or_default();
+                *mine += 1;
+                *my_most = (*my_most).max(*mine);
+                *now += 1;
+                *most = (*most).max(*now);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            {
+                let mut guard = track.lock().unwrap();
+                let (per_tenant, now, _) = &mut *guard;
+                per_tenant.get_mut(&tenant).unwrap().0 -= 1;
+                *now -= 1;
+            }
+            record
+                .lock()
+                .unwrap()
+                .push((tenant, event.id.as_str().to_owned()));
+            StatusCode::OK
+        }
+    };
+    let server = serve_queued(&worker, post(handler), seen).await;
+    for n in 0..3 {
+        for (tenant, secret) in [("acme", ACME), ("globex", GLOBEX)] {
+            let body = numero_body(&format!("evt_{tenant}_{n}"));
+            let reply = server.deliver(true, tenant, secret, &body).await;
+            assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
+        }
+    }
+    let deadline = tokio::time::Instant::now() + harness::PATIENCE;
+    while server.runs() < 6 {
+        assert!(tokio::time::Instant::now() < deadline, "jobs never ran");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (per_tenant, _, most) = running.lock().unwrap().clone();
+    assert_eq!(per_tenant["acme"].1, 1, "acme's jobs one at a time");
+    assert_eq!(per_tenant["globex"].1, 1, "globex's jobs one at a time");
+    assert_eq!(most, 2, "the two tenants side by side");
     worker.shutdown(std::time::Duration::from_secs(1)).await;
 }

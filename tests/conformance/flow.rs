@@ -23,6 +23,7 @@ macro_rules! cases {
             a_job_whose_lease_ran_out_is_taken_as_interrupted,
             the_cap_per_scheme_holds_across_handles,
             the_cap_per_tenant_holds_across_schemes_and_handles,
+            the_caps_hold_when_two_handles_take_at_once,
         ]);
     };
 }
@@ -64,7 +65,9 @@ async fn take_per_tenant<Q: JobQueue>(queue: &Q, cap: Option<usize>) -> Vec<Job<
 
 /// How many of `jobs` are `tenant`'s.
 fn of_tenant<L>(jobs: &[Job<L>], tenant: &str) -> usize {
-    jobs.iter().filter(|j| j.key.tenant() == Some(tenant)).count()
+    jobs.iter()
+        .filter(|j| j.key.tenant() == Some(tenant))
+        .count()
 }
 
 /// The event ids of `jobs`, sorted.
@@ -234,9 +237,7 @@ pub async fn the_cap_per_scheme_holds_across_handles<B: Backend<Store: QueueAdmi
 /// With a cap of 1 per tenant, `acme`'s three jobs (over two schemes) run
 /// one at a time across two handles, while `globex`'s job and a job with
 /// no tenant are not held back by them.
-pub async fn the_cap_per_tenant_holds_across_schemes_and_handles<
-    B: Backend<Store: QueueAdmin>,
->() {
+pub async fn the_cap_per_tenant_holds_across_schemes_and_handles<B: Backend<Store: QueueAdmin>>() {
     let backend = B::open().await;
     let queue = backend.store().await;
     let other = backend.store().await;
@@ -247,7 +248,11 @@ pub async fn the_cap_per_tenant_holds_across_schemes_and_handles<
     accept_keyed(&queue, "evt_n1", None).await;
 
     let mut running = take_per_tenant(&queue, Some(1)).await;
-    assert_eq!(running.len(), 3, "one of acme, globex's, the untenanted: {running:?}");
+    assert_eq!(
+        running.len(),
+        3,
+        "one of acme, globex's, the untenanted: {running:?}"
+    );
     assert_eq!(of_tenant(&running, "acme"), 1, "{running:?}");
     assert_eq!(of_tenant(&running, "globex"), 1, "{running:?}");
     assert!(
@@ -260,7 +265,54 @@ pub async fn the_cap_per_tenant_holds_across_schemes_and_handles<
     finish(&queue, &mut running, &id, done()).await;
     let next = take_per_tenant(&other, Some(1)).await;
     assert_eq!((next.len(), of_tenant(&next, "acme")), (1, 1), "{next:?}");
-    assert!(take_per_tenant(&other, Some(1)).await.is_empty(), "at the cap again");
+    assert!(
+        take_per_tenant(&other, Some(1)).await.is_empty(),
+        "at the cap again"
+    );
     let uncapped = take_per_tenant(&other, None).await;
     assert_eq!(of_tenant(&uncapped, "acme"), 1, "no cap: {uncapped:?}");
+}
+
+/// Two handles taking at the same instant (on two threads), round after
+/// round, never lease more than the caps allow between them.
+pub async fn the_caps_hold_when_two_handles_take_at_once<B: Backend<Store: QueueAdmin>>() {
+    let backend = B::open().await;
+    let (queue, other) = (backend.store().await, backend.store().await);
+    for n in 0..24 {
+        accept_keyed(&queue, &format!("evt_{n}"), None).await;
+        accept_for_tenant(&queue, "numberotp", "acme", &format!("evt_t{n}")).await;
+    }
+    let start = Arc::new(tokio::sync::Barrier::new(2));
+    let take = |queue: &B::Store| {
+        let (queue, start) = (queue.clone(), Arc::clone(&start));
+        tokio::spawn(async move {
+            let schemes = Arc::from(vec![Box::from("numero"), Box::from("numberotp")]);
+            let mut request = TakeRequest::new(schemes, 10, LONG);
+            request.max_running_per_scheme = Some(3);
+            request.max_running_per_tenant = Some(2);
+            start.wait().await;
+            queue.take(request).await.unwrap().jobs
+        })
+    };
+    for round in 0..8 {
+        let (a, b) = tokio::join!(take(&queue), take(&other));
+        let mut jobs = a.unwrap();
+        jobs.extend(b.unwrap());
+        let numero = jobs
+            .iter()
+            .filter(|j| j.delivery.scheme == "numero")
+            .count();
+        assert_eq!(
+            numero, 3,
+            "round {round}: the scheme cap between both: {jobs:?}"
+        );
+        assert_eq!(
+            of_tenant(&jobs, "acme"),
+            2,
+            "round {round}: the tenant cap: {jobs:?}"
+        );
+        for job in jobs {
+            assert!(queue.finish(job.lease, done()).await.unwrap());
+        }
+    }
 }

@@ -32,7 +32,16 @@ pub struct MemoryQueue {
     /// first is the one that may run, the others are held. Locked before
     /// any shard, never while one is held.
     lines: Arc<Mutex<HashMap<LineKey, VecDeque<Digest>>>>,
+    /// Held by a capped take from its count to its last lease, so that
+    /// each capped take counts the jobs the one before it leased. Locked
+    /// before any shard.
+    capped_takes: Arc<Mutex<()>>,
 }
+
+/// A due job as `take` sorts them: its due time or lease end, shard,
+/// digest, scheme (an index into the request's), and tenant (with a
+/// tenant cap only).
+type DueJob = (u64, usize, Digest, usize, Option<Box<str>>);
 
 /// A scheme and an order key.
 type LineKey = (Box<str>, Box<str>);
@@ -91,6 +100,7 @@ impl MemoryQueue {
         Self {
             store: MemoryStore::with_max_keys(max_keys),
             lines: Arc::default(),
+            capped_takes: Arc::default(),
         }
     }
 
@@ -133,9 +143,13 @@ impl MemoryQueue {
     }
 
     fn take_now(&self, request: &TakeRequest) -> Taken<MemoryLease> {
+        let _one_at_a_time = request.is_capped().then(|| {
+            self.capped_takes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        });
         let now = unix_now();
-        // Due jobs: (due or lease end, shard, digest, scheme index, tenant).
-        let mut due: Vec<(u64, usize, Digest, usize, Option<Box<str>>)> = Vec::new();
+        let mut due: Vec<DueJob> = Vec::new();
         let mut next_due: Option<u64> = None;
         let mut soonest = |at: u64| next_due = Some(next_due.map_or(at, |n: u64| n.min(at)));
         // Jobs running on a live lease: per requested scheme (by index),
@@ -624,7 +638,11 @@ mod tests {
     async fn a_done_job_is_evicted_like_a_done_claim() {
         let queue = MemoryQueue::with_max_keys(1);
         queue.accept(&key("a"), delivery("a")).await.unwrap();
-        let request = TakeRequest::new(std::sync::Arc::from(vec![Box::from("numero")]), 1, Duration::from_secs(60));
+        let request = TakeRequest::new(
+            std::sync::Arc::from(vec![Box::from("numero")]),
+            1,
+            Duration::from_secs(60),
+        );
         let job = queue.take(request).await.unwrap().jobs.pop().unwrap();
         let done = JobOutcome::Done {
             ttl: Duration::from_secs(3600),

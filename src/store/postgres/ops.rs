@@ -140,28 +140,10 @@ pub(super) async fn take(
     request: &TakeRequest,
 ) -> Result<Taken<PostgresLease>, StoreError> {
     let schemes: Vec<&str> = request.schemes.iter().map(|s| &**s).collect();
-    let rows = match request.max_running_per_scheme {
-        None => take_rows(pool, sql, &schemes, request.max, request.lease).await?,
-        // Scheme by scheme, each up to what leaves its live running jobs
-        // at the cap (counted just before; two processes taking at the
-        // same instant may each fill the last slot).
-        Some(cap) => {
-            let mut rows = Vec::new();
-            for scheme in &schemes {
-                let left = request.max.saturating_sub(rows.len());
-                let running: i64 = sqlx::query_scalar(&sql.running)
-                    .bind(scheme)
-                    .fetch_one(pool)
-                    .await
-                    .map_err(|e| failed("count running jobs", e))?;
-                let room = cap.saturating_sub(usize::try_from(running).unwrap_or(usize::MAX));
-                if left.min(room) > 0 {
-                    let one = [*scheme];
-                    rows.extend(take_rows(pool, sql, &one, left.min(room), request.lease).await?);
-                }
-            }
-            rows
-        }
+    let rows = if request.is_capped() {
+        take_capped(pool, sql, &schemes, request).await?
+    } else {
+        take_rows(pool, sql, &schemes, request.max, request.lease).await?
     };
     let mut jobs = Vec::with_capacity(rows.len());
     for row in rows {
@@ -174,8 +156,15 @@ pub(super) async fn take(
             }
         }
     }
-    let next_due_in: Option<i64> = sqlx::query(&sql.next_due)
-        .bind(&schemes)
+    let next_due = if request.is_capped() {
+        sqlx::query(&sql.next_due_capped)
+            .bind(&schemes)
+            .bind(cap(request.max_running_per_scheme))
+            .bind(cap(request.max_running_per_tenant))
+    } else {
+        sqlx::query(&sql.next_due).bind(&schemes)
+    };
+    let next_due_in: Option<i64> = next_due
         .fetch_one(pool)
         .await
         .and_then(|row| row.try_get(0))
@@ -186,6 +175,39 @@ pub(super) async fn take(
         Err(_) => now,
     });
     Ok(Taken { jobs, next_due })
+}
+
+/// A cap as the SQL takes it.
+fn cap(cap: Option<usize>) -> Option<i64> {
+    cap.map(|cap| i64::try_from(cap).unwrap_or(i64::MAX))
+}
+
+/// Takes within the caps, in one transaction under an advisory lock: capped
+/// takes of every process run one at a time, so each counts the running
+/// jobs the one before it leased (two at the same instant would otherwise
+/// each fill the last place).
+async fn take_capped(
+    pool: &PgPool,
+    sql: &Sql,
+    schemes: &[&str],
+    request: &TakeRequest,
+) -> Result<Vec<PgRow>, StoreError> {
+    let mut tx = pool.begin().await.map_err(|e| failed("begin a take", e))?;
+    sqlx::query(&sql.take_lock)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| failed("lock capped takes", e))?;
+    let rows = sqlx::query(&sql.take_capped)
+        .bind(schemes)
+        .bind(i64::try_from(request.max).unwrap_or(i64::MAX))
+        .bind(millis(request.lease))
+        .bind(cap(request.max_running_per_scheme))
+        .bind(cap(request.max_running_per_tenant))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| failed("take jobs", e))?;
+    tx.commit().await.map_err(|e| failed("commit a take", e))?;
+    Ok(rows)
 }
 
 async fn take_rows(

@@ -24,8 +24,10 @@ pub(super) struct Sql {
     pub(super) release: String,
     pub(super) accept: String,
     pub(super) take: String,
+    pub(super) take_capped: String,
+    pub(super) take_lock: String,
     pub(super) next_due: String,
-    pub(super) running: String,
+    pub(super) next_due_capped: String,
     pub(super) renew: String,
     pub(super) retry: String,
     pub(super) dead: String,
@@ -62,6 +64,51 @@ impl Sql {
                      attempts = 0, accepted_at = NULL, failed_at = NULL, last_error = NULL, \
                      order_key = NULL, seq = NULL";
         let lease = "key = $1 AND generation = $2";
+        // A key's tenant: between its namespace's `/` and its first `:`.
+        let tenant = "nullif(split_part(split_part(k.key, ':', 1), '/', 2), '')";
+        // No job before it in its order line is pending or running.
+        let line_free = format!(
+            "(k.order_key IS NULL OR NOT EXISTS (
+                 SELECT 1 FROM {s}.keys AS o
+                 WHERE o.scheme = k.scheme AND o.order_key = k.order_key
+                     AND o.state IN ('pending', 'running') AND o.seq < k.seq))"
+        );
+        // A job that is due to be taken: pending whose time came, or
+        // running whose lease ran out, and first of its order line.
+        let due =
+            format!("k.due_at <= now() AND k.state IN ('pending', 'running') AND {line_free}");
+        // Leases the rows of `due` ($3: the lease in milliseconds).
+        let lease_due = format!(
+            "UPDATE {s}.keys AS k SET state = 'running', generation = nextval('{s}.generations'),
+                 attempts = k.attempts + 1, due_at = now() + $3 * interval '1 millisecond'
+             FROM due WHERE k.key = due.key
+             RETURNING k.key, k.generation, k.attempts, k.scheme, k.event_id, k.head, k.body,
+                 (extract(epoch FROM k.accepted_at) * 1000)::bigint, due.was = 'running',
+                 k.order_key"
+        );
+        // Each scheme's and tenant's places left under the caps in the
+        // parameters `scheme_cap` and `tenant_cap` (NULL: no cap), counting
+        // live leases of every process.
+        let rooms = |scheme_cap: &str, tenant_cap: &str| {
+            format!(
+                "live AS (
+                     SELECT k.scheme, {tenant} AS tenant FROM {s}.keys AS k
+                     WHERE k.state = 'running' AND k.due_at > now()
+                 ),
+                 scheme_room AS (
+                     SELECT scheme, {scheme_cap}::bigint - count(*) AS room FROM live GROUP BY scheme
+                 ),
+                 tenant_room AS (
+                     SELECT tenant, {tenant_cap}::bigint - count(*) AS room FROM live
+                     WHERE tenant IS NOT NULL GROUP BY tenant
+                 )"
+            )
+        };
+        // The job's scheme and tenant have room (or no cap).
+        let has_room = format!(
+            "NOT EXISTS (SELECT 1 FROM scheme_room AS sr WHERE sr.scheme = k.scheme AND sr.room <= 0)
+             AND NOT EXISTS (SELECT 1 FROM tenant_room AS tr WHERE tr.tenant = {tenant} AND tr.room <= 0)"
+        );
         Ok(Self {
             claim: format!(
                 "INSERT INTO {s}.keys AS k (key, state, generation, expires_at)
@@ -110,33 +157,62 @@ impl Sql {
             take: format!(
                 "WITH due AS (
                      SELECT k.key, k.state AS was FROM {s}.keys AS k
-                     WHERE k.due_at <= now() AND k.state IN ('pending', 'running')
-                         AND k.scheme = ANY($1)
-                         AND (k.order_key IS NULL OR NOT EXISTS (
-                             SELECT 1 FROM {s}.keys AS o
-                             WHERE o.scheme = k.scheme AND o.order_key = k.order_key
-                                 AND o.state IN ('pending', 'running') AND o.seq < k.seq))
+                     WHERE {due} AND k.scheme = ANY($1)
                      ORDER BY k.due_at LIMIT $2
                      FOR UPDATE OF k SKIP LOCKED
                  )
-                 UPDATE {s}.keys AS k SET state = 'running', generation = nextval('{s}.generations'),
-                     attempts = k.attempts + 1, due_at = now() + $3 * interval '1 millisecond'
-                 FROM due WHERE k.key = due.key
-                 RETURNING k.key, k.generation, k.attempts, k.scheme, k.event_id, k.head, k.body,
-                     (extract(epoch FROM k.accepted_at) * 1000)::bigint, due.was = 'running',
-                     k.order_key"
+                 {lease_due}"
             ),
+            // $4, $5: the caps per scheme and per tenant (NULL: none). Jobs
+            // of a scheme or tenant at its cap are not candidates; of the
+            // candidates, each scheme and tenant gets what its room allows.
+            take_capped: format!(
+                "WITH {},
+                 candidates AS (
+                     SELECT k.key, k.state AS was, k.due_at, k.scheme, {tenant} AS tenant
+                     FROM {s}.keys AS k
+                     WHERE {due} AND k.scheme = ANY($1) AND {has_room}
+                     ORDER BY k.due_at LIMIT $2
+                     FOR UPDATE OF k SKIP LOCKED
+                 ),
+                 ranked AS (
+                     SELECT c.key, c.was, c.scheme, c.tenant,
+                         row_number() OVER (PARTITION BY c.scheme ORDER BY c.due_at, c.key)
+                             AS nth_of_scheme,
+                         row_number() OVER (PARTITION BY c.tenant ORDER BY c.due_at, c.key)
+                             AS nth_of_tenant
+                     FROM candidates AS c
+                 ),
+                 due AS (
+                     SELECT r.key, r.was FROM ranked AS r
+                     WHERE ($4::bigint IS NULL OR r.nth_of_scheme <= coalesce(
+                             (SELECT room FROM scheme_room AS sr WHERE sr.scheme = r.scheme), $4))
+                         AND ($5::bigint IS NULL OR r.tenant IS NULL OR r.nth_of_tenant <= coalesce(
+                             (SELECT room FROM tenant_room AS tr WHERE tr.tenant = r.tenant), $5))
+                 )
+                 {lease_due}",
+                rooms("$4", "$5")
+            ),
+            take_lock: format!("SELECT pg_advisory_xact_lock(hashtext('tower_webhook take {schema_name}'))"),
+            // A held job of an order line, and a pending job of a scheme
+            // or tenant at its cap, is due only once a running job ends:
+            // only lease ends count for them.
             next_due: format!(
-                "SELECT (extract(epoch FROM min(due_at) - now()) * 1000)::bigint FROM {s}.keys
-                 WHERE due_at IS NOT NULL AND state IN ('pending', 'running') AND scheme = ANY($1)"
+                "SELECT (extract(epoch FROM min(k.due_at) - now()) * 1000)::bigint FROM {s}.keys AS k
+                 WHERE k.due_at IS NOT NULL AND k.state IN ('pending', 'running')
+                     AND k.scheme = ANY($1) AND {line_free}"
+            ),
+            next_due_capped: format!(
+                "WITH {}
+                 SELECT (extract(epoch FROM min(k.due_at) - now()) * 1000)::bigint FROM {s}.keys AS k
+                 WHERE k.due_at IS NOT NULL AND k.state IN ('pending', 'running')
+                     AND k.scheme = ANY($1) AND {line_free}
+                     AND ((k.state = 'running' AND k.due_at > now()) OR {has_room})",
+                rooms("$2", "$3")
             ),
             renew: format!(
                 "UPDATE {s}.keys SET due_at = now() + $3 * interval '1 millisecond'
                  WHERE {lease} AND state = 'running'"
-            ),
-            running: format!(
-                "SELECT count(*) FROM {s}.keys
-                 WHERE state = 'running' AND due_at > now() AND scheme = $1"
             ),
             retry: format!(
                 "UPDATE {s}.keys SET state = 'pending',

@@ -27,7 +27,11 @@ async fn a_stored_key_that_is_not_a_key_is_corrupt() {
 
     let listed = store.jobs(JobState::Pending, 10).await.unwrap_err();
     assert_eq!(listed.kind(), StoreErrorKind::Corrupt, "{listed}");
-    let request = TakeRequest::new(std::sync::Arc::from(vec![Box::from("numero")]), 10, std::time::Duration::from_secs(60));
+    let request = TakeRequest::new(
+        std::sync::Arc::from(vec![Box::from("numero")]),
+        10,
+        std::time::Duration::from_secs(60),
+    );
     let taken = store.take(request).await.unwrap_err();
     assert_eq!(taken.kind(), StoreErrorKind::Corrupt, "{taken}");
     // The store still answers what needs no key.

@@ -21,7 +21,10 @@ const TENANT: &str = "CASE WHEN instr(key, '/') BETWEEN 1 AND instr(key, ':') \
 
 /// A key's tenant, as [`TENANT`] reads it.
 fn tenant_of(key: &str) -> Option<&str> {
-    key.split_once(':')?.0.split_once('/').map(|(_, tenant)| tenant)
+    key.split_once(':')?
+        .0
+        .split_once('/')
+        .map(|(_, tenant)| tenant)
 }
 
 /// The tenants at their cap, as `,a,b,` (tenant ids hold no `,`), for
@@ -134,7 +137,12 @@ impl Tx<'_> {
     /// scheme at its cap, and a pending job of a tenant at its cap, frees a
     /// place when a job ends (which wakes this worker, if it ran here) or a
     /// lease runs out: only lease ends count for them.
-    fn next_due(&self, request: &TakeRequest, capped: &[&str], excluded: &str) -> Result<Option<i64>> {
+    fn next_due(
+        &self,
+        request: &TakeRequest,
+        capped: &[&str],
+        excluded: &str,
+    ) -> Result<Option<i64>> {
         let mut next_due: Option<i64> = None;
         for scheme in request.schemes.iter() {
             let first: Option<i64> = if capped.contains(&&**scheme) {
