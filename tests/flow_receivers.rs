@@ -280,8 +280,11 @@ async fn a_poisonous_event_becomes_a_dead_letter(store: &str) {
         "evt_poison",
         "--max-attempts",
         max.as_str(),
+        // Long enough that a restarted receiver is up and has answered
+        // the bystanders before the poisonous job's lease runs out and it
+        // crashes again, even on a loaded machine.
         "--lease-ms",
-        "700",
+        "2500",
         "--workers",
         "1",
     ];
