@@ -11,6 +11,9 @@
 #             receiver, inline, on the memory store, no log line per event
 #   handwritten  benches/server.rs --handwritten: the layer's hand-written
 #             peer (benches/handwritten.rs); not in the default list
+#   receiver_before  another build of the example receiver, at the path in
+#             RECEIVER_BEFORE, with the same arguments: to compare a change
+#             with what it changes, side by side; not in the default list
 # Every request is a 300-byte Numero JSON body with a unique id, signed,
 # over keep-alive connections (benches/loadgen.rs, a hyper client).
 #
@@ -22,7 +25,7 @@
 #
 # Usage: scripts/load.sh [DURATION_SECS=10] [ROUNDS=1]
 # Env: CONNECTIONS (32), SIZE (300), SERVER_CPU (0), CLIENT_CPU (1),
-#      SERVERS ("bare layer receiver"),
+#      SERVERS ("bare layer receiver"), RECEIVER_BEFORE (a receiver binary),
 #      CARGO_TARGET_DIR (target/bench, so the shared debug target is free).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,6 +107,9 @@ for round in $(seq 1 "$ROUNDS"); do
       layer) run layer 39102 /webhooks/numero numero "$SERVER" --addr 127.0.0.1:39102 --layer ;;
       handwritten) run handwritten 39104 /webhooks/numero numero "$SERVER" --addr 127.0.0.1:39104 --handwritten ;;
       receiver) run receiver 39103 /webhooks/numero numero "$EXAMPLES/receiver" "${RECEIVER_ARGS[@]}" ;;
+      receiver_before)
+        [ -x "${RECEIVER_BEFORE:-}" ] || { echo "receiver_before needs RECEIVER_BEFORE=<a receiver binary>" >&2; exit 2; }
+        run receiver_before 39103 /webhooks/numero numero "$RECEIVER_BEFORE" "${RECEIVER_ARGS[@]}" ;;
       *) echo "unknown server $server" >&2; exit 2 ;;
     esac
   done >>"$RESULTS"
@@ -145,7 +151,7 @@ for server in $SERVERS; do
   [ "$server" = bare ] && continue
   case $server in
     layer) target="≤ 1.15" ;;
-    receiver) target="≤ 1.30" ;;
+    receiver | receiver_before) target="≤ 1.30" ;;
     *) target="-" ;;
   esac
   awk -v s="$server" -v per="$(wc -w <<<"$SERVERS")" -v target="$target" '

@@ -37,6 +37,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Effect {
 }
 
 impl Effect {
+    /// Whether the store lent a transaction, so [`write`](Self::write)
+    /// does work (and takes time).
+    pub fn lent(&self) -> bool {
+        #[cfg(feature = "postgres")]
+        {
+            self.tx.is_some()
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            false
+        }
+    }
+
     /// Writes one `demo_effects` row for this attempt, if the store lent a
     /// transaction; with `fail`, then runs a statement that fails, which
     /// aborts the transaction (what a handler's failed write does).

@@ -83,7 +83,7 @@ impl EventLog {
     }
 
     /// Appends a run (with a copy of `id`) that started at `started_ms`
-    /// and ends now, and returns its sequence number.
+    /// and ended at `ended_ms`, and returns its sequence number.
     pub fn record(
         &self,
         scheme: &'static str,
@@ -91,8 +91,8 @@ impl EventLog {
         attempt: u32,
         status: u16,
         started_ms: u64,
+        ended_ms: u64,
     ) -> u64 {
-        let ended_ms = unix_ms();
         let mut log = self.lock();
         let seq = log.next_seq;
         log.next_seq += 1;

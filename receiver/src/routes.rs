@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -155,7 +155,7 @@ async fn demo_handler<Sc: Builtin>(
     mut effect: Effect,
     event: Sc::Event,
 ) -> Response {
-    let demo = state.demo.clone();
+    let demo = &state.demo;
     let started_ms = crate::events::unix_ms();
     let id = Sc::shown_id(&event);
     let attempt = match queued_attempt {
@@ -189,9 +189,16 @@ async fn demo_handler<Sc: Builtin>(
     } else {
         StatusCode::OK
     };
+    // Nothing waited since the start: its clock reading is the end's too.
+    let waited = !demo.delay.is_zero() || effect.lent();
+    let ended_ms = if waited {
+        crate::events::unix_ms()
+    } else {
+        started_ms
+    };
     let seq = state
         .log
-        .record(scheme, &id, attempt, status.as_u16(), started_ms);
+        .record(scheme, &id, attempt, status.as_u16(), started_ms, ended_ms);
     if !demo.quiet {
         let mut line = format!(
             "#{seq} {scheme} {id} attempt {attempt} → {}",
@@ -203,8 +210,21 @@ async fn demo_handler<Sc: Builtin>(
         println!("{line}");
     }
     let outcome = if failed { "failed" } else { "processed" };
-    let body = json!({ "status": outcome, "seq": seq, "id": id, "attempt": attempt });
-    (status, Json(body)).into_response()
+    let body = answer(attempt, &id, seq, outcome);
+    let json = HeaderValue::from_static("application/json");
+    (status, [(header::CONTENT_TYPE, json)], body).into_response()
+}
+
+/// The demo handler's answer, `{"attempt":N,"id":"…","seq":N,"status":"…"}`,
+/// written straight into its bytes; the id escaped by `serde_json`.
+fn answer(attempt: u32, id: &str, seq: u64, status: &str) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut body = Vec::with_capacity(64 + id.len());
+    // Writes into a Vec cannot fail, nor can a &str's serialization.
+    let _ = write!(body, r#"{{"attempt":{attempt},"id":"#);
+    let _ = serde_json::to_writer(&mut body, id);
+    let _ = write!(body, r#","seq":{seq},"status":"{status}"}}"#);
+    body
 }
 
 /// `GET /events`: the kept handler runs, oldest first.
@@ -273,4 +293,20 @@ fn unavailable(route: &str, error: &tower_webhook::StoreError) -> Response {
     }
     .into_response()
     .map(axum::body::Body::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answer;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn the_answer_is_the_json_object_with_the_id_escaped() {
+        for id in ["evt_1", r#"quo"te\back"#, "line\nbreak\u{1}", "ünï"] {
+            let body = answer(3, id, 42, "processed");
+            let parsed: Value = serde_json::from_slice(&body).expect("the answer is JSON");
+            let expected = json!({ "attempt": 3, "id": id, "seq": 42, "status": "processed" });
+            assert_eq!(parsed, expected, "{}", String::from_utf8_lossy(&body));
+        }
+    }
 }
