@@ -284,7 +284,7 @@ async fn a_poisonous_event_becomes_a_dead_letter(store: &str) {
         // the bystanders before the poisonous job's lease runs out and it
         // crashes again, even on a loaded machine.
         "--lease-ms",
-        "2500",
+        "5000",
         "--workers",
         "1",
     ];
