@@ -12,12 +12,19 @@
 
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
+
+// Each server file carries its own copy, so either can be included alone.
+#[allow(clippy::duplicate_mod)]
+#[path = "server_process.rs"]
+mod server_process;
+
+use server_process::{NotReady, PORT_ATTEMPTS, free_port, fresh_dir, retry_for, wait_until_ready};
 
 /// How long a server may take to accept connections.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -57,7 +64,7 @@ impl PostgresServer {
 
     fn try_start(flush: Flush) -> Result<Self, String> {
         let bin = bin_dir()?;
-        let root = temp_dir()?;
+        let root = fresh_dir("postgres")?;
         let run_as_nobody = is_root();
         let mut server = Self {
             child: None,
@@ -86,9 +93,7 @@ impl PostgresServer {
             .arg(server.data());
         run(&mut initdb)?;
         let mut last_error = String::new();
-        // The port is free when we look, but someone may take it before the
-        // server binds it: try a few.
-        for _ in 0..5 {
+        for _ in 0..PORT_ATTEMPTS {
             server.port = free_port()?;
             match server.spawn() {
                 Ok(()) => return Ok(server),
@@ -156,16 +161,11 @@ impl PostgresServer {
     /// Starts the server again on the same port and data.
     pub fn restart(&mut self) {
         self.stop();
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            match self.spawn() {
-                Ok(()) => return,
-                Err(e) if Instant::now() > deadline => panic!("postgres did not restart: {e}"),
-                Err(_) => {
-                    self.stop();
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
+        let started = retry_for(STARTUP, Duration::from_millis(100), || {
+            self.spawn().inspect_err(|_| self.stop())
+        });
+        if let Err(e) = started {
+            panic!("postgres did not restart: {e}");
         }
     }
 
@@ -216,26 +216,27 @@ impl PostgresServer {
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
-        let child = command
+        let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start postgres: {e}"))?;
-        self.child = Some(child);
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            if self.accepts_connections() {
-                return Ok(());
+        let answered = wait_until_ready(&mut child, STARTUP, Duration::from_millis(50), || {
+            self.accepts_connections()
+        });
+        match answered {
+            Ok(()) => {
+                self.child = Some(child);
+                Ok(())
             }
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                self.child = None;
-                return Err(format!("postgres exited ({status}): {}", self.read_log()));
+            Err(NotReady::Exited(status)) => {
+                Err(format!("postgres exited ({status}): {}", self.read_log()))
             }
-            if Instant::now() > deadline {
-                return Err(format!(
+            Err(NotReady::TimedOut) => {
+                self.child = Some(child); // stopped by the caller
+                Err(format!(
                     "postgres did not accept connections within {STARTUP:?}: {}",
                     self.read_log()
-                ));
+                ))
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -306,21 +307,4 @@ fn run(command: &mut Command) -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr)
         ))
     }
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
-}
-
-fn temp_dir() -> Result<PathBuf, String> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "tower-webhook-postgres-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    Ok(dir)
 }

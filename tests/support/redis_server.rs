@@ -7,11 +7,17 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+// Each server file carries its own copy, so either can be included alone.
+#[allow(clippy::duplicate_mod)]
+#[path = "server_process.rs"]
+mod server_process;
+
+use server_process::{NotReady, PORT_ATTEMPTS, free_port, fresh_dir, retry_for, wait_until_ready};
 
 /// How long a server may take to answer its first PING.
 const STARTUP: Duration = Duration::from_secs(10);
@@ -51,12 +57,10 @@ impl RedisServer {
     }
 
     fn try_start_with(extra: &[&str]) -> Result<Self, String> {
-        let dir = temp_dir()?;
+        let dir = fresh_dir("redis")?;
         let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
         let mut last_error = String::new();
-        // The port is free when we look, but someone may take it before the
-        // server binds it: try a few.
-        for _ in 0..5 {
+        for _ in 0..PORT_ATTEMPTS {
             let port = free_port()?;
             let mut server = Self {
                 child: None,
@@ -98,16 +102,11 @@ impl RedisServer {
     /// Starts the server again on the same port and directory.
     pub fn restart(&mut self) {
         self.stop();
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            match self.spawn() {
-                Ok(()) => return,
-                Err(e) if Instant::now() > deadline => panic!("redis-server did not restart: {e}"),
-                Err(_) => {
-                    self.stop();
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            }
+        let started = retry_for(STARTUP, Duration::from_millis(50), || {
+            self.spawn().inspect_err(|_| self.stop())
+        });
+        if let Err(e) = started {
+            panic!("redis-server did not restart: {e}");
         }
     }
 
@@ -153,31 +152,24 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
-        let child = command
+        let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start redis-server: {e}"))?;
-        self.child = Some(child);
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            if self
-                .command(&["PING"])
+        let answered = wait_until_ready(&mut child, STARTUP, Duration::from_millis(20), || {
+            self.command(&["PING"])
                 .is_ok_and(|r| r.starts_with("+PONG"))
-            {
-                return Ok(());
-            }
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                return Err(format!(
-                    "redis-server exited ({status}): {}",
-                    read_log(&self.dir)
-                ));
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "redis-server did not answer PING within {STARTUP:?}: {}",
-                    read_log(&self.dir)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        });
+        self.child = Some(child); // stopped by the caller when not ready
+        match answered {
+            Ok(()) => Ok(()),
+            Err(NotReady::Exited(status)) => Err(format!(
+                "redis-server exited ({status}): {}",
+                read_log(&self.dir)
+            )),
+            Err(NotReady::TimedOut) => Err(format!(
+                "redis-server did not answer PING within {STARTUP:?}: {}",
+                read_log(&self.dir)
+            )),
         }
     }
 }
@@ -191,23 +183,4 @@ impl Drop for RedisServer {
 
 fn read_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default()
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
-}
-
-fn temp_dir() -> Result<PathBuf, String> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let dir = std::env::temp_dir().join(format!(
-        "tower-webhook-redis-{}-{}-{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    Ok(dir)
 }
