@@ -10,6 +10,8 @@
 //! `redis-server`.
 
 mod harness;
+#[path = "support/receiver_admin.rs"]
+mod receiver_admin;
 #[path = "support/receiver_process.rs"]
 mod receiver_process;
 #[cfg(feature = "redis")]
@@ -19,11 +21,9 @@ mod redis_server;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt as _, Full};
+use http::StatusCode;
+use receiver_admin::{deliver_body, get_json, until_within};
 use receiver_process::ReceiverProcess;
-use serde_json::Value;
 
 /// Every wait ends by itself within this.
 const PATIENCE: Duration = Duration::from_secs(40);
@@ -48,24 +48,7 @@ fn start(store: &str, extra: &[&str]) -> ReceiverProcess {
 }
 
 async fn deliver(receiver: &ReceiverProcess, id: &str, customer: &str) -> harness::Reply {
-    let body = body(id, customer);
-    let sig = harness::numero_signature(body.as_bytes());
-    harness::post(
-        &receiver.url("/webhooks/numero"),
-        &[("x-webhook-signature", &sig)],
-        body,
-    )
-    .await
-}
-
-async fn get_json(receiver: &ReceiverProcess, path: &str) -> Value {
-    let request = Request::get(receiver.url(path))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = harness::client().request(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    serde_json::from_slice(&body).unwrap()
+    deliver_body(receiver, body(id, customer)).await
 }
 
 /// One handler run, as `GET /events` shows it.
@@ -96,11 +79,11 @@ async fn runs(receiver: &ReceiverProcess) -> Vec<Run> {
 
 /// Polls every 50 ms until `check` holds, or fails after [`PATIENCE`].
 async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
-    let deadline = Instant::now() + PATIENCE;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_within(what, PATIENCE, || {
+        let holds = check();
+        async move { holds.await.then_some(()) }
+    })
+    .await
 }
 
 /// The order key of event number `n`, and its id.

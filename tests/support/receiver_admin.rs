@@ -22,7 +22,11 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Posts the Numero event `id`, signed, to `receiver`.
 pub async fn deliver(receiver: &ReceiverProcess, id: &str) -> harness::Reply {
-    let body = harness::numero_body(id);
+    deliver_body(receiver, harness::numero_body(id)).await
+}
+
+/// Posts the Numero event `body`, signed, to `receiver`.
+pub async fn deliver_body(receiver: &ReceiverProcess, body: String) -> harness::Reply {
     let sig = harness::numero_signature(body.as_bytes());
     harness::post(
         &receiver.url("/webhooks/numero"),
@@ -52,12 +56,22 @@ pub async fn queue(receiver: &ReceiverProcess) -> (u64, u64, u64) {
 
 /// Polls `probe` every 50 ms until it returns `Some`, or fails after
 /// [`PATIENCE`].
-pub async fn until<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn until<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + PATIENCE;
+    until_within(what, PATIENCE, probe).await
+}
+
+/// Polls `probe` every 50 ms until it returns `Some`, or fails after
+/// `patience`.
+pub async fn until_within<T, F, Fut>(what: &str, patience: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + patience;
     loop {
         if let Some(value) = probe().await {
             return value;
