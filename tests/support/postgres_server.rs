@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 #[path = "server_process.rs"]
 mod server_process;
 
-use server_process::{NotReady, PORT_ATTEMPTS, free_port, fresh_dir, retry_for, wait_until_ready};
+use server_process::{NotReady, fresh_dir, on_a_free_port, retry_for, wait_until_ready};
 
 /// How long a server may take to accept connections.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -92,18 +92,11 @@ impl PostgresServer {
             ])
             .arg(server.data());
         run(&mut initdb)?;
-        let mut last_error = String::new();
-        for _ in 0..PORT_ATTEMPTS {
-            server.port = free_port()?;
-            match server.spawn() {
-                Ok(()) => return Ok(server),
-                Err(e) => {
-                    last_error = e;
-                    server.stop();
-                }
-            }
-        }
-        Err(last_error)
+        on_a_free_port(|port| {
+            server.port = port;
+            server.spawn().inspect_err(|_| server.stop())
+        })?;
+        Ok(server)
     }
 
     /// One server shared by every caller that holds it at the same time
@@ -222,21 +215,16 @@ impl PostgresServer {
         let answered = wait_until_ready(&mut child, STARTUP, Duration::from_millis(50), || {
             self.accepts_connections()
         });
+        self.child = Some(child); // stopped by the caller when not ready
         match answered {
-            Ok(()) => {
-                self.child = Some(child);
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(NotReady::Exited(status)) => {
                 Err(format!("postgres exited ({status}): {}", self.read_log()))
             }
-            Err(NotReady::TimedOut) => {
-                self.child = Some(child); // stopped by the caller
-                Err(format!(
-                    "postgres did not accept connections within {STARTUP:?}: {}",
-                    self.read_log()
-                ))
-            }
+            Err(NotReady::TimedOut) => Err(format!(
+                "postgres did not accept connections within {STARTUP:?}: {}",
+                self.read_log()
+            )),
         }
     }
 

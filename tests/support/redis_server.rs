@@ -17,7 +17,7 @@ use std::time::Duration;
 #[path = "server_process.rs"]
 mod server_process;
 
-use server_process::{NotReady, PORT_ATTEMPTS, free_port, fresh_dir, retry_for, wait_until_ready};
+use server_process::{NotReady, fresh_dir, on_a_free_port, retry_for, wait_until_ready};
 
 /// How long a server may take to answer its first PING.
 const STARTUP: Duration = Duration::from_secs(10);
@@ -57,27 +57,19 @@ impl RedisServer {
     }
 
     fn try_start_with(extra: &[&str]) -> Result<Self, String> {
-        let dir = fresh_dir("redis")?;
-        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
-        let mut last_error = String::new();
-        for _ in 0..PORT_ATTEMPTS {
-            let port = free_port()?;
-            let mut server = Self {
-                child: None,
-                port,
-                dir: dir.clone(),
-                extra: extra.clone(),
-            };
-            match server.spawn() {
-                Ok(()) => return Ok(server),
-                Err(e) => {
-                    last_error = e;
-                    server.stop();
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-        Err(last_error)
+        // One server and directory across the ports tried: dropping a
+        // failed try would remove the directory the next one needs.
+        let mut server = Self {
+            child: None,
+            port: 0,
+            dir: fresh_dir("redis")?,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        on_a_free_port(|port| {
+            server.port = port;
+            server.spawn().inspect_err(|_| server.stop())
+        })?;
+        Ok(server)
     }
 
     /// `redis://127.0.0.1:<port>/`.

@@ -14,12 +14,26 @@ use std::time::{Duration, Instant};
 
 /// How many ports a start tries: a port free when looked at may be taken
 /// by someone else before the server binds it.
-pub const PORT_ATTEMPTS: usize = 5;
+const PORT_ATTEMPTS: usize = 5;
 
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// Runs `start` on a free port, and on another while it fails, up to
+/// [`PORT_ATTEMPTS`] ports; the last error when none works. `start` cleans
+/// up after a failed try itself.
+pub fn on_a_free_port(mut start: impl FnMut(u16) -> Result<(), String>) -> Result<(), String> {
+    let mut last_error = String::new();
+    for _ in 0..PORT_ATTEMPTS {
+        match start(free_port()?) {
+            Ok(()) => return Ok(()),
+            Err(e) => last_error = e,
+        }
+    }
+    Err(last_error)
 }
 
 /// A new, empty `<tmp>/tower-webhook-<label>-<pid>-<n>`.
